@@ -1,0 +1,38 @@
+/*
+ * gc.h - the collection cycle's shared state (see gc.c).
+ */
+#ifndef SPANGC_GC_H
+#define SPANGC_GC_H
+
+#include "../runtime/lock.h"
+#include "../runtime/mstats.h"
+
+typedef struct gc_state {
+    spangc_lock world_lock; /* serializes cycles (runtime/lock.h)        */
+    ao_word initialized;
+    ao_word num_gc;         /* completed cycles                           */
+    ao_word num_forced_gc;
+    ao_word disabled;       /* gc_disable depth                           */
+    ao_word next_gc;        /* heap_live that triggers the next cycle     */
+    ao_word heap_marked;    /* bytes marked by the last cycle             */
+    ao_word pause_total_ns, last_pause_ns, max_pause_ns;
+    ao_word mark_overflows; /* cycles whose mark stack overflowed         */
+} gc_state;
+
+/* world_lock is a lock; the rest are atomic words written by the
+ * collector (holding world_lock) and read anywhere. */
+extern SPANGC_STATE gc_state spangc_gc;
+
+/* True when the heap has grown to the pacer's goal. */
+static inline bool spangc_gc_due(void)
+{
+    return ao_load(&spangc_mstats.heap_live) >= ao_load(&spangc_gc.next_gc) &&
+           ao_load(&spangc_gc.disabled) == 0;
+}
+
+/* An automatic cycle, requested by an allocation that saw spangc_gc_due.
+ * Must be called outside a runtime section. If another thread completed a
+ * cycle since the caller looked, nothing happens. */
+void spangc_gc_collect_auto(void);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * options.h - the collector's settings, fixed by gc_init.
+ *
+ * gc_init merges gc_options, the GC_* environment variables and the
+ * defaults into spangc_config. Fields marked (runtime) may change later
+ * through the API; everything else is read-only after gc_init.
+ */
+#ifndef SPANGC_OPTIONS_H
+#define SPANGC_OPTIONS_H
+
+#include "../include/spangc.h"
+#include "../runtime/atomic.h"
+#include "../runtime/base.h"
+
+typedef struct spangc_config {
+    int gc_percent;            /* < 0: no automatic collection */
+    uint64_t memory_limit;     /* 0: none */
+    bool trace;
+    bool finalizer_thread;
+    bool background_sweep;
+    bool verify;
+    bool poison;
+    unsigned stress;
+    int suspend_signal;
+    uint64_t scavenge_delay_ns;
+    size_t mark_stack_limit;
+    void (*oom_fn)(size_t);
+    ao_word profile_rate;      /* (runtime) gc_set_profile_rate */
+} spangc_config;
+
+/* Written by gc_init (and gc_set_profile_rate) only. */
+extern SPANGC_STATE spangc_config spangc_cfg;
+
+/* Fill spangc_cfg from opts (may be NULL) and the environment. Returns 0
+ * or -EINVAL naming nothing: the caller reports it. */
+int spangc_options_load(const gc_options *opts);
+
+/* Parse "512MiB", "2G", "1048576" into bytes; false if malformed. */
+bool spangc_parse_bytes(const char *s, uint64_t *out);
+
+/* True if any debug mode needs every allocation on the slow path. */
+static inline bool spangc_debug_slow_path(void)
+{
+    return spangc_cfg.stress || spangc_cfg.poison || spangc_cfg.verify;
+}
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * type.h - precise object layouts (gc_type, see spangc.h).
+ *
+ * A gc_type lists the word indices of one element that may hold pointers.
+ * An object allocated with it is an array of such elements filling the
+ * object; marking visits words[] of each element in turn. Types are built
+ * once and live forever, in metadata memory.
+ */
+#ifndef SPANGC_TYPE_H
+#define SPANGC_TYPE_H
+
+#include "../include/spangc.h"
+
+#include <stdint.h>
+
+#define GC_TYPE_MAGIC 0x7370616e67747970ull /* "spangtyp" */
+
+struct gc_type {
+    uint64_t magic;
+    size_t size;      /* bytes per element */
+    size_t nwords;    /* size / sizeof(void *), rounded down */
+    uint32_t nptr;    /* entries in words[] */
+    uint32_t words[]; /* ascending word indices of pointer words */
+};
+
+static inline int spangc_type_valid(const gc_type *t)
+{
+    return t && t->magic == GC_TYPE_MAGIC;
+}
+
+#endif

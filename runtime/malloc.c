@@ -1,0 +1,287 @@
+/*
+ * malloc.c - the allocation API: gc_alloc and friends [Go: malloc.go].
+ *
+ * Small objects (up to 32 KiB) come from the calling thread's mcache. The
+ * fast path, inlined into each public function, is:
+ *
+ *   size class lookup (table) -> the cached span of the span class ->
+ *   count-trailing-zeros on its alloc_cache -> bump freeindex
+ *
+ * inside a runtime section (runtime/thread.h), with no lock and no atomic
+ * read-modify-write. It clears the slot only if the span's needzero says
+ * the slot may hold old data. Everything else (a full span, a typed object
+ * in a span without a type table, a profile sample, debug modes, large
+ * objects, errors) goes to spangc_alloc_slow.
+ *
+ * Out of memory: the slow path runs one collection and tries again, then
+ * calls the embedder's oom_fn and tries once more, then returns NULL.
+ */
+#include "mcache.h"
+#include "mcentral.h"
+#include "metalloc.h"
+#include "mheap.h"
+#include "mstats.h"
+#include "thread.h"
+#include "../gc/gc.h"
+#include "../gc/options.h"
+#include "../gc/sweep.h"
+#include "../gc/type.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* No request above this can ever be met (it is the whole address space);
+ * refusing it early also keeps page arithmetic from overflowing. */
+#define MAX_ALLOC ((size_t)1 << (ADDRESS_BITS - 1))
+
+/* ---- slow path ---------------------------------------------------------- */
+
+static bool ensure_type_table(mspan *s)
+{
+    if (s->types || s == &spangc_empty_span)
+        return true;
+    s->types = spangc_meta_alloc(s->nelems * sizeof(gc_type *));
+    return s->types != NULL;
+}
+
+static void *alloc_large(spangc_thread *t, size_t size, int noscan, const gc_type *type)
+{
+    size_t npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
+    if (npages == 0)
+        npages = 1;
+    runtime_enter(t);
+    mspan *s = spangc_mheap_alloc(npages, make_spanclass(0, noscan));
+    if (!s) {
+        runtime_leave(t);
+        return NULL;
+    }
+    s->freeindex = 1;
+    s->alloc_count = 1;
+    s->alloc_count_base = 1;
+    s->alloc_cache = 0;
+    if (type && !noscan) {
+        s->large_type = type;
+        s->types = &s->large_type;
+    }
+    bool needzero = s->needzero;
+    ao_add(&spangc_mstats.mallocs, 1);
+    ao_add(&spangc_mstats.total_alloc, s->elemsize);
+    ao_add(&spangc_mstats.heap_alloc, s->elemsize);
+    ao_add(&spangc_mstats.heap_live, s->elemsize);
+    spangc_mcentral_add_large(s);
+    runtime_leave(t);
+    /* Clearing a large object can take long; doing it outside the runtime
+     * section keeps it out of other threads' stop-the-world wait. A
+     * collection meanwhile finds the object through our own registers. */
+    if (needzero)
+        memset((void *)s->base, 0, s->elemsize);
+    return (void *)s->base;
+}
+
+static void *alloc_small(spangc_thread *t, size_t size, int noscan, const gc_type *type)
+{
+    unsigned sc = make_spanclass(size_to_class(size), noscan);
+    mcache *c = &t->cache;
+    void *p = NULL;
+    runtime_enter(t);
+    mspan *s = c->alloc[sc];
+    uint32_t idx = spangc_span_next_free(s);
+    if (idx >= s->nelems) {
+        s = spangc_mcache_refill(c, sc);
+        if (!s)
+            goto out;
+        idx = spangc_span_next_free(s);
+    }
+    if (type && !ensure_type_table(s)) {
+        /* The slot stays taken until the next sweep frees it. */
+        goto out;
+    }
+    p = (void *)(s->base + (uintptr_t)idx * s->elemsize);
+    if (s->needzero)
+        memset(p, 0, s->elemsize);
+    if (s->types)
+        s->types[idx] = type;
+out:
+    runtime_leave(t);
+    return p;
+}
+
+static void *try_alloc(spangc_thread *t, size_t size, int noscan, const gc_type *type)
+{
+    if (size > MAX_SMALL_SIZE)
+        return alloc_large(t, size, noscan, type);
+    return alloc_small(t, size, noscan, type);
+}
+
+void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type);
+
+NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type)
+{
+    spangc_thread *t = spangc_self;
+    if (unlikely(!t)) {
+        errno = EPERM;
+        return NULL;
+    }
+    if (unlikely(size > MAX_ALLOC)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (spangc_gc_due())
+        spangc_gc_collect_auto();
+    void *p = try_alloc(t, size, noscan, type);
+    if (unlikely(!p)) {
+        gc_collect();
+        p = try_alloc(t, size, noscan, type);
+        if (!p && spangc_cfg.oom_fn) {
+            spangc_cfg.oom_fn(size);
+            p = try_alloc(t, size, noscan, type);
+        }
+        if (!p) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    return p;
+}
+
+/* ---- fast path ---------------------------------------------------------- */
+
+static inline void *alloc_fast(size_t size, int noscan, const gc_type *type)
+{
+    spangc_thread *t = spangc_self;
+    if (likely(t != NULL) && likely(size <= MAX_SMALL_SIZE) &&
+        likely(size < t->cache.fast_budget)) {
+        unsigned sc = make_spanclass(size_to_class(size), noscan);
+        runtime_enter(t);
+        /* Read the span inside the section: a stop before it could flush
+         * this cache. */
+        mspan *s = t->cache.alloc[sc];
+        uintptr_t p;
+        if (likely(!type || s->types) && likely((p = span_next_free_fast(s)) != 0)) {
+            t->cache.fast_budget -= size;
+            if (s->needzero)
+                memset((void *)p, 0, s->elemsize);
+            if (s->types)
+                s->types[s->freeindex - 1] = type;
+            runtime_leave(t);
+            return (void *)p;
+        }
+        runtime_leave(t);
+    }
+    return spangc_alloc_slow(size, noscan, type);
+}
+
+void *gc_alloc(size_t size)
+{
+    return alloc_fast(size, 0, NULL);
+}
+
+void *gc_alloc_atomic(size_t size)
+{
+    return alloc_fast(size, 1, NULL);
+}
+
+void *gc_alloc_typed(size_t size, const gc_type *type)
+{
+    if (unlikely(!spangc_type_valid(type))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (type->nptr == 0)
+        return alloc_fast(size, 1, NULL);
+    return alloc_fast(size, 0, type);
+}
+
+/* ---- object lookup ------------------------------------------------------ */
+
+/* The live object containing p: its span and slot, after making sure the
+ * span is swept (so a dead object is never reported). Caller is in a
+ * runtime section. */
+static bool find_object(uintptr_t p, mspan **sp, uint32_t *idxp)
+{
+    mspan *s = spangc_span_of_heap(p);
+    if (!s)
+        return false;
+    spangc_ensure_swept(s);
+    /* Sweeping may have freed the span: look again. */
+    s = spangc_span_of_heap(p);
+    if (!s)
+        return false;
+    uint32_t idx = s->nelems == 1 ? 0 : span_obj_index(s, p);
+    if (!span_slot_allocated(s, idx))
+        return false;
+    *sp = s;
+    *idxp = idx;
+    return true;
+}
+
+void *gc_base(const void *ptr)
+{
+    spangc_thread *t = spangc_self;
+    uintptr_t p = (uintptr_t)ptr;
+    if (!t || !spangc_in_heap_range(p))
+        return NULL;
+    void *base = NULL;
+    mspan *s;
+    uint32_t idx;
+    runtime_enter(t);
+    if (find_object(p, &s, &idx))
+        base = (void *)(s->base + (uintptr_t)idx * s->elemsize);
+    runtime_leave(t);
+    return base;
+}
+
+size_t gc_size(const void *ptr)
+{
+    spangc_thread *t = spangc_self;
+    uintptr_t p = (uintptr_t)ptr;
+    if (!t || !spangc_in_heap_range(p))
+        return 0;
+    size_t size = 0;
+    mspan *s;
+    uint32_t idx;
+    runtime_enter(t);
+    if (find_object(p, &s, &idx) && p == s->base + (uintptr_t)idx * s->elemsize)
+        size = s->elemsize;
+    runtime_leave(t);
+    return size;
+}
+
+void *gc_realloc(void *ptr, size_t size)
+{
+    if (!ptr)
+        return gc_alloc(size);
+    spangc_thread *t = spangc_self;
+    if (!t) {
+        errno = EPERM;
+        return NULL;
+    }
+    uintptr_t p = (uintptr_t)ptr;
+    mspan *s;
+    uint32_t idx;
+    bool ok = false;
+    size_t old_size = 0;
+    int noscan = 0;
+    const gc_type *type = NULL;
+    runtime_enter(t);
+    if (spangc_in_heap_range(p) && find_object(p, &s, &idx) &&
+        p == s->base + (uintptr_t)idx * s->elemsize) {
+        ok = true;
+        old_size = s->elemsize;
+        noscan = span_is_noscan(s);
+        type = s->types ? s->types[idx] : NULL;
+    }
+    runtime_leave(t);
+    if (!ok) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (size <= old_size) {
+        memset((char *)ptr + size, 0, old_size - size);
+        return ptr;
+    }
+    void *q = type ? gc_alloc_typed(size, type) : noscan ? gc_alloc_atomic(size) : gc_alloc(size);
+    if (q)
+        memcpy(q, ptr, old_size);
+    return q;
+}

@@ -1,0 +1,127 @@
+/*
+ * metalloc.c - the metadata allocator (see metalloc.h).
+ */
+#include "metalloc.h"
+
+#include "atomic.h"
+#include "base.h"
+#include "lock.h"
+#include "os.h"
+
+#include <string.h>
+
+#define META_MIN_SHIFT  4
+#define META_MAX_SHIFT  15
+#define META_CLASSES    (META_MAX_SHIFT - META_MIN_SHIFT + 1)
+#define META_CHUNK      ((size_t)256 * 1024)
+#define OS_PAGE         ((size_t)4096)
+
+typedef struct meta_block {
+    struct meta_block *next;
+} meta_block;
+
+/* All fields guarded by lock, except sys (atomic, read by statistics). */
+static SPANGC_STATE struct {
+    spangc_lock lock;
+    meta_block *free[META_CLASSES];
+    char *chunk_cur, *chunk_end;
+    ao_word sys;
+} meta = {.lock = SPANGC_LOCK_INIT};
+
+static unsigned meta_class(size_t size)
+{
+    unsigned c = 0;
+    while (((size_t)1 << (c + META_MIN_SHIFT)) < size)
+        c++;
+    return c;
+}
+
+void *spangc_meta_alloc(size_t size)
+{
+    if (size == 0)
+        size = 1;
+    if (size > ((size_t)1 << META_MAX_SHIFT)) {
+        size_t len = round_up(size, OS_PAGE);
+        void *p = spangc_os_alloc(len);
+        if (p)
+            ao_add(&meta.sys, len);
+        return p;
+    }
+    unsigned c = meta_class(size);
+    size_t bsize = (size_t)1 << (c + META_MIN_SHIFT);
+    void *p = NULL;
+    lock_acquire(&meta.lock);
+    if (meta.free[c]) {
+        meta_block *b = meta.free[c];
+        meta.free[c] = b->next;
+        p = b;
+    } else {
+        if ((size_t)(meta.chunk_end - meta.chunk_cur) < bsize) {
+            /* The rest of the old chunk is smaller than bsize; hand it out
+             * to the free lists of smaller classes so it is not lost. */
+            while (meta.chunk_cur && meta.chunk_cur < meta.chunk_end) {
+                size_t left = (size_t)(meta.chunk_end - meta.chunk_cur);
+                unsigned k = META_CLASSES - 1;
+                while (((size_t)1 << (k + META_MIN_SHIFT)) > left)
+                    k--;
+                meta_block *b = (meta_block *)meta.chunk_cur;
+                b->next = meta.free[k];
+                meta.free[k] = b;
+                meta.chunk_cur += (size_t)1 << (k + META_MIN_SHIFT);
+            }
+            char *chunk = spangc_os_alloc(META_CHUNK);
+            if (!chunk) {
+                lock_release(&meta.lock);
+                return NULL;
+            }
+            ao_add(&meta.sys, META_CHUNK);
+            meta.chunk_cur = chunk;
+            meta.chunk_end = chunk + META_CHUNK;
+        }
+        p = meta.chunk_cur;
+        meta.chunk_cur += bsize;
+    }
+    lock_release(&meta.lock);
+    memset(p, 0, bsize);
+    return p;
+}
+
+void spangc_meta_free(void *p, size_t size)
+{
+    if (!p)
+        return;
+    if (size == 0)
+        size = 1;
+    if (size > ((size_t)1 << META_MAX_SHIFT)) {
+        size_t len = round_up(size, OS_PAGE);
+        spangc_os_free(p, len);
+        ao_sub(&meta.sys, len);
+        return;
+    }
+    unsigned c = meta_class(size);
+    meta_block *b = p;
+    lock_acquire(&meta.lock);
+    b->next = meta.free[c];
+    meta.free[c] = b;
+    lock_release(&meta.lock);
+}
+
+uint64_t spangc_meta_sys(void)
+{
+    return ao_load(&meta.sys);
+}
+
+void spangc_meta_lock_all(void)
+{
+    lock_acquire(&meta.lock);
+}
+
+void spangc_meta_unlock_all(void)
+{
+    lock_release(&meta.lock);
+}
+
+void spangc_meta_reinit_child(void)
+{
+    lock_init(&meta.lock);
+}

@@ -1,0 +1,463 @@
+/*
+ * mheap.c - the page heap (see mheap.h for the invariants).
+ */
+#include "mheap.h"
+
+#include "metalloc.h"
+#include "os.h"
+#include "../gc/sweep.h"
+
+#include <string.h>
+
+SPANGC_STATE mheap spangc_heap = {.lock = SPANGC_LOCK_INIT};
+
+/* Committed ranges of the heap, in the order they were reserved, for
+ * walking every span.
+ * A node is added when a reservation starts; its end grows with commits.
+ * Guarded by mheap.lock for writers; the walkers run with the world
+ * stopped or under the lock. */
+typedef struct heap_range {
+    struct heap_range *next;
+    uintptr_t base, end;
+} heap_range;
+
+static SPANGC_STATE heap_range *ranges, *last_range;
+
+/* Growth granularity: commit at least this much at a time. Committing does
+ * not touch the pages, so a larger step only costs address space. */
+#define GROW_MIN ((size_t)1 << 20)
+
+void spangc_mheap_init(void)
+{
+    spangc_heap.rng = 2463534242u;
+    spangc_heap.sweepgen = 2; /* so that sg - 2 never wraps */
+}
+
+/* ---- span structures --------------------------------------------------- */
+
+static mspan *span_struct_alloc(void)
+{
+    mspan *s = spangc_heap.span_pool;
+    if (s) {
+        spangc_heap.span_pool = s->next;
+    } else {
+        /* A batch at a time; the pool never gives structures back. */
+        enum { BATCH = 64 };
+        mspan *batch = spangc_meta_alloc(BATCH * sizeof(mspan));
+        if (!batch)
+            return NULL;
+        for (int i = 1; i < BATCH; i++) {
+            lock_init(&batch[i].speciallock);
+            batch[i].next = spangc_heap.span_pool;
+            spangc_heap.span_pool = &batch[i];
+        }
+        s = &batch[0];
+        lock_init(&s->speciallock);
+    }
+    s->next = NULL;
+    s->tleft = s->tright = NULL;
+    return s;
+}
+
+static void span_struct_free(mspan *s)
+{
+    ao_store_rel(&s->state, SPAN_DEAD);
+    s->next = spangc_heap.span_pool;
+    spangc_heap.span_pool = s;
+}
+
+/* ---- the free-span treap ----------------------------------------------- */
+
+static bool key_less(const mspan *t, size_t npages, uintptr_t base)
+{
+    return t->npages < npages || (t->npages == npages && t->base < base);
+}
+
+/* Split t into l (keys < (npages, base)) and r (keys >= it). */
+static void treap_split(mspan *t, size_t npages, uintptr_t base, mspan **l, mspan **r)
+{
+    if (!t) {
+        *l = *r = NULL;
+    } else if (key_less(t, npages, base)) {
+        treap_split(t->tright, npages, base, &t->tright, r);
+        *l = t;
+    } else {
+        treap_split(t->tleft, npages, base, l, &t->tleft);
+        *r = t;
+    }
+}
+
+/* Merge a and b, all keys of a below all keys of b. */
+static mspan *treap_merge(mspan *a, mspan *b)
+{
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (a->tprio > b->tprio) {
+        a->tright = treap_merge(a->tright, b);
+        return a;
+    }
+    b->tleft = treap_merge(a, b->tleft);
+    return b;
+}
+
+static void treap_insert(mspan *s)
+{
+    mspan *l, *r;
+    uint32_t x = spangc_heap.rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    spangc_heap.rng = x;
+    s->tprio = x;
+    s->tleft = s->tright = NULL;
+    treap_split(spangc_heap.free_root, s->npages, s->base, &l, &r);
+    spangc_heap.free_root = treap_merge(treap_merge(l, s), r);
+}
+
+static void treap_remove(mspan *s)
+{
+    mspan *l, *m, *r;
+    treap_split(spangc_heap.free_root, s->npages, s->base, &l, &r);
+    treap_split(r, s->npages, s->base + 1, &m, &r);
+    if (m != s || s->tleft || s->tright)
+        spangc_throw("free span %p (%zu pages) missing from the free set", (void *)s->base,
+                     s->npages);
+    spangc_heap.free_root = treap_merge(l, r);
+}
+
+/* The smallest free span of at least npages pages, lowest address first. */
+static mspan *treap_best_fit(size_t npages)
+{
+    mspan *best = NULL;
+    for (mspan *t = spangc_heap.free_root; t;) {
+        if (t->npages >= npages) {
+            best = t;
+            t = t->tleft;
+        } else {
+            t = t->tright;
+        }
+    }
+    return best;
+}
+
+/* ---- freeing and coalescing -------------------------------------------- */
+
+static void mark_free_ends(mspan *s)
+{
+    spangc_arena_set_pages(s->base, 1, s);
+    if (s->npages > 1)
+        spangc_arena_set_pages(s->base + (s->npages - 1) * PAGE_SIZE, 1, s);
+}
+
+/* Absorb the free neighbour n into s (n is removed from the treap). */
+static void absorb(mspan *s, mspan *n)
+{
+    treap_remove(n);
+    bool dirty = (s->released ? 0 : s->needzero) | (n->released ? 0 : n->needzero);
+    if (s->released != n->released) {
+        /* The merged span counts as not released: the released part will
+         * be touched again without being counted, so stop counting it. */
+        mspan *r = s->released ? s : n;
+        ao_sub(&spangc_heap.released, r->npages * PAGE_SIZE);
+        s->released = false;
+    }
+    s->needzero = dirty;
+    if (n->free_since > s->free_since)
+        s->free_since = n->free_since;
+    if (n->base < s->base)
+        s->base = n->base;
+    s->npages += n->npages;
+    span_struct_free(n);
+}
+
+static mspan *free_neighbour(uintptr_t addr, bool before, uintptr_t edge)
+{
+    mspan *n = spangc_span_of(addr);
+    if (!n || ao_load(&n->state) != SPAN_FREE)
+        return NULL;
+    if (before ? n->base + n->npages * PAGE_SIZE != edge : n->base != edge)
+        return NULL;
+    return n;
+}
+
+/* Put s (state FREE, not in the treap) into the free set, coalescing. */
+static void free_locked(mspan *s)
+{
+    mspan *n = free_neighbour(s->base - PAGE_SIZE, true, s->base);
+    if (n)
+        absorb(s, n);
+    uintptr_t end = s->base + s->npages * PAGE_SIZE;
+    n = free_neighbour(end, false, end);
+    if (n)
+        absorb(s, n);
+    mark_free_ends(s);
+    treap_insert(s);
+}
+
+void spangc_mheap_free(mspan *s)
+{
+    lock_acquire(&spangc_heap.lock);
+    if (ao_load(&s->state) != SPAN_IN_USE)
+        spangc_throw("freeing span %p in state %u", (void *)s->base,
+                     (unsigned)ao_load(&s->state));
+    ao_store_rel(&s->state, SPAN_FREE);
+    ao_sub(&spangc_heap.pages_inuse, s->npages);
+    ao_add(&spangc_heap.free_pages, s->npages);
+    s->needzero = 1;
+    s->released = false;
+    s->free_since = spangc_nanotime();
+    if (s->types && s->types != &s->large_type)
+        spangc_meta_free(s->types, s->nelems * sizeof *s->types);
+    s->types = NULL;
+    free_locked(s);
+    lock_release(&spangc_heap.lock);
+}
+
+/* ---- growth ------------------------------------------------------------ */
+
+static bool grow_locked(size_t npages)
+{
+    size_t need = npages * PAGE_SIZE;
+    mheap *h = &spangc_heap;
+    if (h->end - h->cur < need) {
+        size_t len = need < ARENA_SIZE ? ARENA_SIZE : round_up(need, ARENA_SIZE);
+        uintptr_t base = spangc_arena_reserve(len, h->end);
+        if (!base)
+            return false;
+        if (base != h->end || !last_range) {
+            /* Not contiguous: the rest of the old reservation is left as
+             * unused address space. */
+            heap_range *r = spangc_meta_alloc(sizeof *r);
+            if (!r)
+                return false;
+            r->base = r->end = base;
+            if (last_range)
+                last_range->next = r;
+            else
+                ranges = r;
+            last_range = r;
+            h->cur = base;
+        }
+        h->end = base + len;
+    }
+    size_t commit = need < GROW_MIN ? GROW_MIN : need;
+    if (commit > h->end - h->cur)
+        commit = h->end - h->cur;
+    if (!spangc_os_commit((void *)h->cur, commit))
+        return false;
+    mspan *s = span_struct_alloc();
+    if (!s)
+        return false;
+    s->base = h->cur;
+    s->npages = commit / PAGE_SIZE;
+    s->needzero = 0;
+    s->released = false;
+    s->free_since = spangc_nanotime();
+    ao_store_rel(&s->state, SPAN_FREE);
+    h->cur += commit;
+    last_range->end = h->cur;
+    ao_add(&h->sys, commit);
+    ao_add(&h->free_pages, s->npages);
+    free_locked(s);
+    return true;
+}
+
+/* ---- allocation -------------------------------------------------------- */
+
+/* Take npages from the front of free span s; returns the IN_USE-to-be
+ * span (state not yet IN_USE). */
+static mspan *carve_locked(mspan *s, size_t npages)
+{
+    treap_remove(s);
+    if (s->npages > npages) {
+        mspan *rest = span_struct_alloc();
+        if (!rest) {
+            treap_insert(s);
+            return NULL;
+        }
+        rest->base = s->base + npages * PAGE_SIZE;
+        rest->npages = s->npages - npages;
+        rest->needzero = s->needzero;
+        rest->released = s->released;
+        rest->free_since = s->free_since;
+        ao_store_rel(&rest->state, SPAN_FREE);
+        mark_free_ends(rest);
+        treap_insert(rest);
+        s->npages = npages;
+    }
+    if (s->released) {
+        /* The pages fault back in as zeros when touched. */
+        ao_sub(&spangc_heap.released, npages * PAGE_SIZE);
+        s->released = false;
+        s->needzero = 0;
+    }
+    ao_sub(&spangc_heap.free_pages, npages);
+    ao_add(&spangc_heap.pages_inuse, npages);
+    spangc_arena_set_pages(s->base, npages, s);
+    return s;
+}
+
+mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
+{
+    mheap *h = &spangc_heap;
+    lock_acquire(&h->lock);
+    mspan *s = treap_best_fit(npages);
+    if (!s && spangc_sweep_unfinished()) {
+        /* Sweeping may free whole spans; try that before growing. */
+        lock_release(&h->lock);
+        spangc_sweep_reclaim(npages);
+        lock_acquire(&h->lock);
+        s = treap_best_fit(npages);
+    }
+    if (!s && grow_locked(npages))
+        s = treap_best_fit(npages);
+    if (s)
+        s = carve_locked(s, npages);
+    lock_release(&h->lock);
+    if (!s)
+        return NULL;
+    spangc_span_init(s, spanclass);
+    ao_store(&s->sweepgen, ao_load(&h->sweepgen));
+    ao_store_rel(&s->state, SPAN_IN_USE); /* publishes the layout */
+    return s;
+}
+
+/* ---- scavenging -------------------------------------------------------- */
+
+/* Release every idle free span in t (in key order) until *left bytes are
+ * done; *left == SIZE_MAX means no budget. */
+static size_t release_idle(mspan *t, uint64_t cutoff, size_t *left)
+{
+    size_t done = 0;
+    while (t && *left) {
+        done += release_idle(t->tleft, cutoff, left);
+        if (*left && !t->released && t->free_since <= cutoff) {
+            size_t bytes = t->npages * PAGE_SIZE;
+            spangc_os_release((void *)t->base, bytes);
+            t->released = true;
+            t->needzero = 0;
+            ao_add(&spangc_heap.released, bytes);
+            done += bytes;
+            *left = *left > bytes ? *left - bytes : 0;
+        }
+        t = t->tright;
+    }
+    return done;
+}
+
+size_t spangc_mheap_scavenge(uint64_t min_idle_ns, size_t want)
+{
+    uint64_t now = spangc_nanotime();
+    uint64_t cutoff = now > min_idle_ns ? now - min_idle_ns : 0;
+    size_t left = want ? want : SIZE_MAX;
+    lock_acquire(&spangc_heap.lock);
+    size_t done = release_idle(spangc_heap.free_root, cutoff, &left);
+    lock_release(&spangc_heap.lock);
+    return done;
+}
+
+/* ---- walking and checking ---------------------------------------------- */
+
+void spangc_mheap_walk(void (*fn)(mspan *s, void *arg), void *arg)
+{
+    for (heap_range *r = ranges; r; r = r->next) {
+        uintptr_t p = r->base;
+        while (p < r->end) {
+            mspan *s = spangc_span_of(p);
+            if (!s || s->base != p || ao_load(&s->state) == SPAN_DEAD || s->npages == 0)
+                spangc_throw("heap page %p belongs to no span", (void *)p);
+            fn(s, arg);
+            p += s->npages * PAGE_SIZE;
+        }
+    }
+}
+
+void spangc_mheap_for_each_span(void (*fn)(mspan *s, void *arg), void *arg)
+{
+    for (heap_range *r = ranges; r; r = r->next) {
+        uintptr_t p = r->base;
+        while (p < r->end) {
+            mspan *s = spangc_span_of(p);
+            if (s && s->base == p && ao_load(&s->state) != SPAN_DEAD) {
+                if (ao_load(&s->state) == SPAN_IN_USE)
+                    fn(s, arg);
+                p += s->npages * PAGE_SIZE;
+            } else {
+                p += PAGE_SIZE;
+            }
+        }
+    }
+}
+
+typedef struct verify_state {
+    mspan *prev;
+    size_t free_spans, free_pages, inuse_pages;
+} verify_state;
+
+static void verify_span(mspan *s, void *arg)
+{
+    verify_state *v = arg;
+    uintptr_t state = ao_load(&s->state);
+    if (state == SPAN_FREE) {
+        if (v->prev && ao_load(&v->prev->state) == SPAN_FREE &&
+            v->prev->base + v->prev->npages * PAGE_SIZE == s->base)
+            spangc_throw("adjacent free spans %p and %p were not coalesced",
+                         (void *)v->prev->base, (void *)s->base);
+        if (spangc_span_of(s->base + (s->npages - 1) * PAGE_SIZE) != s)
+            spangc_throw("free span %p: last page not mapped to it", (void *)s->base);
+        v->free_spans++;
+        v->free_pages += s->npages;
+    } else {
+        for (size_t i = 0; i < s->npages; i++)
+            if (spangc_span_of(s->base + i * PAGE_SIZE) != s)
+                spangc_throw("span %p: page %zu not mapped to it", (void *)s->base, i);
+        v->inuse_pages += s->npages;
+    }
+    v->prev = s;
+}
+
+static size_t treap_check(const mspan *t, const mspan *lo, const mspan *hi)
+{
+    if (!t)
+        return 0;
+    if (ao_load(&t->state) != SPAN_FREE)
+        spangc_throw("span %p in the free set is not free", (void *)t->base);
+    if ((lo && key_less(t, lo->npages, lo->base + 1)) || (hi && !key_less(t, hi->npages, hi->base)))
+        spangc_throw("free set out of order at span %p", (void *)t->base);
+    if ((t->tleft && t->tleft->tprio > t->tprio) || (t->tright && t->tright->tprio > t->tprio))
+        spangc_throw("free set heap order broken at span %p", (void *)t->base);
+    return 1 + treap_check(t->tleft, lo, t) + treap_check(t->tright, t, hi);
+}
+
+void spangc_mheap_verify(void)
+{
+    verify_state v = {0};
+    lock_acquire(&spangc_heap.lock);
+    spangc_mheap_walk(verify_span, &v);
+    size_t in_treap = treap_check(spangc_heap.free_root, NULL, NULL);
+    if (in_treap != v.free_spans)
+        spangc_throw("free set holds %zu spans, heap walk found %zu", in_treap, v.free_spans);
+    if (v.free_pages != ao_load(&spangc_heap.free_pages) ||
+        v.inuse_pages != ao_load(&spangc_heap.pages_inuse))
+        spangc_throw("page counts: walk %zu free + %zu in use, counters %zu + %zu", v.free_pages,
+                     v.inuse_pages, (size_t)ao_load(&spangc_heap.free_pages),
+                     (size_t)ao_load(&spangc_heap.pages_inuse));
+    lock_release(&spangc_heap.lock);
+}
+
+void spangc_mheap_lock_all(void)
+{
+    lock_acquire(&spangc_heap.lock);
+}
+
+void spangc_mheap_unlock_all(void)
+{
+    lock_release(&spangc_heap.lock);
+}
+
+void spangc_mheap_reinit_child(void)
+{
+    lock_init(&spangc_heap.lock);
+}

@@ -1,0 +1,199 @@
+/*
+ * mspan.h - a span: a run of pages holding objects of one span class.
+ *
+ * Span states [Go: mSpanState]
+ *
+ *   DEAD    the structure is unused (on the metadata free list)
+ *   FREE    the pages are free, in mheap's free set
+ *   IN_USE  the pages hold objects; the span belongs to an mcentral list,
+ *           an mcache, or (briefly) a sweeper
+ *
+ * Allocation state. Slots [0, nelems) of elemsize bytes start at base.
+ * A slot is allocated if idx < freeindex or its bit in alloc_bits is set:
+ * the allocator only moves freeindex forward and never writes alloc_bits.
+ * alloc_cache holds the complement of the 64 alloc bits starting at
+ * freeindex, shifted so that bit 0 is slot freeindex: the fast path finds a
+ * free slot with one count-trailing-zeros. mark_bits are set by marking;
+ * sweeping makes them the new alloc_bits and clears the old ones for the
+ * next mark. Both bitmaps live in the span structure, never in the objects.
+ *
+ * The sweepgen protocol. mheap.sweepgen (sg) grows by 2 at every mark
+ * termination, while the world is stopped. Relative to it:
+ *
+ *   span.sweepgen == sg - 2   the span needs sweeping
+ *   span.sweepgen == sg - 1   the span is being swept, by whoever won the
+ *                             compare-and-swap from sg - 2
+ *   span.sweepgen == sg       the span is swept and ready to use
+ *
+ * Only the winner of the CAS sg-2 -> sg-1 sweeps a span, and it publishes
+ * the result by storing sg. Go also has the states sg+1 and sg+3 for spans
+ * cached in an mcache across the flip; spangc does not need them because
+ * every mcache is flushed while the world is stopped, before the flip.
+ *
+ * Who may change what:
+ *  - base, npages, state: mheap.lock.
+ *  - spanclass, elemsize, nelems, limit, divmul: set when the span is
+ *    carved out, fixed while IN_USE.
+ *  - freeindex, alloc_cache, alloc_count, types[]: the mcache that caches
+ *    the span, or the sweeper that owns it, or an mcentral lock holder
+ *    when the span is on none of those.
+ *  - mark_bits: the marker (world stopped) and sweep (owner).
+ *  - next, prev, list: the lock of the mcentral whose list holds it.
+ *  - specials: the sweep owner, or speciallock once the span is swept.
+ */
+#ifndef SPANGC_MSPAN_H
+#define SPANGC_MSPAN_H
+
+#include "atomic.h"
+#include "arena.h"
+#include "base.h"
+#include "lock.h"
+#include "sizeclass.h"
+
+enum span_state { SPAN_DEAD = 0, SPAN_FREE = 1, SPAN_IN_USE = 2 };
+
+#define SPAN_BITMAP_WORDS (MAX_OBJECTS_PER_SPAN / 64)
+
+struct gc_type;
+struct special;
+typedef struct mspan mspan;
+
+typedef struct span_list {
+    mspan *first;
+    size_t count;
+} span_list;
+
+struct mspan {
+    /* The pages (mheap.lock). */
+    uintptr_t base;
+    size_t npages;
+    ao_word state; /* enum span_state; atomic for lock-free lookups */
+
+    /* Free spans: the free-span treap keyed by (npages, base), and the
+     * scavenger's bookkeeping (mheap.lock). */
+    mspan *tleft, *tright;
+    uint32_t tprio;
+    bool released;       /* every page returned to the OS */
+    uint64_t free_since; /* nanotime when it became free */
+
+    /* In-use spans: mcentral lists (that mcentral's lock). */
+    mspan *next, *prev;
+    span_list *list;
+
+    /* Object layout (fixed while in use). */
+    uint8_t spanclass;
+    uint8_t needzero; /* free slots may hold old data */
+    size_t elemsize;
+    uintptr_t limit; /* base + nelems * elemsize */
+    uint32_t nelems;
+    uint32_t divmul; /* ceil(2^32 / elemsize) for small spans */
+
+    /* Allocation state (see above). */
+    uint32_t freeindex;
+    uint32_t alloc_count;
+    uint32_t alloc_count_base; /* alloc_count when last counted in stats */
+    uint64_t alloc_cache;
+    uint64_t *alloc_bits;
+    uint64_t *mark_bits;
+    ao_word sweepgen;
+
+    /* Precise layouts of typed objects, one per slot (NULL: conservative);
+     * allocated on first typed allocation in a scan span. */
+    const struct gc_type **types;
+    const struct gc_type *large_type; /* types[] storage when nelems == 1 */
+
+    /* Finalizers, weak handles and profile records, sorted by (offset,
+     * kind); see gc/specials.c. */
+    spangc_lock speciallock;
+    struct special *specials;
+
+    uint64_t bits[2][SPAN_BITMAP_WORDS];
+};
+
+static inline bool span_is_noscan(const mspan *s)
+{
+    return s->spanclass & 1;
+}
+
+static inline unsigned span_sizeclass(const mspan *s)
+{
+    return s->spanclass >> 1;
+}
+
+/* Index of the slot holding p (base <= p < limit): a multiply and a shift
+ * instead of a division (mksizeclasses.c proves it exact). */
+static inline uint32_t span_obj_index(const mspan *s, uintptr_t p)
+{
+    return (uint32_t)(((uint64_t)(p - s->base) * s->divmul) >> 32);
+}
+
+static inline bool bitmap_get(const uint64_t *bits, uint32_t i)
+{
+    return (bits[i >> 6] >> (i & 63)) & 1;
+}
+
+static inline void bitmap_set(uint64_t *bits, uint32_t i)
+{
+    bits[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+
+static inline bool span_slot_allocated(const mspan *s, uint32_t idx)
+{
+    return idx < s->freeindex || bitmap_get(s->alloc_bits, idx);
+}
+
+/* The in-use span containing p, with p in [base, limit); else NULL. Safe
+ * for any address: the order (state, then bounds) is what makes stale
+ * index entries harmless. */
+static inline mspan *spangc_span_of_heap(uintptr_t p)
+{
+    mspan *s = spangc_span_of(p);
+    if (!s || ao_load_acq(&s->state) != SPAN_IN_USE)
+        return NULL;
+    if (p < s->base || p >= s->limit)
+        return NULL;
+    return s;
+}
+
+/* The fast path of allocation [Go: nextFreeFast]: the address of a free
+ * slot, or 0 when the cache word is exhausted or needs a refill. */
+static inline uintptr_t span_next_free_fast(mspan *s)
+{
+    uint64_t cache = s->alloc_cache;
+    if (likely(cache)) {
+        unsigned bit = (unsigned)__builtin_ctzll(cache);
+        uint32_t idx = s->freeindex + bit;
+        if (likely(idx < s->nelems)) {
+            uint32_t next = idx + 1;
+            if (unlikely((next & 63) == 0 && next != s->nelems))
+                return 0;
+            s->alloc_cache = (cache >> bit) >> 1;
+            s->freeindex = next;
+            s->alloc_count++;
+            return s->base + (uintptr_t)idx * s->elemsize;
+        }
+    }
+    return 0;
+}
+
+/* Set up the object layout of a span just taken from mheap for spanclass
+ * (class 0 is a large object filling the span). */
+void spangc_span_init(mspan *s, unsigned spanclass);
+
+/* The slow path of allocation [Go: nextFreeIndex]: the next free slot at
+ * or after freeindex, refilling alloc_cache from alloc_bits; nelems if the
+ * span is full. Advances freeindex and alloc_count on success. */
+uint32_t spangc_span_next_free(mspan *s);
+
+/* Point alloc_cache at freeindex (a multiple of 64 or not). */
+void spangc_span_refill_cache(mspan *s);
+
+/* Number of set bits among the first n of bits. */
+uint32_t spangc_bitmap_count(const uint64_t *bits, uint32_t n);
+
+/* The empty span: nelems 0, so the fast path always fails on it. mcache
+ * slots with no span point here, which spares the fast path a NULL test.
+ * Never written after initialization. */
+extern SPANGC_STATE mspan spangc_empty_span;
+
+#endif

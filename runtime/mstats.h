@@ -1,0 +1,29 @@
+/*
+ * mstats.h - the heap's running counters.
+ *
+ * All are atomic words updated with ao_add/ao_sub from any thread. Objects
+ * allocated on the mcache fast path are counted when their span leaves the
+ * mcache (uncache, flush) or when gc_get_stats folds the calling thread's
+ * cache in, so that the fast path itself touches no shared counter.
+ */
+#ifndef SPANGC_MSTATS_H
+#define SPANGC_MSTATS_H
+
+#include "atomic.h"
+#include "base.h"
+
+typedef struct mstats {
+    ao_word heap_alloc;  /* bytes in allocated objects (counted ones)  */
+    ao_word total_alloc; /* cumulative bytes allocated                  */
+    ao_word mallocs;     /* cumulative objects allocated                */
+    ao_word frees;       /* cumulative objects freed                    */
+    /* The pacer's view [Go: heapLive]: bytes marked by the last cycle
+     * plus everything handed to mcaches since (whole spans' free slots
+     * count from the moment the span is cached) plus large objects. */
+    ao_word heap_live;
+} mstats;
+
+/* Atomic counters; no lock. */
+extern SPANGC_STATE mstats spangc_mstats;
+
+#endif

@@ -1,0 +1,44 @@
+/*
+ * os.h - the only boundary between spangc and the operating system's
+ * memory calls. Memory moves through three states (Go's names in
+ * brackets):
+ *
+ *   reserved  [Reserved]  address space mapped PROT_NONE, MAP_NORESERVE:
+ *                         costs nothing, cannot be touched
+ *   committed [Ready]     readable and writable; the kernel supplies zero
+ *                         pages on first touch
+ *   released  [Prepared]  committed, but madvise(MADV_DONTNEED) gave the
+ *                         physical pages back; the next touch faults in
+ *                         zero pages again
+ *
+ * Metadata (spans, arena index pages, mark stacks, specials) comes from
+ * spangc_os_alloc, separate mappings that are never part of the heap and
+ * never scanned.
+ */
+#ifndef SPANGC_OS_H
+#define SPANGC_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Reserve size bytes of address space at a multiple of align (a power of
+ * two), preferably at hint. NULL if the address space is exhausted. */
+void *spangc_os_reserve(size_t size, size_t align, void *hint);
+
+/* Make reserved memory readable and writable. */
+bool spangc_os_commit(void *p, size_t size);
+
+/* Return the physical pages of committed memory to the OS; the range stays
+ * usable and reads back as zeros. */
+void spangc_os_release(void *p, size_t size);
+
+/* Zeroed read-write memory for metadata, or NULL. */
+void *spangc_os_alloc(size_t size);
+void spangc_os_free(void *p, size_t size);
+
+/* Test hook: make the n-th OS memory request from now on fail (and every
+ * one after it while *sticky*); n 0 turns injection off. */
+void spangc_os_inject_failure(uint64_t n, bool sticky);
+
+#endif

@@ -1,0 +1,93 @@
+/*
+ * os_linux.c - reserve, commit, release and metadata mappings on Linux.
+ * See os.h for the memory states.
+ */
+#include "os.h"
+
+#include "atomic.h"
+#include "base.h"
+
+#include <sys/mman.h>
+
+/* Failure injection for tests (runtime/os.h). Written by the test thread
+ * before the operations it targets; read with atomics by any thread. */
+static SPANGC_STATE ao_word inject_countdown;
+static SPANGC_STATE ao_word inject_sticky;
+
+void spangc_os_inject_failure(uint64_t n, bool sticky)
+{
+    ao_store(&inject_sticky, sticky);
+    ao_store(&inject_countdown, n);
+}
+
+/* True if this request should fail. */
+static bool injected_failure(void)
+{
+    for (;;) {
+        uintptr_t n = ao_load(&inject_countdown);
+        if (n == 0)
+            return false;
+        if (n == 1) {
+            if (ao_load(&inject_sticky))
+                return true;
+            if (ao_cas(&inject_countdown, 1, 0))
+                return true;
+            continue;
+        }
+        if (ao_cas(&inject_countdown, n, n - 1))
+            return false;
+    }
+}
+
+void *spangc_os_reserve(size_t size, size_t align, void *hint)
+{
+    if (injected_failure())
+        return NULL;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    if (hint) {
+        void *p = mmap(hint, size, PROT_NONE, flags, -1, 0);
+        if (p == hint)
+            return p;
+        if (p != MAP_FAILED)
+            munmap(p, size);
+    }
+    /* Over-reserve by align and trim both ends to get an aligned range. */
+    size_t len = size + align;
+    if (len < size)
+        return NULL;
+    char *raw = mmap(NULL, len, PROT_NONE, flags, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    char *p = (char *)round_up((uintptr_t)raw, align);
+    if (p > raw)
+        munmap(raw, (size_t)(p - raw));
+    size_t tail = (size_t)((raw + len) - (p + size));
+    if (tail)
+        munmap(p + size, tail);
+    return p;
+}
+
+bool spangc_os_commit(void *p, size_t size)
+{
+    if (injected_failure())
+        return false;
+    return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
+}
+
+void spangc_os_release(void *p, size_t size)
+{
+    madvise(p, size, MADV_DONTNEED);
+}
+
+void *spangc_os_alloc(size_t size)
+{
+    if (injected_failure())
+        return NULL;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void spangc_os_free(void *p, size_t size)
+{
+    munmap(p, size);
+}

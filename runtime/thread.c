@@ -1,0 +1,370 @@
+/*
+ * thread.c - registered threads and signal-based stop-the-world.
+ *
+ * Stopping the world
+ *
+ *   collector (holds world_lock)            each other registered thread
+ *   ----------------------------            ----------------------------
+ *   take threads_lock
+ *   pthread_kill(t, suspend signal) ---->   handler: in a runtime section?
+ *                                             yes: stop_pending = 1, return;
+ *                                                  runtime_leave stops later
+ *                                             no:  stop now:
+ *                                           stop: spill registers into this
+ *                                             frame, record the stack
+ *                                             pointer, sem_post(ack),
+ *   sem_wait(ack) once per thread  <-----     futex-wait on world_gen
+ *   ... mark ...
+ *   world_gen++, futex wake all      ---->  return from the handler
+ *   release threads_lock
+ *
+ * The handler only uses async-signal-safe calls (sem_post, a raw futex
+ * system call) and preserves errno. It is installed with SA_RESTART, so
+ * restartable system calls the thread was blocked in continue after the
+ * stop (see docs/threads.md for those Linux never restarts, such as
+ * nanosleep). Registers of a thread stopped inside the handler are in the
+ * signal frame the kernel pushed on the thread's stack, above the handler's
+ * own frame; the recorded stack pointer is below both, so scanning from it
+ * to the stack base covers them.
+ *
+ * A thread that exits while registered is unregistered by a pthread key
+ * destructor, which flushes its mcache. threads_lock guards the list; the
+ * collector holds it from the first signal to the restart, so no thread
+ * joins or leaves while the world is stopped.
+ *
+ * fork: the prepare handler stops the world and takes every spangc lock in
+ * order, so the child starts with a consistent heap; the child keeps only
+ * the forking thread (see gc/gc.c for the collector's part).
+ */
+#include "thread.h"
+
+#include "mcentral.h"
+#include "metalloc.h"
+
+#include <errno.h>
+#include <link.h>
+#include <linux/futex.h>
+#include <semaphore.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+__thread spangc_thread *spangc_self __attribute__((tls_model("initial-exec")));
+
+/* The registry. list and count: threads_lock. The other fields are set in
+ * spangc_threads_init, before any second thread exists. */
+static SPANGC_STATE struct {
+    spangc_lock lock;
+    spangc_thread *list;
+    size_t count;
+    int signal;
+    sem_t ack;
+    ao_uint world_gen; /* futex word: bumped at every restart */
+    pthread_key_t key;
+    bool ready;
+} threads = {.lock = SPANGC_LOCK_INIT};
+
+/* ---- stopping ---------------------------------------------------------- */
+
+static long futex(ao_uint *addr, int op, unsigned val)
+{
+    return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
+}
+
+/* Record the stack pointer below every frame of the stopping thread,
+ * acknowledge, and wait for the restart. */
+static NOINLINE void park(spangc_thread *t, unsigned gen)
+{
+    volatile uintptr_t marker = 0;
+    t->stopped_sp = (uintptr_t)&marker;
+    sem_post(&threads.ack);
+    while (ao_uint_load_acq(&threads.world_gen) == gen)
+        futex(&threads.world_gen, FUTEX_WAIT_PRIVATE, gen);
+    (void)marker;
+}
+
+static NOINLINE void stop_self(spangc_thread *t)
+{
+    /* Spill callee-saved registers into this frame, which park's stack
+     * pointer lies below. */
+    __builtin_unwind_init();
+    park(t, ao_uint_load_acq(&threads.world_gen));
+}
+
+void spangc_thread_stop_deferred(spangc_thread *t)
+{
+    t->stop_pending = 0;
+    stop_self(t);
+}
+
+static void suspend_handler(int sig, siginfo_t *info, void *ctx)
+{
+    (void)sig;
+    (void)info;
+    (void)ctx;
+    int saved_errno = errno;
+    spangc_thread *t = spangc_self;
+    if (t) {
+        if (t->in_runtime)
+            t->stop_pending = 1;
+        else
+            stop_self(t);
+    }
+    errno = saved_errno;
+}
+
+void spangc_stop_world(void)
+{
+    lock_acquire(&threads.lock);
+    spangc_thread *self = spangc_self;
+    size_t n = 0;
+    for (spangc_thread *t = threads.list; t; t = t->next) {
+        if (t == self)
+            continue;
+        int err = pthread_kill(t->pthread, threads.signal);
+        if (err)
+            spangc_throw("cannot signal registered thread %lu (error %d); did it exit "
+                         "without unregistering?",
+                         (unsigned long)t->pthread, err);
+        n++;
+    }
+    while (n > 0) {
+        if (sem_wait(&threads.ack) == 0)
+            n--;
+        else if (errno != EINTR)
+            spangc_throw("sem_wait failed while stopping the world (errno %d)", errno);
+    }
+}
+
+void spangc_start_world(void)
+{
+    ao_uint_add(&threads.world_gen, 1);
+    futex(&threads.world_gen, FUTEX_WAKE_PRIVATE, 0x7fffffff);
+    lock_release(&threads.lock);
+}
+
+/* ---- scanning ---------------------------------------------------------- */
+
+/* An address below every frame of the caller. */
+static NOINLINE uintptr_t current_sp(void)
+{
+    return (uintptr_t)__builtin_frame_address(0);
+}
+
+/* Scans the caller's own stack with its registers spilled. */
+static NOINLINE void scan_own_stack(spangc_thread *t,
+                                    void (*fn)(uintptr_t, uintptr_t, void *), void *arg)
+{
+    __builtin_unwind_init();
+    uintptr_t sp = current_sp();
+    fn(sp, t->stack_hi, arg);
+}
+
+void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg)
+{
+    spangc_thread *self = spangc_self;
+    for (spangc_thread *t = threads.list; t; t = t->next) {
+        if (t == self) {
+            scan_own_stack(t, fn, arg);
+        } else if (t->stopped_sp >= t->stack_lo && t->stopped_sp < t->stack_hi) {
+            fn(t->stopped_sp, t->stack_hi, arg);
+        } else {
+            /* Running on a stack other than the one registered (a
+             * coroutine): scan all of the registered one. Other stacks
+             * must be added with gc_add_roots (docs/threads.md). */
+            fn(t->stack_lo, t->stack_hi, arg);
+        }
+        for (size_t i = 0; i < t->ntls; i++)
+            fn(t->tls[i].lo, t->tls[i].hi, arg);
+    }
+}
+
+void spangc_threads_flush_caches(void)
+{
+    for (spangc_thread *t = threads.list; t; t = t->next)
+        spangc_mcache_release_all(&t->cache);
+}
+
+size_t spangc_thread_count(void)
+{
+    lock_acquire(&threads.lock);
+    size_t n = threads.count;
+    lock_release(&threads.lock);
+    return n;
+}
+
+/* ---- registration ------------------------------------------------------ */
+
+typedef struct tls_collect {
+    mem_range *ranges;
+    size_t n, cap;
+} tls_collect;
+
+/* dl_iterate_phdr callback: the calling thread's TLS block of every loaded
+ * module that has one (dlpi_tls_data is this thread's copy). */
+static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    tls_collect *c = data;
+    if (!info->dlpi_tls_data)
+        return 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_TLS || ph->p_memsz == 0)
+            continue;
+        if (c->n == c->cap) {
+            size_t cap = c->cap ? c->cap * 2 : 8;
+            mem_range *r = spangc_meta_alloc(cap * sizeof *r);
+            if (!r)
+                return 1;
+            if (c->ranges) {
+                memcpy(r, c->ranges, c->n * sizeof *r);
+                spangc_meta_free(c->ranges, c->cap * sizeof *r);
+            }
+            c->ranges = r;
+            c->cap = cap;
+        }
+        uintptr_t lo = (uintptr_t)info->dlpi_tls_data;
+        c->ranges[c->n].lo = lo;
+        c->ranges[c->n].hi = lo + ph->p_memsz;
+        c->n++;
+    }
+    return 0;
+}
+
+static bool get_stack_bounds(uintptr_t *lo, uintptr_t *hi)
+{
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return false;
+    int err = pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    if (err)
+        return false;
+    *lo = (uintptr_t)addr;
+    *hi = (uintptr_t)addr + size;
+    return true;
+}
+
+static void thread_exit_destructor(void *arg)
+{
+    if (spangc_self == arg)
+        spangc_thread_unregister();
+}
+
+int spangc_thread_register(void)
+{
+    if (!threads.ready)
+        return -EPERM;
+    if (spangc_self)
+        return -EEXIST;
+    spangc_thread *t = spangc_meta_alloc(sizeof *t);
+    if (!t)
+        return -ENOMEM;
+    spangc_mcache_init(&t->cache);
+    t->pthread = pthread_self();
+    if (!get_stack_bounds(&t->stack_lo, &t->stack_hi)) {
+        spangc_meta_free(t, sizeof *t);
+        return -ENOMEM;
+    }
+    tls_collect c = {0};
+    dl_iterate_phdr(collect_tls, &c);
+    t->tls = c.ranges;
+    t->ntls = c.n;
+    /* The key's destructor runs only for a non-NULL value. */
+    pthread_setspecific(threads.key, t);
+
+    /* Joining the list makes the thread visible to stop-the-world; from
+     * then on it must be able to take the signal. */
+    lock_acquire(&threads.lock);
+    t->next = threads.list;
+    if (threads.list)
+        threads.list->prev = t;
+    threads.list = t;
+    threads.count++;
+    spangc_self = t;
+    lock_release(&threads.lock);
+    return 0;
+}
+
+int spangc_thread_unregister(void)
+{
+    spangc_thread *t = spangc_self;
+    if (!t)
+        return -EINVAL;
+    runtime_enter(t);
+    spangc_mcache_release_all(&t->cache);
+    runtime_leave(t);
+
+    lock_acquire(&threads.lock);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        threads.list = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    threads.count--;
+    spangc_self = NULL;
+    lock_release(&threads.lock);
+
+    pthread_setspecific(threads.key, NULL);
+    if (t->tls)
+        spangc_meta_free(t->tls, t->ntls * sizeof(mem_range));
+    spangc_meta_free(t, sizeof *t);
+    return 0;
+}
+
+int spangc_threads_init(int suspend_signal)
+{
+    if (sem_init(&threads.ack, 0, 0) != 0)
+        return -errno;
+    if (pthread_key_create(&threads.key, thread_exit_destructor) != 0)
+        return -ENOMEM;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = suspend_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    /* Block everything but synchronous faults while a thread is parked in
+     * the handler: a parked thread must not run other handlers. */
+    sigfillset(&sa.sa_mask);
+    sigdelset(&sa.sa_mask, SIGSEGV);
+    sigdelset(&sa.sa_mask, SIGBUS);
+    sigdelset(&sa.sa_mask, SIGILL);
+    sigdelset(&sa.sa_mask, SIGFPE);
+    if (sigaction(suspend_signal, &sa, NULL) != 0)
+        return -EINVAL;
+    threads.signal = suspend_signal;
+    threads.ready = true;
+    return spangc_thread_register();
+}
+
+/* ---- fork -------------------------------------------------------------- */
+
+/* In the child only the forking thread survives: drop the others, giving
+ * their cached spans back so no span stays owned by a dead cache. */
+void spangc_threads_after_fork_child(void)
+{
+    spangc_thread *self = spangc_self;
+    spangc_thread *t = threads.list;
+    while (t) {
+        spangc_thread *next = t->next;
+        if (t != self) {
+            spangc_mcache_release_all(&t->cache);
+            if (t->tls)
+                spangc_meta_free(t->tls, t->ntls * sizeof(mem_range));
+            spangc_meta_free(t, sizeof *t);
+        }
+        t = next;
+    }
+    threads.list = self;
+    threads.count = self ? 1 : 0;
+    if (self) {
+        self->next = self->prev = NULL;
+        self->pthread = pthread_self();
+    }
+    lock_init(&threads.lock);
+    sem_destroy(&threads.ack);
+    sem_init(&threads.ack, 0, 0);
+}

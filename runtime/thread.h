@@ -1,0 +1,106 @@
+/*
+ * thread.h - registered threads, runtime sections, and stopping the world.
+ *
+ * Every thread that allocates or holds heap pointers is registered: it has
+ * a spangc_thread record with its mcache and stack bounds, reachable from
+ * the thread-local spangc_self.
+ *
+ * Runtime sections [Go: acquirem / non-preemptible regions]. The world is
+ * stopped with a signal that can arrive between any two instructions. A
+ * thread that is inside spangc (taking a slot from its mcache, sweeping a
+ * span, holding an mcentral or mheap lock) must not stop there: the
+ * collector would see a half-made allocation or wait for a lock forever.
+ * So spangc code that touches shared heap state runs between
+ * runtime_enter and runtime_leave. The signal handler, finding the thread
+ * inside a section, only sets stop_pending and returns; runtime_leave
+ * sees the flag and stops the thread itself. The section costs the fast
+ * path two non-atomic stores and a load.
+ *
+ * Rules that follow:
+ *  - A runtime section never blocks on something the collector holds
+ *    while the world is stopped (world_lock, threads_lock), and never calls
+ *    program code.
+ *  - Code that waits for world_lock (to collect) does so outside sections.
+ */
+#ifndef SPANGC_THREAD_H
+#define SPANGC_THREAD_H
+
+#include "atomic.h"
+#include "mcache.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+typedef struct mem_range {
+    uintptr_t lo, hi;
+} mem_range;
+
+typedef struct spangc_thread {
+    mcache cache;
+
+    /* Only this thread and its own signal handler touch these. */
+    volatile sig_atomic_t in_runtime;   /* runtime-section depth        */
+    volatile sig_atomic_t stop_pending; /* a stop arrived in a section  */
+
+    /* Registry (threads_lock). */
+    struct spangc_thread *next, *prev;
+    pthread_t pthread;
+    uintptr_t stack_lo, stack_hi;
+    mem_range *tls;        /* the thread's static TLS blocks            */
+    size_t ntls;
+
+    /* Written by the thread as it stops (before it acknowledges), read by
+     * the collector while it is stopped. */
+    uintptr_t stopped_sp;
+} spangc_thread;
+
+/* The calling thread's record, or NULL if it is not registered. */
+extern __thread spangc_thread *spangc_self __attribute__((tls_model("initial-exec")));
+
+void spangc_thread_stop_deferred(spangc_thread *t);
+
+static inline void runtime_enter(spangc_thread *t)
+{
+    t->in_runtime++;
+    ao_signal_fence();
+}
+
+static inline void runtime_leave(spangc_thread *t)
+{
+    ao_signal_fence();
+    t->in_runtime--;
+    ao_signal_fence();
+    if (unlikely(t->stop_pending) && t->in_runtime == 0)
+        spangc_thread_stop_deferred(t);
+}
+
+/* Set up the registry, register the calling (main) thread, and install
+ * the suspend signal handler. Returns 0 or a negative errno. */
+int spangc_threads_init(int suspend_signal);
+
+/* Register / unregister the calling thread (0 or negative errno). */
+int spangc_thread_register(void);
+int spangc_thread_unregister(void);
+
+/* Stop every registered thread except the caller; the caller holds
+ * world_lock and is not in a runtime section. Holds threads_lock until
+ * spangc_start_world. */
+void spangc_stop_world(void);
+void spangc_start_world(void);
+
+/* With the world stopped: call fn on each registered thread's stack range
+ * (from its stopped stack pointer to its base; the caller's own stack from
+ * the current frame) and TLS blocks. */
+void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+
+/* With the world stopped: flush every registered thread's mcache. */
+void spangc_threads_flush_caches(void);
+
+/* In a fork child, with every lock re-initialized: keep only the calling
+ * thread in the registry. */
+void spangc_threads_after_fork_child(void);
+
+/* Number of registered threads. */
+size_t spangc_thread_count(void);
+
+#endif

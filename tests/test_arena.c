@@ -1,0 +1,110 @@
+/*
+ * test_arena.c - the arena index finds the span of any heap address and
+ * rejects every other address.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <spangc.h>
+#include <stdlib.h>
+
+#include "mspan.h"
+
+static int static_word;
+
+static int setup(void **state)
+{
+    (void)state;
+    return gc_init(NULL);
+}
+
+static void check_object(char *p, size_t request)
+{
+    mspan *s = spangc_span_of_heap((uintptr_t)p);
+    assert_non_null(s);
+    size_t size = gc_size(p);
+    assert_true(size >= request);
+    /* First, interior and last byte: same span, same base. */
+    assert_ptr_equal(spangc_span_of_heap((uintptr_t)p + size / 2), s);
+    assert_ptr_equal(spangc_span_of_heap((uintptr_t)p + size - 1), s);
+    assert_ptr_equal(gc_base(p), p);
+    assert_ptr_equal(gc_base(p + size / 2), p);
+    assert_ptr_equal(gc_base(p + size - 1), p);
+    /* Interior pointers have no size: gc_size wants the base. */
+    if (size > 1)
+        assert_int_equal(gc_size(p + 1), 0);
+    /* One past the end is not this object. */
+    assert_ptr_not_equal(gc_base(p + size), p);
+}
+
+static void test_small_objects(void **state)
+{
+    (void)state;
+    for (size_t size = 1; size <= 32768; size = size * 3 / 2 + 1)
+        check_object(gc_alloc(size), size);
+}
+
+static void test_large_objects(void **state)
+{
+    (void)state;
+    size_t sizes[] = {32769, 100000, 1 << 20, (size_t)70 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        char *p = gc_alloc_atomic(sizes[i]);
+        check_object(p, sizes[i]);
+        mspan *s = spangc_span_of_heap((uintptr_t)p);
+        assert_int_equal(s->nelems, 1);
+        assert_int_equal(s->npages, (sizes[i] + PAGE_SIZE - 1) / PAGE_SIZE);
+    }
+}
+
+static void test_foreign_addresses(void **state)
+{
+    (void)state;
+    int local = 0;
+    void *m = malloc(64);
+    uintptr_t foreign[] = {0,
+                           1,
+                           (uintptr_t)&local,
+                           (uintptr_t)&static_word,
+                           (uintptr_t)m,
+                           (uintptr_t)&test_foreign_addresses,
+                           (uintptr_t)1 << 47,
+                           ~(uintptr_t)0,
+                           ~(uintptr_t)0 - 4095};
+    for (size_t i = 0; i < sizeof foreign / sizeof foreign[0]; i++) {
+        assert_null(spangc_span_of_heap(foreign[i]));
+        assert_null(gc_base((void *)foreign[i]));
+        assert_int_equal(gc_size((void *)foreign[i]), 0);
+    }
+    free(m);
+}
+
+/* Free slots of a span are not objects, though they are in the heap. */
+static void test_free_slot_is_not_an_object(void **state)
+{
+    (void)state;
+    char *p = gc_alloc(4000); /* 4096-byte class, 2 per page */
+    mspan *s = spangc_span_of_heap((uintptr_t)p);
+    assert_non_null(s);
+    /* Slots at and after freeindex whose alloc bit is clear are free. */
+    for (uint32_t i = s->freeindex; i < s->nelems; i++) {
+        if (!span_slot_allocated(s, i)) {
+            char *slot = (char *)(s->base + i * s->elemsize);
+            assert_null(gc_base(slot));
+            assert_int_equal(gc_size(slot), 0);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_small_objects),
+        cmocka_unit_test(test_large_objects),
+        cmocka_unit_test(test_foreign_addresses),
+        cmocka_unit_test(test_free_slot_is_not_an_object),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,289 @@
+/*
+ * test_malloc.c - the allocation API: sizes, alignment, zeroing, the fast
+ * path across span refills, realloc, typed layouts, statistics and errors.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <spangc.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "mheap.h"
+#include "mspan.h"
+#include "thread.h"
+
+static int all_zero(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        if (b[i])
+            return 0;
+    return 1;
+}
+
+/* Before gc_init every call fails cleanly; gc_init works once. */
+static void test_before_and_at_init(void **state)
+{
+    (void)state;
+    errno = 0;
+    assert_null(gc_alloc(16));
+    assert_int_equal(errno, EPERM);
+    assert_null(gc_alloc_atomic(16));
+    assert_int_equal(gc_register_thread(), -EPERM);
+    assert_null(gc_base((void *)&errno));
+    assert_int_equal(gc_size(NULL), 0);
+
+    gc_options bad = {.suspend_signal = 9}; /* SIGKILL */
+    assert_int_equal(gc_init(&bad), -EINVAL);
+    assert_int_equal(gc_init(NULL), 0);
+    assert_int_equal(gc_init(NULL), -EEXIST);
+    assert_int_equal(gc_register_thread(), -EEXIST);
+}
+
+/* Every size from 0 to past the large threshold: zeroed, 16-aligned,
+ * usable size at least the request, and writable up to it. */
+static void test_sizes_alignment_zero(void **state)
+{
+    (void)state;
+    for (size_t size = 0; size < 70000; size += size < 512 ? 1 : 97) {
+        char *p = size & 1 ? gc_alloc_atomic(size) : gc_alloc(size);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % 16, 0);
+        assert_true(gc_size(p) >= size);
+        assert_true(all_zero(p, gc_size(p)));
+        memset(p, 0xab, size);
+    }
+}
+
+/* The fast path hands out distinct slots in address order within a span
+ * and moves on to new spans when one is full. */
+static void test_fast_path_refills(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    static char *objs[N];
+    mspan *first = NULL;
+    int spans = 0;
+    for (int i = 0; i < N; i++) {
+        objs[i] = gc_alloc(48);
+        assert_non_null(objs[i]);
+        mspan *s = spangc_span_of_heap((uintptr_t)objs[i]);
+        if (s != first) {
+            first = s;
+            spans++;
+        } else {
+            assert_true(objs[i] > objs[i - 1]);
+            assert_int_equal(objs[i] - objs[i - 1], 48);
+        }
+        memset(objs[i], i & 0xff, 48);
+    }
+    assert_true(spans >= N * 48 / (int)PAGE_SIZE);
+    for (int i = 0; i < N; i++) {
+        assert_ptr_equal(gc_base(objs[i] + 47), objs[i]);
+        assert_int_equal((unsigned char)objs[i][47], i & 0xff);
+    }
+}
+
+/* Pages that held objects and come back from mheap are cleared before
+ * they are handed out again. */
+static void test_reused_pages_are_zeroed(void **state)
+{
+    (void)state;
+    spangc_thread *t = spangc_self;
+    /* Take a dirty span straight from mheap and give it back. */
+    mspan *dirty = spangc_mheap_alloc(8, 1);
+    uintptr_t base = dirty->base;
+    memset((void *)base, 0xee, 8 * PAGE_SIZE);
+    spangc_mheap_free(dirty);
+    /* Drop our cached spans so the next allocations take fresh ones. */
+    runtime_enter(t);
+    spangc_mcache_release_all(&t->cache);
+    runtime_leave(t);
+    int reused = 0;
+    for (int i = 0; i < 4096; i++) {
+        char *p = gc_alloc(64);
+        assert_true(all_zero(p, 64));
+        if ((uintptr_t)p >= base && (uintptr_t)p < base + 8 * PAGE_SIZE)
+            reused = 1;
+    }
+    assert_true(reused);
+    char *big = gc_alloc(8 * PAGE_SIZE);
+    assert_true(all_zero(big, gc_size(big)));
+}
+
+static void test_realloc_api(void **state)
+{
+    (void)state;
+    char *p = gc_realloc(NULL, 10);
+    assert_non_null(p);
+    memcpy(p, "0123456789", 10);
+    /* Growing copies and zeroes the rest. */
+    char *q = gc_realloc(p, 5000);
+    assert_non_null(q);
+    assert_memory_equal(q, "0123456789", 10);
+    assert_true(all_zero(q + 10, gc_size(q) - 10));
+    /* Shrinking keeps the object and clears the tail. */
+    memset(q, 'x', 5000);
+    assert_ptr_equal(gc_realloc(q, 100), q);
+    assert_true(all_zero(q + 100, gc_size(q) - 100));
+    /* The kind survives: atomic stays atomic (noscan span). */
+    char *a = gc_alloc_atomic(32);
+    char *b = gc_realloc(a, 40000);
+    assert_true(span_is_noscan(spangc_span_of_heap((uintptr_t)b)));
+    char *c = gc_realloc(gc_alloc(32), 100);
+    assert_false(span_is_noscan(spangc_span_of_heap((uintptr_t)c)));
+    /* Interior or foreign pointers are refused. */
+    errno = 0;
+    assert_null(gc_realloc(q + 1, 10));
+    assert_int_equal(errno, EINVAL);
+    int local;
+    errno = 0;
+    assert_null(gc_realloc(&local, 10));
+    assert_int_equal(errno, EINVAL);
+}
+
+struct pair {
+    void *left;
+    long number;
+    void *right;
+};
+
+static void test_typed(void **state)
+{
+    (void)state;
+    const gc_type *t = GC_TYPE(struct pair, offsetof(struct pair, left),
+                               offsetof(struct pair, right));
+    assert_non_null(t);
+    struct pair *p = gc_alloc_typed(sizeof *p, t);
+    assert_non_null(p);
+    mspan *s = spangc_span_of_heap((uintptr_t)p);
+    assert_non_null(s->types);
+    assert_ptr_equal(s->types[span_obj_index(s, (uintptr_t)p)], t);
+    /* An array of pairs, and a large one. */
+    struct pair *arr = gc_alloc_typed(100 * sizeof *arr, t);
+    assert_non_null(arr);
+    struct pair *big = gc_alloc_typed(5000 * sizeof *big, t);
+    s = spangc_span_of_heap((uintptr_t)big);
+    assert_ptr_equal(s->types[0], t);
+    /* realloc keeps the layout. */
+    struct pair *grown = gc_realloc(arr, 200 * sizeof *arr);
+    s = spangc_span_of_heap((uintptr_t)grown);
+    assert_ptr_equal(s->types[span_obj_index(s, (uintptr_t)grown)], t);
+    /* A plain allocation in a span with a type table has no type. */
+    void *plain = gc_alloc(sizeof(struct pair));
+    s = spangc_span_of_heap((uintptr_t)plain);
+    if (s->types)
+        assert_null(s->types[span_obj_index(s, (uintptr_t)plain)]);
+    /* No pointer words: allocated pointer-free. */
+    const gc_type *flat = gc_type_new(64, NULL, 0);
+    assert_non_null(flat);
+    assert_true(span_is_noscan(spangc_span_of_heap((uintptr_t)gc_alloc_typed(64, flat))));
+}
+
+static void test_type_errors(void **state)
+{
+    (void)state;
+    size_t misaligned[] = {4};
+    size_t outside[] = {16};
+    errno = 0;
+    assert_null(gc_type_new(0, NULL, 0));
+    assert_int_equal(errno, EINVAL);
+    assert_null(gc_type_new(16, misaligned, 1));
+    assert_null(gc_type_new(16, outside, 1));
+    assert_null(gc_type_new(16, NULL, 1));
+    errno = 0;
+    assert_null(gc_alloc_typed(16, NULL));
+    assert_int_equal(errno, EINVAL);
+    long not_a_type[8] = {0};
+    assert_null(gc_alloc_typed(16, (const gc_type *)not_a_type));
+}
+
+static void test_huge_sizes(void **state)
+{
+    (void)state;
+    size_t sizes[] = {SIZE_MAX, SIZE_MAX / 2, SIZE_MAX - 4095, (size_t)1 << 62};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        errno = 0;
+        assert_null(gc_alloc(sizes[i]));
+        assert_int_equal(errno, ENOMEM);
+        assert_null(gc_alloc_atomic(sizes[i]));
+    }
+    /* And the heap still works. */
+    assert_non_null(gc_alloc(100));
+}
+
+/* mallocs, total_alloc and heap_alloc count exactly what was allocated. */
+static void test_stats_count(void **state)
+{
+    (void)state;
+    gc_stats a, b;
+    gc_get_stats(&a);
+    for (int i = 0; i < 1000; i++)
+        assert_non_null(gc_alloc(100)); /* 112-byte class */
+    assert_non_null(gc_alloc_atomic(100000));
+    gc_get_stats(&b);
+    assert_int_equal(b.mallocs - a.mallocs, 1001);
+    assert_int_equal(b.total_alloc - a.total_alloc, 1000 * 112 + 13 * PAGE_SIZE);
+    assert_int_equal(b.heap_alloc - a.heap_alloc, 1000 * 112 + 13 * PAGE_SIZE);
+    assert_true(b.heap_sys >= b.heap_inuse);
+    assert_true(b.heap_inuse >= b.heap_alloc);
+    assert_true(b.metadata_sys > 0);
+    gc_get_stats(NULL); /* ignored */
+}
+
+static void *unregistered_thread(void *arg)
+{
+    (void)arg;
+    errno = 0;
+    void *p = gc_alloc(16);
+    int e = errno;
+    int unreg = gc_unregister_thread();
+    return (void *)(intptr_t)(p == NULL && e == EPERM && unreg == -EINVAL);
+}
+
+static void *registered_thread(void *arg)
+{
+    (void)arg;
+    if (gc_register_thread() != 0)
+        return NULL;
+    char *p = gc_alloc(100);
+    int ok = p && all_zero(p, 100) && gc_base(p + 50) == p;
+    ok = ok && gc_register_thread() == -EEXIST;
+    ok = ok && gc_unregister_thread() == 0 && gc_unregister_thread() == -EINVAL;
+    return (void *)(intptr_t)ok;
+}
+
+static void test_threads_must_register(void **state)
+{
+    (void)state;
+    pthread_t th;
+    void *ok;
+    pthread_create(&th, NULL, unregistered_thread, NULL);
+    pthread_join(th, &ok);
+    assert_true(ok);
+    pthread_create(&th, NULL, registered_thread, NULL);
+    pthread_join(th, &ok);
+    assert_true(ok);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_before_and_at_init),
+        cmocka_unit_test(test_sizes_alignment_zero),
+        cmocka_unit_test(test_fast_path_refills),
+        cmocka_unit_test(test_reused_pages_are_zeroed),
+        cmocka_unit_test(test_realloc_api),
+        cmocka_unit_test(test_typed),
+        cmocka_unit_test(test_type_errors),
+        cmocka_unit_test(test_huge_sizes),
+        cmocka_unit_test(test_stats_count),
+        cmocka_unit_test(test_threads_must_register),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

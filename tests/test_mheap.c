@@ -1,0 +1,196 @@
+/*
+ * test_mheap.c - the page heap: best fit, coalescing, growth, and many
+ * random sequences checked against a simple model.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <spangc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mheap.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    return gc_init(NULL);
+}
+
+typedef struct free_list {
+    uintptr_t base[4096];
+    size_t npages[4096];
+    size_t n;
+} free_list;
+
+static void collect_free(mspan *s, void *arg)
+{
+    free_list *f = arg;
+    if (ao_load(&s->state) == SPAN_FREE && f->n < 4096) {
+        f->base[f->n] = s->base;
+        f->npages[f->n] = s->npages;
+        f->n++;
+    }
+}
+
+/* The span best fit would choose now: smallest that fits, lowest address
+ * among equals; 0 if none. */
+static uintptr_t expected_fit(size_t npages)
+{
+    static free_list f;
+    f.n = 0;
+    lock_acquire(&spangc_heap.lock);
+    spangc_mheap_walk(collect_free, &f);
+    lock_release(&spangc_heap.lock);
+    uintptr_t best = 0;
+    size_t best_pages = 0;
+    for (size_t i = 0; i < f.n; i++) {
+        if (f.npages[i] < npages)
+            continue;
+        if (!best || f.npages[i] < best_pages ||
+            (f.npages[i] == best_pages && f.base[i] < best)) {
+            best = f.base[i];
+            best_pages = f.npages[i];
+        }
+    }
+    return best;
+}
+
+/* Freeing three neighbours in any order leaves one free span. */
+static void test_coalesce_neighbours(void **state)
+{
+    (void)state;
+    mspan *a = spangc_mheap_alloc(3, 1);
+    mspan *b = spangc_mheap_alloc(5, 1);
+    mspan *c = spangc_mheap_alloc(7, 1);
+    assert_true(a && b && c);
+    assert_int_equal(b->base, a->base + 3 * PAGE_SIZE);
+    assert_int_equal(c->base, b->base + 5 * PAGE_SIZE);
+    uintptr_t base = a->base;
+    spangc_mheap_free(a);
+    spangc_mheap_free(c);
+    spangc_mheap_free(b);
+    spangc_mheap_verify();
+    mspan *whole = spangc_span_of(base);
+    assert_non_null(whole);
+    assert_int_equal(whole->state, SPAN_FREE);
+    assert_int_equal(whole->base, base);
+    assert_true(whole->npages >= 15);
+}
+
+/* A request takes the smallest free span that fits, lowest address on a
+ * tie, and its front part. */
+static void test_best_fit(void **state)
+{
+    (void)state;
+    mspan *hold[8];
+    for (int i = 0; i < 8; i++)
+        hold[i] = spangc_mheap_alloc(i % 2 ? 1 : 4 + (size_t)i, 1);
+    /* Free spans of 4, 6, 8 and 10 pages, separated by 1-page spans. */
+    for (int i = 0; i < 8; i += 2)
+        spangc_mheap_free(hold[i]);
+    spangc_mheap_verify();
+    for (size_t want = 1; want <= 10; want++) {
+        uintptr_t expect = expected_fit(want);
+        mspan *s = spangc_mheap_alloc(want, 1);
+        assert_non_null(s);
+        assert_int_equal(s->base, expect);
+        spangc_mheap_free(s);
+    }
+    for (int i = 1; i < 8; i += 2)
+        spangc_mheap_free(hold[i]);
+    spangc_mheap_verify();
+}
+
+/* Random allocate/free sequences against a model of which pages are in
+ * use; the heap's own invariants are checked after every step. */
+static void test_random_sequences(void **state)
+{
+    (void)state;
+    enum { SLOTS = 200, STEPS = 4000 };
+    mspan *live[SLOTS] = {0};
+    srand(12345);
+    for (int round = 0; round < 5; round++) {
+        for (int step = 0; step < STEPS; step++) {
+            int i = rand() % SLOTS;
+            if (live[i]) {
+                spangc_mheap_free(live[i]);
+                live[i] = NULL;
+            } else {
+                size_t npages = rand() % 8 ? 1 + (size_t)(rand() % 16) : 1 + (size_t)(rand() % 300);
+                uintptr_t expect = expected_fit(npages);
+                mspan *s = spangc_mheap_alloc(npages, 1);
+                assert_non_null(s);
+                assert_int_equal(s->npages, npages);
+                if (expect)
+                    assert_int_equal(s->base, expect);
+                /* No overlap with any live span in the model. */
+                for (int j = 0; j < SLOTS; j++) {
+                    if (!live[j])
+                        continue;
+                    uintptr_t lo = live[j]->base, hi = lo + live[j]->npages * PAGE_SIZE;
+                    assert_true(s->base + npages * PAGE_SIZE <= lo || s->base >= hi);
+                }
+                /* The memory is ours to write. */
+                memset((void *)s->base, 0x5a, npages * PAGE_SIZE);
+                live[i] = s;
+            }
+            if (step % 64 == 0)
+                spangc_mheap_verify();
+        }
+        spangc_mheap_verify();
+    }
+    for (int i = 0; i < SLOTS; i++)
+        if (live[i])
+            spangc_mheap_free(live[i]);
+    spangc_mheap_verify();
+}
+
+/* Pages freed with data in them are handed out again as needing zeroing;
+ * released pages are clean again. */
+static void test_needzero_and_release(void **state)
+{
+    (void)state;
+    mspan *s = spangc_mheap_alloc(64, 1);
+    uintptr_t base = s->base;
+    memset((void *)base, 0xff, 64 * PAGE_SIZE);
+    spangc_mheap_free(s);
+    mspan *t = spangc_mheap_alloc(64, 1);
+    assert_int_equal(t->base, base);
+    assert_true(t->needzero);
+    spangc_mheap_free(t);
+    uint64_t before = ao_load(&spangc_heap.released);
+    assert_true(spangc_mheap_scavenge(0, 0) >= 64 * PAGE_SIZE);
+    assert_true(ao_load(&spangc_heap.released) > before);
+    mspan *u = spangc_mheap_alloc(64, 1);
+    assert_false(u->needzero);
+    for (size_t i = 0; i < 64 * PAGE_SIZE; i += 512)
+        assert_int_equal(((unsigned char *)base)[i], 0);
+    spangc_mheap_free(u);
+    spangc_mheap_verify();
+}
+
+/* A request larger than an arena gets its own reservation. */
+static void test_huge_span(void **state)
+{
+    (void)state;
+    size_t npages = (200u << 20) / PAGE_SIZE;
+    mspan *s = spangc_mheap_alloc(npages, 1);
+    assert_non_null(s);
+    assert_int_equal(s->npages, npages);
+    assert_ptr_equal(spangc_span_of(s->base + (npages - 1) * PAGE_SIZE), s);
+    spangc_mheap_free(s);
+    spangc_mheap_verify();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_coalesce_neighbours), cmocka_unit_test(test_best_fit),
+        cmocka_unit_test(test_random_sequences),    cmocka_unit_test(test_needzero_and_release),
+        cmocka_unit_test(test_huge_span),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
