@@ -1,20 +1,75 @@
 /*
- * gc.c - initialization and the collection cycle.
+ * gc.c - initialization and the collection cycle [Go: mgc.go].
  *
- * The collector is not written yet: the heap only grows, and gc_collect
- * does nothing. (It arrives with the collector issue.)
+ * spangc is a non-moving mark-sweep collector. Marking stops the world;
+ * sweeping runs afterwards, lazily and concurrently with the program. A
+ * cycle, run by whichever thread asks for it while holding world_lock:
+ *
+ *  1. Sweep termination. Sweep whatever the last cycle left unswept, and
+ *     wait for sweeps in progress (gc/sweep.c). From here until step 5 no
+ *     span is unswept, so every span's alloc state is exact.
+ *  2. Stop the world (runtime/thread.c): every other registered thread
+ *     is stopped by a signal outside any runtime section; the background
+ *     sweeper is held off by sweep_state.world_stopped.
+ *  3. Flush every thread's mcache back to mcentral, counting what was
+ *     allocated from it.
+ *  4. Mark (gc/mark.c) from the roots (gc/roots.c): data segments,
+ *     stacks, registers, TLS, added ranges, specials.
+ *  5. Mark termination: mheap.sweepgen += 2, which turns every span into
+ *     "needs sweeping" and every swept mcentral list into an unswept one;
+ *     the pacer sets next_gc from the bytes marked. Start the world.
+ *  6. Sweep: the background sweeper thread, allocating threads (lazily, per
+ *     span class) and the page heap (before it grows) sweep spans; each
+ *     span is swept once, by the winner of the sweepgen CAS.
+ * gc_collect also finishes step 6 before it returns, so statistics are
+ * exact afterwards; automatic cycles leave it to the sweepers.
+ *
+ * Pacing [Go: GOGC]. A cycle starts when heap_live (bytes marked by the
+ * last cycle plus everything handed out since) reaches
+ *     next_gc = max(4 MiB, marked * (1 + gc_percent / 100)),
+ * lowered, when a soft memory limit is set, so that the memory spangc maps
+ * stays under it (but never below marked + 1/8, so that a limit the live
+ * heap exceeds cannot make every allocation collect).
+ *
+ * The background worker (spangc's own thread, never stopped by signals and
+ * holding no program pointers) sweeps after each cycle and then returns
+ * free pages that stayed idle for scavenge_delay to the OS. Its mutex
+ * bg.lock is a leaf: nothing else is taken while holding it.
  */
 #include "gc.h"
 
+#include "mark.h"
 #include "options.h"
+#include "roots.h"
+#include "sweep.h"
 #include "../runtime/mcentral.h"
+#include "../runtime/metalloc.h"
 #include "../runtime/mheap.h"
 #include "../runtime/thread.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <time.h>
 
 SPANGC_STATE gc_state spangc_gc = {.world_lock = SPANGC_LOCK_INIT};
 SPANGC_STATE mstats spangc_mstats;
+
+#define MIN_HEAP ((uint64_t)4 << 20)
+
+/* The background worker. lock guards the fields; started is read without
+ * it by the collector only (which holds world_lock). */
+static SPANGC_STATE struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool started;
+    uint64_t cycles_seen; /* cycles the worker has started sweeping */
+} bg = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+/* Cycles started, for merging concurrent gc_collect calls: written under
+ * world_lock, read atomically. init_time: written by gc_init. */
+static SPANGC_STATE ao_word cycles_started;
+static SPANGC_STATE uint64_t init_time;
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
@@ -24,28 +79,209 @@ const char *gc_version(void)
     return STR(SPANGC_VERSION_MAJOR) "." STR(SPANGC_VERSION_MINOR) "." STR(SPANGC_VERSION_PATCH);
 }
 
-int gc_init(const gc_options *opts)
+/* ---- pacing ------------------------------------------------------------- */
+
+static uint64_t mapped_bytes(void)
 {
-    if (!ao_cas(&spangc_gc.initialized, 0, 1))
-        return -EEXIST;
-    int err = spangc_options_load(opts);
-    if (!err) {
-        spangc_mheap_init();
-        spangc_mcentral_init();
-        ao_store(&spangc_gc.next_gc, UINT64_MAX);
-        err = spangc_threads_init(spangc_cfg.suspend_signal);
-    }
-    if (err)
-        ao_store(&spangc_gc.initialized, 0);
-    return err;
+    return ao_load(&spangc_heap.sys) - ao_load(&spangc_heap.released) + spangc_meta_sys();
 }
 
-void spangc_gc_collect_auto(void)
+static uint64_t compute_next_gc(uint64_t marked)
 {
+    if (spangc_cfg.gc_percent < 0 && !spangc_cfg.memory_limit)
+        return UINT64_MAX;
+    uint64_t goal = UINT64_MAX;
+    if (spangc_cfg.gc_percent >= 0) {
+        goal = marked + marked / 100 * (uint64_t)spangc_cfg.gc_percent;
+        if (goal < MIN_HEAP)
+            goal = MIN_HEAP;
+    }
+    uint64_t limit = spangc_cfg.memory_limit;
+    if (limit) {
+        /* Memory that is mapped but holds neither live objects nor free
+         * pages: metadata and the unused parts of in-use spans. */
+        uint64_t free_ready = (uint64_t)ao_load(&spangc_heap.free_pages) * PAGE_SIZE;
+        uint64_t released = ao_load(&spangc_heap.released);
+        free_ready = free_ready > released ? free_ready - released : 0;
+        uint64_t mapped = mapped_bytes();
+        uint64_t overhead = mapped > free_ready + marked ? mapped - free_ready - marked : 0;
+        uint64_t limit_goal = limit > overhead ? limit - overhead : 0;
+        uint64_t floor = marked + marked / 8;
+        if (floor < marked + (256u << 10))
+            floor = marked + (256u << 10);
+        if (limit_goal < floor)
+            limit_goal = floor;
+        if (limit_goal < goal)
+            goal = limit_goal;
+    }
+    return goal;
+}
+
+/* ---- the background worker ---------------------------------------------- */
+
+static void *bg_worker(void *arg)
+{
+    (void)arg;
+    /* Process-directed signals are for the program's threads. */
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_mutex_lock(&bg.lock);
+    for (;;) {
+        uint64_t cycles = ao_load(&spangc_gc.num_gc);
+        if (bg.cycles_seen != cycles) {
+            bg.cycles_seen = cycles;
+            pthread_mutex_unlock(&bg.lock);
+            long n;
+            unsigned swept = 0;
+            while ((n = spangc_sweep_one()) >= 0)
+                if (++swept % 64 == 0)
+                    sched_yield();
+            pthread_mutex_lock(&bg.lock);
+            continue;
+        }
+        /* Idle: wake when a cycle ends, or when free pages may have been
+         * idle long enough to give back. */
+        uint64_t delay = spangc_cfg.scavenge_delay_ns;
+        bool idle_pages = ao_load(&spangc_heap.free_pages) * PAGE_SIZE >
+                          ao_load(&spangc_heap.released);
+        if (idle_pages && !spangc_sweep_unfinished()) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            uint64_t wait = delay / 2 + 1000000;
+            ts.tv_sec += (time_t)(wait / 1000000000u);
+            ts.tv_nsec += (long)(wait % 1000000000u);
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&bg.wake, &bg.lock, &ts);
+            if (bg.cycles_seen == ao_load(&spangc_gc.num_gc)) {
+                pthread_mutex_unlock(&bg.lock);
+                spangc_mheap_scavenge(delay, 0);
+                pthread_mutex_lock(&bg.lock);
+            }
+        } else {
+            pthread_cond_wait(&bg.wake, &bg.lock);
+        }
+    }
+    return NULL;
+}
+
+static void bg_wake(void)
+{
+    if (!spangc_cfg.background_sweep)
+        return;
+    pthread_mutex_lock(&bg.lock);
+    if (!bg.started) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        bg.started = pthread_create(&th, &attr, bg_worker, NULL) == 0;
+        pthread_attr_destroy(&attr);
+    }
+    pthread_cond_signal(&bg.wake);
+    pthread_mutex_unlock(&bg.lock);
+}
+
+/* ---- the cycle ---------------------------------------------------------- */
+
+static void trace_cycle(uint64_t n, uint64_t pause, uint64_t before, uint64_t marked,
+                        uint64_t goal, size_t left_unswept, size_t nthreads)
+{
+    double mib = 1.0 / (1 << 20);
+    double at = (double)(spangc_nanotime() - init_time) / 1e9;
+    fprintf(stderr,
+            "gc %llu @%.3fs: pause %.3f ms, heap %.1f -> %.1f MiB live, goal %.1f MiB, "
+            "%zu threads, %zu spans left to sweep at start\n",
+            (unsigned long long)n, at, (double)pause / 1e6, (double)before * mib,
+            (double)marked * mib, goal == UINT64_MAX ? 0.0 : (double)goal * mib, nthreads,
+            left_unswept);
+}
+
+/* Mark with the world stopped; returns the bytes marked. */
+static uint64_t mark_phase(void)
+{
+    spangc_mark_begin();
+    spangc_roots_mark();
+    spangc_mark_drain();
+    if (spangc_mark_overflowed())
+        ao_add(&spangc_gc.mark_overflows, 1);
+    return spangc_mark_bytes();
+}
+
+/* Steps 1-5 of the header comment. The caller holds world_lock. */
+static void run_cycle(bool forced)
+{
+    ao_add(&cycles_started, 1);
+    size_t left_unswept = ao_load(&spangc_sweep.unswept);
+    spangc_sweep_finish();
+    spangc_roots_prepare();
+    uint64_t before = ao_load(&spangc_mstats.heap_alloc);
+
+    uint64_t t0 = spangc_nanotime();
+    spangc_stop_world();
+    ao_store(&spangc_sweep.world_stopped, 1);
+    ao_fence();
+    while (ao_load(&spangc_sweep.active) != 0)
+        sched_yield();
+    spangc_threads_flush_caches();
+    size_t nthreads = spangc_threads_count_stopped();
+
+    uint64_t marked = mark_phase();
+
+    /* Mark termination. */
+    uint64_t goal = compute_next_gc(marked);
+    ao_store(&spangc_gc.heap_marked, marked);
+    ao_store(&spangc_mstats.heap_live, marked);
+    ao_store(&spangc_gc.next_gc, goal);
+    ao_store(&spangc_sweep.unswept, ao_load(&spangc_heap.nspans_inuse));
+    ao_store(&spangc_sweep.cursor, 0);
+    ao_store_rel(&spangc_heap.sweepgen, ao_load(&spangc_heap.sweepgen) + 2);
+    ao_store(&spangc_sweep.world_stopped, 0);
+    spangc_start_world();
+    uint64_t pause = spangc_nanotime() - t0;
+
+    ao_add(&spangc_gc.pause_total_ns, pause);
+    ao_store(&spangc_gc.last_pause_ns, pause);
+    if (pause > ao_load(&spangc_gc.max_pause_ns))
+        ao_store(&spangc_gc.max_pause_ns, pause);
+    if (forced)
+        ao_add(&spangc_gc.num_forced_gc, 1);
+    uint64_t n = ao_add(&spangc_gc.num_gc, 1) + 1;
+    if (spangc_cfg.trace)
+        trace_cycle(n, pause, before, marked, goal, left_unswept, nthreads);
+}
+
+void spangc_collect(enum collect_kind kind)
+{
+    if (ao_load(&spangc_gc.initialized) != 2)
+        return;
+    /* A cycle that starts after this point satisfies the request: if two
+     * threads ask at once, the second finds the first's cycle done. */
+    uint64_t want = ao_load(&cycles_started) + 1;
+    uint64_t seen = ao_load(&spangc_gc.num_gc);
+    spangc_thread *self = spangc_self;
+    if (self)
+        spangc_thread_save_context(self);
+    lock_acquire(&spangc_gc.world_lock);
+    if (kind == COLLECT_AUTO) {
+        /* Another thread may have collected while we waited. */
+        if (ao_load(&spangc_gc.num_gc) == seen && spangc_gc_due())
+            run_cycle(false);
+    } else if (ao_load(&spangc_gc.num_gc) < want) {
+        run_cycle(kind == COLLECT_FULL);
+    }
+    lock_release(&spangc_gc.world_lock);
+    bg_wake();
+    if (kind == COLLECT_FULL)
+        spangc_sweep_finish();
 }
 
 void gc_collect(void)
 {
+    spangc_collect(COLLECT_FULL);
 }
 
 void gc_disable(void)
@@ -72,4 +308,76 @@ int gc_register_thread(void)
 int gc_unregister_thread(void)
 {
     return spangc_thread_unregister();
+}
+
+/* ---- fork ----------------------------------------------------------------
+ * prepare: no cycle may be running, no thread may be inside spangc, and no
+ * spangc lock may be held by a thread that will not exist in the child. So
+ * take world_lock, stop the world (which waits for runtime sections to
+ * end), hold off the background worker, and take every lock in order. */
+
+static void atfork_prepare(void)
+{
+    lock_acquire(&spangc_gc.world_lock);
+    spangc_stop_world();
+    ao_store(&spangc_sweep.world_stopped, 1);
+    ao_fence();
+    while (ao_load(&spangc_sweep.active) != 0)
+        sched_yield();
+    pthread_mutex_lock(&bg.lock);
+    spangc_roots_lock();
+    spangc_mcentral_lock_all();
+    spangc_mheap_lock_all();
+    spangc_meta_lock_all();
+}
+
+static void atfork_parent(void)
+{
+    spangc_meta_unlock_all();
+    spangc_mheap_unlock_all();
+    spangc_mcentral_unlock_all();
+    spangc_roots_unlock();
+    pthread_mutex_unlock(&bg.lock);
+    ao_store(&spangc_sweep.world_stopped, 0);
+    spangc_start_world();
+    lock_release(&spangc_gc.world_lock);
+}
+
+static void atfork_child(void)
+{
+    spangc_meta_reinit_child();
+    spangc_mheap_reinit_child();
+    spangc_mcentral_reinit_child();
+    spangc_roots_reinit_child();
+    pthread_mutex_init(&bg.lock, NULL);
+    pthread_cond_init(&bg.wake, NULL);
+    bg.started = false; /* threads do not survive fork; restarted lazily */
+    spangc_threads_after_fork_child();
+    ao_store(&spangc_sweep.world_stopped, 0);
+    ao_store(&spangc_sweep.active, 0);
+    lock_init(&spangc_gc.world_lock);
+}
+
+/* ---- initialization ------------------------------------------------------ */
+
+int gc_init(const gc_options *opts)
+{
+    if (!ao_cas(&spangc_gc.initialized, 0, 1))
+        return -EEXIST;
+    int err = spangc_options_load(opts);
+    if (!err) {
+        init_time = spangc_nanotime();
+        spangc_mheap_init();
+        spangc_mcentral_init();
+        ao_store(&spangc_gc.next_gc, compute_next_gc(0));
+        err = spangc_threads_init(spangc_cfg.suspend_signal);
+    }
+    if (!err && pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0)
+        err = -ENOMEM;
+    if (err) {
+        ao_store(&spangc_gc.initialized, 0);
+        return err;
+    }
+    ao_store(&spangc_gc.initialized, 2);
+    return 0;
 }

@@ -30,9 +30,15 @@ static inline bool spangc_gc_due(void)
            ao_load(&spangc_gc.disabled) == 0;
 }
 
-/* An automatic cycle, requested by an allocation that saw spangc_gc_due.
- * Must be called outside a runtime section. If another thread completed a
- * cycle since the caller looked, nothing happens. */
-void spangc_gc_collect_auto(void);
+enum collect_kind {
+    COLLECT_AUTO,   /* the heap reached next_gc: collect unless another
+                       thread just did, and leave sweeping to the sweepers */
+    COLLECT_STRESS, /* debug stress mode: always collect, sweep lazily   */
+    COLLECT_FULL,   /* gc_collect: collect, then finish sweeping         */
+};
+
+/* Run a cycle. Must be called outside a runtime section, with no spangc
+ * lock held. */
+void spangc_collect(enum collect_kind kind);
 
 #endif

@@ -126,11 +126,16 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type)
         errno = ENOMEM;
         return NULL;
     }
-    if (spangc_gc_due())
-        spangc_gc_collect_auto();
+    mcache *c = &t->cache;
+    if (unlikely(spangc_cfg.stress) && ++c->stress_count >= spangc_cfg.stress) {
+        c->stress_count = 0;
+        spangc_collect(COLLECT_STRESS);
+    } else if (spangc_gc_due()) {
+        spangc_collect(COLLECT_AUTO);
+    }
     void *p = try_alloc(t, size, noscan, type);
     if (unlikely(!p)) {
-        gc_collect();
+        spangc_collect(COLLECT_FULL);
         p = try_alloc(t, size, noscan, type);
         if (!p && spangc_cfg.oom_fn) {
             spangc_cfg.oom_fn(size);
@@ -141,6 +146,7 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type)
             return NULL;
         }
     }
+    c->fast_budget = spangc_debug_slow_path() ? 0 : c->next_sample;
     return p;
 }
 

@@ -204,6 +204,7 @@ void spangc_mheap_free(mspan *s)
                      (unsigned)ao_load(&s->state));
     ao_store_rel(&s->state, SPAN_FREE);
     ao_sub(&spangc_heap.pages_inuse, s->npages);
+    ao_sub(&spangc_heap.nspans_inuse, 1);
     ao_add(&spangc_heap.free_pages, s->npages);
     s->needzero = 1;
     s->released = false;
@@ -293,8 +294,12 @@ static mspan *carve_locked(mspan *s, size_t npages)
         s->released = false;
         s->needzero = 0;
     }
+    /* Not FREE any more (a neighbour being freed must not absorb it),
+     * not IN_USE yet (lookups must not trust its layout). */
+    ao_store_rel(&s->state, SPAN_INIT);
     ao_sub(&spangc_heap.free_pages, npages);
     ao_add(&spangc_heap.pages_inuse, npages);
+    ao_add(&spangc_heap.nspans_inuse, 1);
     spangc_arena_set_pages(s->base, npages, s);
     return s;
 }

@@ -41,8 +41,9 @@ typedef struct mheap {
      * read atomically by sweepers. */
     ao_word sweepgen;
 
-    /* Statistics, in bytes (atomic). */
+    /* Statistics (atomic): bytes unless named pages or spans. */
     ao_word pages_inuse;   /* pages in IN_USE spans */
+    ao_word nspans_inuse;  /* IN_USE spans */
     ao_word sys;           /* committed heap memory */
     ao_word released;      /* committed but returned to the OS */
     ao_word free_pages;    /* pages in FREE spans */

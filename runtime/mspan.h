@@ -5,6 +5,8 @@
  *
  *   DEAD    the structure is unused (on the metadata free list)
  *   FREE    the pages are free, in mheap's free set
+ *   INIT    just taken from the free set; its layout is being set up
+ *           outside mheap.lock, and lookups must not trust it yet
  *   IN_USE  the pages hold objects; the span belongs to an mcentral list,
  *           an mcache, or (briefly) a sweeper
  *
@@ -50,7 +52,7 @@
 #include "lock.h"
 #include "sizeclass.h"
 
-enum span_state { SPAN_DEAD = 0, SPAN_FREE = 1, SPAN_IN_USE = 2 };
+enum span_state { SPAN_DEAD = 0, SPAN_FREE = 1, SPAN_IN_USE = 2, SPAN_INIT = 3 };
 
 #define SPAN_BITMAP_WORDS (MAX_OBJECTS_PER_SPAN / 64)
 

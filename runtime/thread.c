@@ -151,22 +151,18 @@ static NOINLINE uintptr_t current_sp(void)
     return (uintptr_t)__builtin_frame_address(0);
 }
 
-/* Scans the caller's own stack with its registers spilled. */
-static NOINLINE void scan_own_stack(spangc_thread *t,
-                                    void (*fn)(uintptr_t, uintptr_t, void *), void *arg)
+NOINLINE void spangc_thread_save_context(spangc_thread *t)
 {
+    /* The callee-saved registers of our caller (and of the program frames
+     * above it) are pushed into this frame, which current_sp lies below. */
     __builtin_unwind_init();
-    uintptr_t sp = current_sp();
-    fn(sp, t->stack_hi, arg);
+    t->stopped_sp = current_sp();
 }
 
 void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg)
 {
-    spangc_thread *self = spangc_self;
     for (spangc_thread *t = threads.list; t; t = t->next) {
-        if (t == self) {
-            scan_own_stack(t, fn, arg);
-        } else if (t->stopped_sp >= t->stack_lo && t->stopped_sp < t->stack_hi) {
+        if (t->stopped_sp >= t->stack_lo && t->stopped_sp < t->stack_hi) {
             fn(t->stopped_sp, t->stack_hi, arg);
         } else {
             /* Running on a stack other than the one registered (a
@@ -183,6 +179,11 @@ void spangc_threads_flush_caches(void)
 {
     for (spangc_thread *t = threads.list; t; t = t->next)
         spangc_mcache_release_all(&t->cache);
+}
+
+size_t spangc_threads_count_stopped(void)
+{
+    return threads.count;
 }
 
 size_t spangc_thread_count(void)

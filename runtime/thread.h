@@ -49,8 +49,9 @@ typedef struct spangc_thread {
     mem_range *tls;        /* the thread's static TLS blocks            */
     size_t ntls;
 
-    /* Written by the thread as it stops (before it acknowledges), read by
-     * the collector while it is stopped. */
+    /* Written by the thread as it stops (before it acknowledges), or as it
+     * starts a collection itself; read by the collector while the world is
+     * stopped. The stack is scanned from here to stack_hi. */
     uintptr_t stopped_sp;
 } spangc_thread;
 
@@ -88,9 +89,15 @@ int spangc_thread_unregister(void);
 void spangc_stop_world(void);
 void spangc_start_world(void);
 
+/* Called by a thread about to collect, at spangc's entry point, before
+ * any frame of the collector: spills its registers into the caller's frame
+ * and records where its stack scan starts, so that stale words in the
+ * collector's own frames cannot keep garbage alive. */
+void spangc_thread_save_context(spangc_thread *t);
+
 /* With the world stopped: call fn on each registered thread's stack range
- * (from its stopped stack pointer to its base; the caller's own stack from
- * the current frame) and TLS blocks. */
+ * (from its stopped stack pointer, or the collector's saved one, to its
+ * base) and TLS blocks. */
 void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
 
 /* With the world stopped: flush every registered thread's mcache. */
@@ -100,7 +107,9 @@ void spangc_threads_flush_caches(void);
  * thread in the registry. */
 void spangc_threads_after_fork_child(void);
 
-/* Number of registered threads. */
+/* Number of registered threads; _stopped while the caller has stopped
+ * the world (it holds threads_lock). */
 size_t spangc_thread_count(void);
+size_t spangc_threads_count_stopped(void);
 
 #endif

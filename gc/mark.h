@@ -1,0 +1,37 @@
+/*
+ * mark.h - marking: the grey stack and the scanners (see mark.c).
+ */
+#ifndef SPANGC_MARK_H
+#define SPANGC_MARK_H
+
+#include "../runtime/mspan.h"
+
+/* Prepare for a mark (world stopped). */
+void spangc_mark_begin(void);
+
+/* Scan [lo, hi) conservatively: every aligned word that points into an
+ * allocated object marks it. */
+void spangc_mark_range(uintptr_t lo, uintptr_t hi);
+
+/* Mark the object containing p, if any (one conservative word). */
+void spangc_mark_word(uintptr_t p);
+
+/* Scan the object at base obj (marked or not) without marking it: its
+ * referents are marked. Used for finalizable objects. */
+void spangc_mark_scan_object(uintptr_t obj);
+
+/* Empty the grey stack, recovering from overflow by rescanning. */
+void spangc_mark_drain(void);
+
+/* Bytes marked since spangc_mark_begin. */
+uint64_t spangc_mark_bytes(void);
+
+/* True if the grey stack overflowed since spangc_mark_begin. */
+bool spangc_mark_overflowed(void);
+
+/* Marking into a second bitmap (verify mode, gc/debug.c): while a bitmap
+ * array is installed, marks go there instead of mark_bits. */
+typedef uint64_t *(*spangc_mark_bits_fn)(mspan *s);
+void spangc_mark_set_bitmap(spangc_mark_bits_fn fn);
+
+#endif

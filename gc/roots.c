@@ -1,0 +1,190 @@
+/*
+ * roots.c - the roots of marking.
+ *
+ *  - data: the writable PT_LOAD segments (data, bss) of the program and of
+ *    every loaded shared library, found with dl_iterate_phdr, minus
+ *    spangc's own state (the spangc_state section, runtime/base.h), which
+ *    holds heap addresses (bounds, cursors) that must not pin objects;
+ *  - threads: each registered thread's stack from its stopped stack pointer
+ *    to its base, its spilled registers, and its TLS blocks
+ *    (runtime/thread.c);
+ *  - added: ranges registered with gc_add_roots;
+ *  - specials: objects with finalizers are scanned (not marked), weak
+ *    handles and queued finalizers are kept (gc/specials.c).
+ * All are scanned conservatively.
+ */
+#include "roots.h"
+
+#include "mark.h"
+#include "gc.h"
+#include "../include/spangc.h"
+#include "../runtime/arena.h"
+#include "../runtime/lock.h"
+#include "../runtime/metalloc.h"
+#include "../runtime/thread.h"
+
+#include <errno.h>
+#include <link.h>
+#include <string.h>
+
+typedef struct range_set {
+    mem_range *r;
+    size_t n, cap;
+} range_set;
+
+/* added: roots_lock (taken inside a runtime section). segments: the
+ * collector, under world_lock. */
+static SPANGC_STATE struct {
+    spangc_lock lock;
+    range_set added;
+    range_set segments;
+} roots = {.lock = SPANGC_LOCK_INIT};
+
+static bool range_push(range_set *s, uintptr_t lo, uintptr_t hi)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 32;
+        mem_range *r = spangc_meta_alloc(cap * sizeof *r);
+        if (!r)
+            return false;
+        if (s->r) {
+            memcpy(r, s->r, s->n * sizeof *r);
+            spangc_meta_free(s->r, s->cap * sizeof *r);
+        }
+        s->r = r;
+        s->cap = cap;
+    }
+    s->r[s->n].lo = lo;
+    s->r[s->n].hi = hi;
+    s->n++;
+    return true;
+}
+
+/* ---- data segments ------------------------------------------------------ */
+
+static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    range_set *set = data;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || ph->p_memsz == 0)
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (!range_push(set, lo, lo + ph->p_memsz))
+            spangc_throw("out of metadata memory listing data segments");
+    }
+    return 0;
+}
+
+void spangc_roots_prepare(void)
+{
+    roots.segments.n = 0;
+    dl_iterate_phdr(collect_segments, &roots.segments);
+}
+
+/* Scan [lo, hi) minus spangc's own state. */
+static void mark_excluding_state(uintptr_t lo, uintptr_t hi)
+{
+    uintptr_t slo, shi;
+    spangc_state_bounds(&slo, &shi);
+    if (shi <= lo || slo >= hi) {
+        spangc_mark_range(lo, hi);
+        return;
+    }
+    if (lo < slo)
+        spangc_mark_range(lo, slo);
+    if (shi < hi)
+        spangc_mark_range(shi, hi);
+}
+
+static void mark_thread_range(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    (void)arg;
+    spangc_mark_range(lo, hi);
+    spangc_mark_drain();
+}
+
+void spangc_roots_mark(void)
+{
+    for (size_t i = 0; i < roots.segments.n; i++) {
+        mark_excluding_state(roots.segments.r[i].lo, roots.segments.r[i].hi);
+        spangc_mark_drain();
+    }
+    lock_acquire(&roots.lock);
+    for (size_t i = 0; i < roots.added.n; i++) {
+        spangc_mark_range(roots.added.r[i].lo, roots.added.r[i].hi);
+        spangc_mark_drain();
+    }
+    lock_release(&roots.lock);
+    spangc_threads_scan(mark_thread_range, NULL);
+}
+
+/* ---- gc_add_roots / gc_remove_roots ------------------------------------ */
+
+int gc_add_roots(void *start, size_t len)
+{
+    uintptr_t lo = (uintptr_t)start;
+    if (!start || len == 0 || lo + len < lo)
+        return -EINVAL;
+    if (!ao_load(&spangc_gc.initialized))
+        return -EPERM;
+    /* A range inside the heap is a heap object: it is scanned anyway when
+     * reachable, and pinning it as a root would make it immortal. */
+    uintptr_t hlo = ao_load(&spangc_arenas.lo), hhi = ao_load(&spangc_arenas.hi);
+    if (lo < hhi && lo + len > hlo) {
+        for (uintptr_t p = lo & ~(PAGE_SIZE - 1); p < lo + len; p += PAGE_SIZE)
+            if (spangc_span_of(p))
+                return -EINVAL;
+    }
+    int err = 0;
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_enter(t);
+    lock_acquire(&roots.lock);
+    for (size_t i = 0; i < roots.added.n; i++)
+        if (roots.added.r[i].lo == lo)
+            err = -EEXIST;
+    if (!err && !range_push(&roots.added, lo, lo + len))
+        err = -ENOMEM;
+    lock_release(&roots.lock);
+    if (t)
+        runtime_leave(t);
+    return err;
+}
+
+int gc_remove_roots(void *start)
+{
+    uintptr_t lo = (uintptr_t)start;
+    int err = -ENOENT;
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_enter(t);
+    lock_acquire(&roots.lock);
+    for (size_t i = 0; i < roots.added.n; i++) {
+        if (roots.added.r[i].lo == lo) {
+            roots.added.r[i] = roots.added.r[--roots.added.n];
+            err = 0;
+            break;
+        }
+    }
+    lock_release(&roots.lock);
+    if (t)
+        runtime_leave(t);
+    return err;
+}
+
+void spangc_roots_lock(void)
+{
+    lock_acquire(&roots.lock);
+}
+
+void spangc_roots_unlock(void)
+{
+    lock_release(&roots.lock);
+}
+
+void spangc_roots_reinit_child(void)
+{
+    lock_init(&roots.lock);
+}
