@@ -26,7 +26,6 @@ static struct {
     Slot *slots;
     uint32_t capacity; /* 0 or a power of two */
     uint32_t used;     /* non-empty slots */
-    uint32_t live;     /* strings kept by the last rebuild */
 } set;
 
 static const gc_type *slot_type;
@@ -114,7 +113,7 @@ static void rebuild(void)
     }
     set.slots = slots;
     set.capacity = capacity;
-    set.used = set.live = live;
+    set.used = live;
 }
 
 static void insert(ObjString *s)
@@ -157,5 +156,8 @@ void intern_stats(InternStats *out)
 {
     out->capacity = set.capacity;
     out->used = set.used;
-    out->live = set.live;
+    out->live = 0;
+    for (uint32_t i = 0; i < set.capacity; i++)
+        if (set.slots[i].ref && slot_target(&set.slots[i]))
+            out->live++;
 }

@@ -23,7 +23,7 @@ ObjString *string_concat(const ObjString *a, const ObjString *b);
 typedef struct InternStats {
     size_t capacity; /* slots in the set                                     */
     size_t used;     /* slots not empty (live strings and dead handles)      */
-    size_t live;     /* strings found alive by the last rebuild              */
+    size_t live;     /* slots whose string is alive                          */
 } InternStats;
 void intern_stats(InternStats *out);
 
