@@ -117,6 +117,19 @@ static uint64_t compute_next_gc(uint64_t marked)
     return goal;
 }
 
+/* Over a soft memory limit, give free pages back at once, down to 95% of
+ * the limit, instead of waiting for them to go idle [Go: the scavenger's
+ * memory-limit goal]. */
+static void scavenge_for_limit(void)
+{
+    uint64_t limit = spangc_cfg.memory_limit;
+    if (!limit)
+        return;
+    uint64_t target = limit - limit / 20, mapped = mapped_bytes();
+    if (mapped > target)
+        spangc_mheap_scavenge(0, mapped - target);
+}
+
 /* ---- the background worker ---------------------------------------------- */
 
 static void *bg_worker(void *arg)
@@ -137,6 +150,7 @@ static void *bg_worker(void *arg)
             while ((n = spangc_sweep_one()) >= 0)
                 if (++swept % 64 == 0)
                     sched_yield();
+            scavenge_for_limit();
             pthread_mutex_lock(&bg.lock);
             continue;
         }
@@ -275,8 +289,10 @@ void spangc_collect(enum collect_kind kind)
     }
     lock_release(&spangc_gc.world_lock);
     bg_wake();
-    if (kind == COLLECT_FULL)
+    if (kind == COLLECT_FULL) {
         spangc_sweep_finish();
+        scavenge_for_limit();
+    }
 }
 
 void gc_collect(void)

@@ -164,8 +164,12 @@ static inline void mark_candidate(uintptr_t p)
         return;
     *word |= bit;
     mk.bytes += s->elemsize;
-    if (!span_is_noscan(s))
-        push(s->base + (uintptr_t)idx * s->elemsize);
+    if (!span_is_noscan(s)) {
+        uintptr_t obj = s->base + (uintptr_t)idx * s->elemsize;
+        /* It will be scanned soon (the stack is LIFO): start loading it. */
+        __builtin_prefetch((const void *)obj);
+        push(obj);
+    }
 }
 
 void spangc_mark_word(uintptr_t p)

@@ -26,6 +26,8 @@ SPANGC_STATE spangc_config spangc_cfg;
 
 bool spangc_parse_bytes(const char *s, uint64_t *out)
 {
+    if (*s < '0' || *s > '9')
+        return false;
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);

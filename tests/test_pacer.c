@@ -1,0 +1,267 @@
+/*
+ * test_pacer.c - when collections happen and what they report: statistics
+ * after gc_collect, gc_disable/gc_enable, the GC_PERCENT goal, the soft
+ * memory limit, and returning idle pages to the OS.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gc.h"
+#include "options.h"
+#include "testutil.h"
+
+static void *global_root;
+
+static int setup(void **state)
+{
+    (void)state;
+    gc_options o = {.flags = GC_OPT_IGNORE_ENV};
+    return gc_init(&o);
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+/* After gc_collect the statistics agree with the spans (collect() runs
+ * spangc_verify_heap, which checks heap_alloc and the object count), and
+ * the pause figures are filled in. */
+static void test_stats_after_collect(void **state)
+{
+    (void)state;
+    collect();
+    gc_stats a;
+    gc_get_stats(&a);
+    global_root = gc_alloc(100 * sizeof(void *));
+    for (int i = 0; i < 100; i++)
+        ((void **)global_root)[i] = gc_alloc_atomic(1000); /* 1024-byte class */
+    collect();
+    gc_stats b;
+    gc_get_stats(&b);
+    assert_true(b.heap_alloc >= 100 * 1024 + 800);
+    assert_int_equal(b.heap_objects, b.mallocs - b.frees);
+    assert_int_equal(b.num_gc, a.num_gc + 1);
+    assert_true(b.last_pause_ns > 0 && b.max_pause_ns >= b.last_pause_ns);
+    assert_true(b.pause_total_ns >= a.pause_total_ns + b.last_pause_ns);
+    assert_true(b.heap_live >= 100 * 1024 + 800 && b.heap_live <= b.heap_alloc);
+    assert_true(b.next_gc >= ((uint64_t)4 << 20));
+    assert_true(b.heap_inuse >= b.heap_alloc && b.heap_sys >= b.heap_inuse);
+    global_root = NULL;
+    collect();
+    gc_stats c;
+    gc_get_stats(&c);
+    assert_true(c.frees - b.frees >= 101);
+    assert_true(b.heap_alloc - c.heap_alloc >= 100 * 1024 + 800);
+}
+
+/* gc_disable stops automatic cycles (nesting); gc_collect still works. */
+static void test_disable_enable(void **state)
+{
+    (void)state;
+    gc_disable();
+    gc_disable();
+    gc_enable();
+    gc_stats a, b;
+    gc_get_stats(&a);
+    for (int i = 0; i < 200000; i++)
+        (void)!gc_alloc_atomic(200);
+    gc_get_stats(&b);
+    assert_int_equal(b.num_gc, a.num_gc);
+    collect();
+    gc_get_stats(&b);
+    assert_int_equal(b.num_gc, a.num_gc + 1);
+    gc_enable();
+    gc_enable(); /* one too many: ignored */
+    for (int i = 0; i < 200000; i++)
+        (void)!gc_alloc_atomic(200);
+    gc_get_stats(&b);
+    assert_true(b.num_gc > a.num_gc + 1);
+}
+
+/* The goal is live * (1 + gc_percent/100), never under 4 MiB; off means
+ * no automatic cycle at all. */
+static __attribute__((noinline)) void make_live(size_t bytes)
+{
+    size_t n = bytes / 4096;
+    void **v = gc_alloc(n * sizeof(void *));
+    for (size_t i = 0; i < n; i++)
+        v[i] = gc_alloc_atomic(4000); /* 4096-byte class */
+    global_root = v;
+}
+
+static void test_goal_follows_gc_percent(void **state)
+{
+    (void)state;
+    make_live(32 << 20);
+    int percents[] = {100, 50, 300};
+    for (size_t k = 0; k < 3; k++) {
+        spangc_cfg.gc_percent = percents[k];
+        collect();
+        gc_stats st;
+        gc_get_stats(&st);
+        double want = (double)st.heap_live * (1 + percents[k] / 100.0);
+        assert_true(st.next_gc > want * 0.99 && st.next_gc < want * 1.01);
+    }
+    spangc_cfg.gc_percent = -1;
+    collect();
+    gc_stats a, b;
+    gc_get_stats(&a);
+    assert_int_equal(a.next_gc, 0);
+    for (int i = 0; i < 100000; i++)
+        (void)!gc_alloc_atomic(1000); /* 100 MB of garbage */
+    gc_get_stats(&b);
+    assert_int_equal(b.num_gc, a.num_gc);
+    spangc_cfg.gc_percent = 100;
+    global_root = NULL;
+    collect();
+    gc_get_stats(&a);
+    assert_int_equal(a.next_gc, 4 << 20); /* the minimum heap */
+}
+
+/* Automatic cycles keep the heap near the goal. */
+static void test_heap_stays_near_goal(void **state)
+{
+    (void)state;
+    make_live(16 << 20);
+    collect();
+    gc_stats st;
+    gc_get_stats(&st);
+    uint64_t goal = st.next_gc, peak = 0, cycles = st.num_gc;
+    for (int i = 0; i < 400000; i++) {
+        (void)!gc_alloc(200 + i % 300);
+        if (i % 1000 == 0) {
+            gc_get_stats(&st);
+            if (st.heap_alloc > peak)
+                peak = st.heap_alloc;
+        }
+    }
+    gc_get_stats(&st);
+    assert_true(st.num_gc > cycles + 2);
+    /* The goal, plus what mcaches hold and lazy sweeping has not freed. */
+    assert_true(peak < goal + goal / 4);
+    global_root = NULL;
+}
+
+/* A soft limit lowers the goal: with gc_percent so high that it alone
+ * would let the heap grow to 800 MiB, a 64 MiB limit keeps it near 64. */
+static void test_memory_limit(void **state)
+{
+    (void)state;
+    spangc_cfg.gc_percent = 10000;
+    spangc_cfg.memory_limit = 64 << 20;
+    make_live(8 << 20);
+    collect();
+    gc_stats st;
+    gc_get_stats(&st);
+    assert_true(st.next_gc < (64 << 20));
+    assert_true(st.next_gc >= st.heap_live + st.heap_live / 8);
+    for (int i = 0; i < 300000; i++)
+        (void)!gc_alloc_atomic(1000 + i % 2000);
+    gc_get_stats(&st);
+    assert_true(st.heap_sys - st.heap_released < (80 << 20));
+    /* A limit below the live heap still lets the program run: cycles do
+     * not start on every allocation. */
+    spangc_cfg.memory_limit = 1 << 20;
+    collect();
+    gc_stats a, b;
+    gc_get_stats(&a);
+    for (int i = 0; i < 1000; i++)
+        (void)!gc_alloc(100);
+    gc_get_stats(&b);
+    assert_true(b.num_gc - a.num_gc <= 1);
+    spangc_cfg.memory_limit = 0;
+    spangc_cfg.gc_percent = 100;
+    global_root = NULL;
+    collect();
+}
+
+static long rss_kib(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Free pages idle for scavenge_delay go back to the OS (the process's RSS
+ * shrinks), and come back when the heap needs them. */
+static void test_scavenger_releases_idle_pages(void **state)
+{
+    (void)state;
+    spangc_cfg.scavenge_delay_ns = 20 * 1000000u;
+    make_live(48 << 20);
+    collect();
+    long rss_full = rss_kib();
+    global_root = NULL;
+    collect(); /* 48 MiB of free pages now */
+    gc_stats st;
+    gc_get_stats(&st);
+    uint64_t before = st.heap_released;
+    for (int i = 0; i < 100 && st.heap_released < before + (32 << 20); i++) {
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+        gc_get_stats(&st);
+    }
+    assert_true(st.heap_released >= before + (32 << 20));
+    assert_true(st.heap_released <= st.heap_sys);
+    assert_true(rss_kib() < rss_full - 32 * 1024);
+    /* Allocation takes released pages back first. */
+    uint64_t released = st.heap_released;
+    make_live(40 << 20);
+    gc_get_stats(&st);
+    assert_true(st.heap_released < released - (32 << 20));
+    global_root = NULL;
+    spangc_cfg.scavenge_delay_ns = 1000000000u;
+}
+
+/* GC_TRACE: one line per cycle on stderr. */
+static void test_trace_line(void **state)
+{
+    (void)state;
+    FILE *tmp = tmpfile();
+    int saved = dup(2);
+    dup2(fileno(tmp), 2);
+    spangc_cfg.trace = true;
+    gc_collect();
+    gc_collect();
+    spangc_cfg.trace = false;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    rewind(tmp);
+    char line[512];
+    int lines = 0;
+    while (fgets(line, sizeof line, tmp)) {
+        unsigned long long n;
+        double at, pause, before, live, goal;
+        int got = sscanf(line, "gc %llu @%lfs: pause %lf ms, heap %lf -> %lf MiB live, goal %lf MiB",
+                         &n, &at, &pause, &before, &live, &goal);
+        assert_int_equal(got, 6);
+        assert_non_null(strstr(line, "spans left to sweep"));
+        lines++;
+    }
+    fclose(tmp);
+    assert_int_equal(lines, 2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_stats_after_collect),
+        cmocka_unit_test(test_disable_enable),
+        cmocka_unit_test(test_goal_follows_gc_percent),
+        cmocka_unit_test(test_heap_stays_near_goal),
+        cmocka_unit_test(test_memory_limit),
+        cmocka_unit_test(test_scavenger_releases_idle_pages),
+        cmocka_unit_test(test_trace_line),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,216 @@
+/*
+ * test_roots.c - what keeps an object alive (a global, a gc_add_roots
+ * range, a stack slot, a register, an interior pointer, a pointer from a
+ * scanned object, a precise field, a thread-local variable, a shared
+ * library's data) and what does not (a pointer in malloc'd memory, inside
+ * an atomic object, in a non-pointer field, in a removed root).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+/* From test_roots_lib.so, a shared library this test links. */
+extern void *roots_lib_slot;
+
+static int setup(void **state)
+{
+    (void)state;
+    gc_options o = {.flags = GC_OPT_IGNORE_ENV};
+    return gc_init(&o);
+}
+
+static void *global_root;
+
+static void test_global_root(void **state)
+{
+    (void)state;
+    uintptr_t h = make(64);
+    store((volatile uintptr_t *)&global_root, h, 0);
+    collect();
+    assert_true(alive(h));
+    global_root = NULL;
+    collect();
+    assert_false(alive(h));
+}
+
+static void test_added_roots(void **state)
+{
+    (void)state;
+    uintptr_t *box = malloc(4 * sizeof *box); /* malloc memory is not scanned */
+    uintptr_t h = make(100);
+    store(&box[2], h, 0);
+    collect();
+    assert_false(alive(h));
+    h = make(100);
+    store(&box[2], h, 0);
+    assert_int_equal(gc_add_roots(box, 4 * sizeof *box), 0);
+    assert_int_equal(gc_add_roots(box, 8), -EEXIST);
+    collect();
+    assert_true(alive(h));
+    assert_int_equal(gc_remove_roots(box), 0);
+    assert_int_equal(gc_remove_roots(box), -ENOENT);
+    collect();
+    assert_false(alive(h));
+    free(box);
+    /* Bad arguments. */
+    assert_int_equal(gc_add_roots(NULL, 8), -EINVAL);
+    int x;
+    assert_int_equal(gc_add_roots(&x, 0), -EINVAL);
+    assert_int_equal(gc_add_roots((void *)UINTPTR_MAX, 16), -EINVAL);
+    void *heap_obj = gc_alloc(64);
+    assert_int_equal(gc_add_roots(heap_obj, 64), -EINVAL);
+    assert_int_equal(gc_remove_roots(&x), -ENOENT);
+}
+
+static void test_stack_slot(void **state)
+{
+    (void)state;
+    volatile uintptr_t slot;
+    uintptr_t h = make(48);
+    store(&slot, h, 0);
+    collect();
+    assert_true(alive(h));
+    slot = 0;
+    collect();
+    assert_false(alive(h));
+}
+
+#if defined(__x86_64__)
+static void test_register(void **state)
+{
+    (void)state;
+    uintptr_t h = make(32);
+    /* Callee-saved registers survive the call into gc_collect. */
+    register uintptr_t r12 __asm__("r12") = h ^ MASK;
+    __asm__ volatile("" : "+r"(r12));
+    collect();
+    __asm__ volatile("" : "+r"(r12));
+    assert_true(alive(h));
+    r12 = 0;
+    __asm__ volatile("" : "+r"(r12));
+}
+#endif
+
+static volatile uintptr_t interior_root;
+
+static void test_interior_pointer(void **state)
+{
+    (void)state;
+    uintptr_t h = make(1000);
+    store(&interior_root, h, 777);
+    uintptr_t hl = make(100000); /* a large object, pointed at near its end */
+    store((volatile uintptr_t *)&global_root, hl, 99999);
+    collect();
+    assert_true(alive(h));
+    assert_true(alive(hl));
+    interior_root = 0;
+    global_root = NULL;
+    collect();
+    assert_false(alive(h));
+    assert_false(alive(hl));
+}
+
+static void test_scanned_object_pointer(void **state)
+{
+    (void)state;
+    global_root = gc_alloc(8 * sizeof(void *));
+    uintptr_t h = make(200);
+    store(&((volatile uintptr_t *)global_root)[5], h, 0);
+    collect();
+    assert_true(alive(h));
+    ((void **)global_root)[5] = NULL;
+    collect();
+    assert_false(alive(h));
+    global_root = NULL;
+}
+
+struct typed {
+    uintptr_t not_a_pointer;
+    void *pointer;
+    double number;
+};
+
+static void test_precise_fields(void **state)
+{
+    (void)state;
+    const gc_type *t = GC_TYPE(struct typed, offsetof(struct typed, pointer));
+    global_root = gc_alloc_typed(sizeof(struct typed), t);
+    volatile uintptr_t *obj = global_root;
+    uintptr_t kept = make(64), dropped = make(64);
+    store(&obj[1], kept, 0);
+    store(&obj[0], dropped, 0);
+    collect();
+    assert_true(alive(kept));
+    assert_false(alive(dropped)); /* a non-pointer field keeps nothing */
+    /* An array of the type: every element's pointer field counts. */
+    global_root = gc_alloc_typed(50 * sizeof(struct typed), t);
+    obj = global_root;
+    uintptr_t last = make(16);
+    store(&obj[49 * 3 + 1], last, 0);
+    collect();
+    assert_true(alive(last));
+    global_root = NULL;
+}
+
+static void test_atomic_not_scanned(void **state)
+{
+    (void)state;
+    global_root = gc_alloc_atomic(8 * sizeof(void *));
+    uintptr_t h = make(64);
+    store(&((volatile uintptr_t *)global_root)[3], h, 0);
+    collect();
+    assert_true(alive(HIDE(global_root)));
+    assert_false(alive(h));
+    global_root = NULL;
+}
+
+static __thread void *tls_root;
+
+static void test_thread_local(void **state)
+{
+    (void)state;
+    uintptr_t h = make(72);
+    store((volatile uintptr_t *)&tls_root, h, 0);
+    collect();
+    assert_true(alive(h));
+    tls_root = NULL;
+    collect();
+    assert_false(alive(h));
+}
+
+static void test_shared_library_data(void **state)
+{
+    (void)state;
+    uintptr_t h = make(88);
+    store((volatile uintptr_t *)&roots_lib_slot, h, 0);
+    collect();
+    assert_true(alive(h));
+    roots_lib_slot = NULL;
+    collect();
+    assert_false(alive(h));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_global_root),
+        cmocka_unit_test(test_added_roots),
+        cmocka_unit_test(test_stack_slot),
+#if defined(__x86_64__)
+        cmocka_unit_test(test_register),
+#endif
+        cmocka_unit_test(test_interior_pointer),
+        cmocka_unit_test(test_scanned_object_pointer),
+        cmocka_unit_test(test_precise_fields),
+        cmocka_unit_test(test_atomic_not_scanned),
+        cmocka_unit_test(test_thread_local),
+        cmocka_unit_test(test_shared_library_data),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,155 @@
+/*
+ * test_sweep.c - sweeping: freed memory is reused and comes back zeroed,
+ * a program allocating gigabytes with a few megabytes live stays small,
+ * and the heap stays consistent while collections, the background sweeper
+ * and allocation all sweep.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <sys/resource.h>
+
+#include "testutil.h"
+
+static void *global_root;
+
+static int setup(void **state)
+{
+    (void)state;
+    gc_options o = {.flags = GC_OPT_IGNORE_ENV};
+    return gc_init(&o);
+}
+
+/* ---- reuse ---------------------------------------------------------------- */
+
+static __attribute__((noinline)) void fill_garbage(uintptr_t *addrs, int n, size_t size)
+{
+    for (int i = 0; i < n; i++) {
+        char *p = gc_alloc(size);
+        memset(p, 0xff, size);
+        addrs[i] = HIDE(p);
+    }
+}
+
+static void test_freed_memory_is_reused_zeroed(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    static uintptr_t old[N];
+    fill_garbage(old, N, 96);
+    collect();
+    int freed = 0;
+    for (int i = 0; i < N; i++)
+        freed += !alive(old[i]);
+    assert_true(freed >= N - 10);
+    int reused = 0;
+    for (int i = 0; i < N; i++) {
+        unsigned char *p = gc_alloc(96);
+        for (int k = 0; k < 96; k++)
+            assert_int_equal(p[k], 0);
+        for (int j = 0; j < N && !reused; j++)
+            reused = HIDE(p) == old[j];
+    }
+    assert_true(reused);
+}
+
+/* ---- bounded memory ------------------------------------------------------ */
+
+static long peak_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* 4 GiB of allocation with about 4 MiB live at any time stays within a
+ * small, fixed footprint. */
+static void test_bounded_memory(void **state)
+{
+    (void)state;
+    enum { RING = 4096 };
+    void **ring = gc_alloc(RING * sizeof(void *));
+    global_root = ring;
+    uint64_t total = 0, i = 0;
+    gc_stats before;
+    gc_get_stats(&before);
+    while (total < ((uint64_t)4 << 30)) {
+        size_t size = 16 + (i * 2654435761u) % 2000;
+        if (i % 997 == 0)
+            size = 40000 + i % 100000; /* a large object now and then */
+        char *p = i & 1 ? gc_alloc(size) : gc_alloc_atomic(size);
+        p[0] = 1;
+        ring[i % RING] = p;
+        total += size;
+        i++;
+    }
+    gc_stats after;
+    gc_get_stats(&after);
+    print_message("allocated %llu MiB in %llu objects, %llu collections, heap_sys %llu MiB, "
+                  "peak RSS %ld MiB\n",
+                  (unsigned long long)(total >> 20), (unsigned long long)i,
+                  (unsigned long long)(after.num_gc - before.num_gc),
+                  (unsigned long long)(after.heap_sys >> 20), peak_rss_kib() >> 10);
+    assert_true(after.num_gc - before.num_gc > 100);
+    assert_true(after.heap_sys < ((uint64_t)96 << 20));
+    assert_true(peak_rss_kib() < 160 * 1024);
+    global_root = NULL;
+}
+
+/* ---- sweeping ---------------------------------------------------------- */
+
+/* Collections back to back while the heap churns: after each full
+ * collection every span and counter is consistent. */
+static void test_forced_collections_loop(void **state)
+{
+    (void)state;
+    void **keep = gc_alloc(1000 * sizeof(void *));
+    global_root = keep;
+    for (int round = 0; round < 200; round++) {
+        for (int i = 0; i < 2000; i++) {
+            void *p = gc_alloc(16 + (size_t)(i * 37 % 3000));
+            if (i % 7 == 0)
+                keep[(round * 2000 + i) % 1000] = p;
+        }
+        collect();
+    }
+    gc_stats st;
+    gc_get_stats(&st);
+    assert_int_equal(st.heap_alloc, st.heap_alloc); /* verified by collect() */
+    global_root = NULL;
+}
+
+/* Automatic cycles leave sweeping to the background and to allocation;
+ * the heap must stay consistent while both sweep. */
+static void test_allocation_during_background_sweep(void **state)
+{
+    (void)state;
+    void **keep = gc_alloc(4096 * sizeof(void *));
+    global_root = keep;
+    gc_stats a, b;
+    gc_get_stats(&a);
+    for (long i = 0; i < 3000000; i++) {
+        void *p = gc_alloc(16 + (size_t)(i % 50) * 16);
+        if (i % 13 == 0)
+            keep[i % 4096] = p;
+    }
+    gc_get_stats(&b);
+    assert_true(b.num_gc > a.num_gc + 10);
+    collect();
+    for (int i = 0; i < 4096; i++)
+        assert_ptr_equal(gc_base(keep[i]), keep[i]);
+    global_root = NULL;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_freed_memory_is_reused_zeroed),
+        cmocka_unit_test(test_bounded_memory),
+        cmocka_unit_test(test_forced_collections_loop),
+        cmocka_unit_test(test_allocation_during_background_sweep),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
