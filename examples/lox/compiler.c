@@ -80,6 +80,8 @@ typedef struct Compiler {
     FunctionKind kind;
     int local_count;
     int scope_depth; /* 0: global scope */
+    int stack_depth; /* values on the stack at this point of the code */
+    int max_depth;   /* the most stack_depth has been: the frame's size */
     Local locals[UINT8_COUNT];
     UpvalueRef upvalues[UINT8_COUNT];
 } Compiler;
@@ -171,10 +173,63 @@ static void emit_bytes(uint8_t a, uint8_t b)
     emit_byte(b);
 }
 
-/* A forward jump with a placeholder distance; returns where to patch. */
-static int emit_jump(uint8_t op)
+/* How each instruction changes the number of values on the stack; the
+ * calls pop their arguments as well (see emit_call). */
+static const int8_t stack_effect[] = {
+    [OP_CONSTANT] = 1,    [OP_NIL] = 1,          [OP_TRUE] = 1,          [OP_FALSE] = 1,
+    [OP_POP] = -1,        [OP_GET_LOCAL] = 1,    [OP_SET_LOCAL] = 0,     [OP_GET_GLOBAL] = 1,
+    [OP_DEFINE_GLOBAL] = -1, [OP_SET_GLOBAL] = 0, [OP_GET_UPVALUE] = 1,  [OP_SET_UPVALUE] = 0,
+    [OP_GET_PROPERTY] = 0, [OP_SET_PROPERTY] = -1, [OP_GET_SUPER] = -1,  [OP_EQUAL] = -1,
+    [OP_GREATER] = -1,    [OP_LESS] = -1,        [OP_ADD] = -1,          [OP_SUBTRACT] = -1,
+    [OP_MULTIPLY] = -1,   [OP_DIVIDE] = -1,      [OP_NOT] = 0,           [OP_NEGATE] = 0,
+    [OP_PRINT] = -1,      [OP_JUMP] = 0,         [OP_JUMP_IF_FALSE] = 0, [OP_LOOP] = 0,
+    [OP_CALL] = 0,        [OP_INVOKE] = 0,       [OP_SUPER_INVOKE] = -1, [OP_CLOSURE] = 1,
+    [OP_CLOSE_UPVALUE] = -1, [OP_RETURN] = -1,   [OP_CLASS] = 1,         [OP_INHERIT] = -1,
+    [OP_METHOD] = -1,
+};
+
+/* The compiler counts the values each instruction leaves on the stack, in
+ * the order the code is emitted, to learn how many stack slots a call of
+ * the function can need: the VM checks that many are free before it
+ * enters the function, so no program can write past the value stack.
+ * Where two paths join with different counts (the condition popped on the
+ * fall-through path of an if or a loop is still on the stack on the jump
+ * path), the parser corrects the count by hand. */
+static void adjust_stack(int delta)
 {
-    emit_byte(op);
+    current->stack_depth += delta;
+    if (current->stack_depth > current->max_depth)
+        current->max_depth = current->stack_depth;
+}
+
+static void emit_op(OpCode op)
+{
+    emit_byte((uint8_t)op);
+    adjust_stack(stack_effect[op]);
+}
+
+static void emit_op_arg(OpCode op, uint8_t arg)
+{
+    emit_op(op);
+    emit_byte(arg);
+}
+
+/* A call replaces the callee and its arguments by the result. */
+static void emit_call(OpCode op, uint8_t name, uint8_t argc)
+{
+    if (op == OP_CALL) {
+        emit_op_arg(op, argc);
+    } else {
+        emit_op_arg(op, name);
+        emit_byte(argc);
+    }
+    adjust_stack(-argc);
+}
+
+/* A forward jump with a placeholder distance; returns where to patch. */
+static int emit_jump(OpCode op)
+{
+    emit_op(op);
     emit_bytes(0xff, 0xff);
     return chunk()->count - 2;
 }
@@ -190,7 +245,7 @@ static void patch_jump(int at)
 
 static void emit_loop(int loop_start)
 {
-    emit_byte(OP_LOOP);
+    emit_op(OP_LOOP);
     int distance = chunk()->count - loop_start + 2;
     if (distance > UINT16_MAX)
         error("Loop body too large.");
@@ -201,10 +256,10 @@ static void emit_loop(int loop_start)
 static void emit_return(void)
 {
     if (current->kind == KIND_INITIALIZER)
-        emit_bytes(OP_GET_LOCAL, 0);
+        emit_op_arg(OP_GET_LOCAL, 0);
     else
-        emit_byte(OP_NIL);
-    emit_byte(OP_RETURN);
+        emit_op(OP_NIL);
+    emit_op(OP_RETURN);
 }
 
 static uint8_t make_constant(Value value)
@@ -219,7 +274,7 @@ static uint8_t make_constant(Value value)
 
 static void emit_constant(Value value)
 {
-    emit_bytes(OP_CONSTANT, make_constant(value));
+    emit_op_arg(OP_CONSTANT, make_constant(value));
 }
 
 /* ---- compilers and scopes ------------------------------------------------- */
@@ -231,6 +286,8 @@ static void compiler_begin(Compiler *compiler, FunctionKind kind)
     compiler->kind = kind;
     compiler->local_count = 0;
     compiler->scope_depth = 0;
+    compiler->stack_depth = 1; /* slot 0 */
+    compiler->max_depth = 1;
     compiler->function = new_function();
     current = compiler;
     if (kind != KIND_SCRIPT)
@@ -253,6 +310,7 @@ static ObjFunction *compiler_end(void)
 {
     emit_return();
     ObjFunction *function = current->function;
+    function->max_slots = current->max_depth;
     current = current->enclosing;
     return function;
 }
@@ -267,7 +325,7 @@ static void end_scope(void)
     current->scope_depth--;
     while (current->local_count > 0 &&
            current->locals[current->local_count - 1].depth > current->scope_depth) {
-        emit_byte(current->locals[current->local_count - 1].captured ? OP_CLOSE_UPVALUE : OP_POP);
+        emit_op(current->locals[current->local_count - 1].captured ? OP_CLOSE_UPVALUE : OP_POP);
         current->local_count--;
     }
 }
@@ -384,7 +442,7 @@ static void define_variable(uint8_t global)
         mark_initialized();
         return;
     }
-    emit_bytes(OP_DEFINE_GLOBAL, global);
+    emit_op_arg(OP_DEFINE_GLOBAL, global);
 }
 
 /* ---- expressions ------------------------------------------------------------- */
@@ -412,7 +470,7 @@ static uint8_t argument_list(void)
 
 static void named_variable(Token name, bool can_assign)
 {
-    uint8_t get_op, set_op;
+    OpCode get_op, set_op;
     int arg = resolve_local(current, &name);
     if (arg != -1) {
         get_op = OP_GET_LOCAL;
@@ -427,9 +485,9 @@ static void named_variable(Token name, bool can_assign)
     }
     if (can_assign && match(TOKEN_EQUAL)) {
         expression();
-        emit_bytes(set_op, (uint8_t)arg);
+        emit_op_arg(set_op, (uint8_t)arg);
     } else {
-        emit_bytes(get_op, (uint8_t)arg);
+        emit_op_arg(get_op, (uint8_t)arg);
     }
 }
 
@@ -463,9 +521,9 @@ static void literal(bool can_assign)
 {
     (void)can_assign;
     switch (parser.previous.type) {
-    case TOKEN_FALSE: emit_byte(OP_FALSE); break;
-    case TOKEN_NIL: emit_byte(OP_NIL); break;
-    case TOKEN_TRUE: emit_byte(OP_TRUE); break;
+    case TOKEN_FALSE: emit_op(OP_FALSE); break;
+    case TOKEN_NIL: emit_op(OP_NIL); break;
+    case TOKEN_TRUE: emit_op(OP_TRUE); break;
     default: return;
     }
 }
@@ -480,7 +538,7 @@ static void unary(bool can_assign)
     (void)can_assign;
     TokenType op = parser.previous.type;
     parse_precedence(PREC_UNARY);
-    emit_byte(op == TOKEN_MINUS ? OP_NEGATE : OP_NOT);
+    emit_op(op == TOKEN_MINUS ? OP_NEGATE : OP_NOT);
 }
 
 /* Lox has six comparison operators and three comparison instructions:
@@ -491,16 +549,16 @@ static void binary(bool can_assign)
     TokenType op = parser.previous.type;
     parse_precedence((Precedence)(get_rule(op)->precedence + 1));
     switch (op) {
-    case TOKEN_BANG_EQUAL: emit_bytes(OP_EQUAL, OP_NOT); break;
-    case TOKEN_EQUAL_EQUAL: emit_byte(OP_EQUAL); break;
-    case TOKEN_GREATER: emit_byte(OP_GREATER); break;
-    case TOKEN_GREATER_EQUAL: emit_bytes(OP_LESS, OP_NOT); break;
-    case TOKEN_LESS: emit_byte(OP_LESS); break;
-    case TOKEN_LESS_EQUAL: emit_bytes(OP_GREATER, OP_NOT); break;
-    case TOKEN_PLUS: emit_byte(OP_ADD); break;
-    case TOKEN_MINUS: emit_byte(OP_SUBTRACT); break;
-    case TOKEN_STAR: emit_byte(OP_MULTIPLY); break;
-    case TOKEN_SLASH: emit_byte(OP_DIVIDE); break;
+    case TOKEN_BANG_EQUAL: emit_op(OP_EQUAL); emit_op(OP_NOT); break;
+    case TOKEN_EQUAL_EQUAL: emit_op(OP_EQUAL); break;
+    case TOKEN_GREATER: emit_op(OP_GREATER); break;
+    case TOKEN_GREATER_EQUAL: emit_op(OP_LESS); emit_op(OP_NOT); break;
+    case TOKEN_LESS: emit_op(OP_LESS); break;
+    case TOKEN_LESS_EQUAL: emit_op(OP_GREATER); emit_op(OP_NOT); break;
+    case TOKEN_PLUS: emit_op(OP_ADD); break;
+    case TOKEN_MINUS: emit_op(OP_SUBTRACT); break;
+    case TOKEN_STAR: emit_op(OP_MULTIPLY); break;
+    case TOKEN_SLASH: emit_op(OP_DIVIDE); break;
     default: return;
     }
 }
@@ -510,7 +568,7 @@ static void and_(bool can_assign)
 {
     (void)can_assign;
     int end = emit_jump(OP_JUMP_IF_FALSE);
-    emit_byte(OP_POP);
+    emit_op(OP_POP);
     parse_precedence(PREC_AND);
     patch_jump(end);
 }
@@ -522,7 +580,7 @@ static void or_(bool can_assign)
     int else_jump = emit_jump(OP_JUMP_IF_FALSE);
     int end = emit_jump(OP_JUMP);
     patch_jump(else_jump);
-    emit_byte(OP_POP);
+    emit_op(OP_POP);
     parse_precedence(PREC_OR);
     patch_jump(end);
 }
@@ -531,7 +589,7 @@ static void call(bool can_assign)
 {
     (void)can_assign;
     uint8_t argc = argument_list();
-    emit_bytes(OP_CALL, argc);
+    emit_call(OP_CALL, 0, argc);
 }
 
 /* obj.name, obj.name = value, or obj.name(args) as one OP_INVOKE so the
@@ -542,13 +600,12 @@ static void dot(bool can_assign)
     uint8_t name = identifier_constant(&parser.previous);
     if (can_assign && match(TOKEN_EQUAL)) {
         expression();
-        emit_bytes(OP_SET_PROPERTY, name);
+        emit_op_arg(OP_SET_PROPERTY, name);
     } else if (match(TOKEN_LEFT_PAREN)) {
         uint8_t argc = argument_list();
-        emit_bytes(OP_INVOKE, name);
-        emit_byte(argc);
+        emit_call(OP_INVOKE, name, argc);
     } else {
-        emit_bytes(OP_GET_PROPERTY, name);
+        emit_op_arg(OP_GET_PROPERTY, name);
     }
 }
 
@@ -579,11 +636,10 @@ static void super_(bool can_assign)
     if (match(TOKEN_LEFT_PAREN)) {
         uint8_t argc = argument_list();
         named_variable(synthetic_token("super"), false);
-        emit_bytes(OP_SUPER_INVOKE, name);
-        emit_byte(argc);
+        emit_call(OP_SUPER_INVOKE, name, argc);
     } else {
         named_variable(synthetic_token("super"), false);
-        emit_bytes(OP_GET_SUPER, name);
+        emit_op_arg(OP_GET_SUPER, name);
     }
 }
 
@@ -669,6 +725,7 @@ static void function(FunctionKind kind)
                 error_at_current("Can't have more than 255 parameters.");
             uint8_t param = parse_variable("Expect parameter name.");
             define_variable(param);
+            adjust_stack(1); /* the caller pushed it */
         } while (match(TOKEN_COMMA));
     }
     consume(TOKEN_RIGHT_PAREN, "Expect ')' after parameters.");
@@ -677,7 +734,7 @@ static void function(FunctionKind kind)
 
     /* No end_scope: the frame is discarded whole on return. */
     ObjFunction *fn = compiler_end();
-    emit_bytes(OP_CLOSURE, make_constant(OBJ_VAL(fn)));
+    emit_op_arg(OP_CLOSURE, make_constant(OBJ_VAL(fn)));
     for (int i = 0; i < fn->upvalue_count; i++) {
         emit_byte(compiler.upvalues[i].is_local ? 1 : 0);
         emit_byte(compiler.upvalues[i].index);
@@ -692,7 +749,7 @@ static void method(void)
     if (parser.previous.length == 4 && memcmp(parser.previous.start, "init", 4) == 0)
         kind = KIND_INITIALIZER;
     function(kind);
-    emit_bytes(OP_METHOD, name);
+    emit_op_arg(OP_METHOD, name);
 }
 
 static void class_declaration(void)
@@ -702,7 +759,7 @@ static void class_declaration(void)
     uint8_t name = identifier_constant(&parser.previous);
     declare_variable();
 
-    emit_bytes(OP_CLASS, name);
+    emit_op_arg(OP_CLASS, name);
     define_variable(name);
 
     ClassCompiler class_compiler = {current_class, false};
@@ -717,7 +774,7 @@ static void class_declaration(void)
         add_local(synthetic_token("super"));
         define_variable(0);
         named_variable(class_name, false);
-        emit_byte(OP_INHERIT);
+        emit_op(OP_INHERIT);
         class_compiler.has_superclass = true;
     }
 
@@ -726,7 +783,7 @@ static void class_declaration(void)
     while (!check(TOKEN_RIGHT_BRACE) && !check(TOKEN_EOF))
         method();
     consume(TOKEN_RIGHT_BRACE, "Expect '}' after class body.");
-    emit_byte(OP_POP);
+    emit_op(OP_POP);
 
     if (class_compiler.has_superclass)
         end_scope();
@@ -748,7 +805,7 @@ static void var_declaration(void)
     if (match(TOKEN_EQUAL))
         expression();
     else
-        emit_byte(OP_NIL);
+        emit_op(OP_NIL);
     consume(TOKEN_SEMICOLON, "Expect ';' after variable declaration.");
     define_variable(global);
 }
@@ -757,7 +814,7 @@ static void expression_statement(void)
 {
     expression();
     consume(TOKEN_SEMICOLON, "Expect ';' after expression.");
-    emit_byte(OP_POP);
+    emit_op(OP_POP);
 }
 
 /* for (init; cond; step) body. The step is compiled before the body in the
@@ -780,14 +837,14 @@ static void for_statement(void)
         expression();
         consume(TOKEN_SEMICOLON, "Expect ';' after loop condition.");
         exit_jump = emit_jump(OP_JUMP_IF_FALSE);
-        emit_byte(OP_POP);
+        emit_op(OP_POP);
     }
 
     if (!match(TOKEN_RIGHT_PAREN)) {
         int body_jump = emit_jump(OP_JUMP);
         int step_start = chunk()->count;
         expression();
-        emit_byte(OP_POP);
+        emit_op(OP_POP);
         consume(TOKEN_RIGHT_PAREN, "Expect ')' after for clauses.");
         emit_loop(loop_start);
         loop_start = step_start;
@@ -798,7 +855,8 @@ static void for_statement(void)
     emit_loop(loop_start);
     if (exit_jump != -1) {
         patch_jump(exit_jump);
-        emit_byte(OP_POP);
+        adjust_stack(1); /* the condition, on the exit path */
+        emit_op(OP_POP);
     }
     end_scope();
 }
@@ -810,11 +868,12 @@ static void if_statement(void)
     consume(TOKEN_RIGHT_PAREN, "Expect ')' after condition.");
 
     int then_jump = emit_jump(OP_JUMP_IF_FALSE);
-    emit_byte(OP_POP);
+    emit_op(OP_POP);
     statement();
     int else_jump = emit_jump(OP_JUMP);
     patch_jump(then_jump);
-    emit_byte(OP_POP);
+    adjust_stack(1); /* the condition, on the else path */
+    emit_op(OP_POP);
     if (match(TOKEN_ELSE))
         statement();
     patch_jump(else_jump);
@@ -824,7 +883,7 @@ static void print_statement(void)
 {
     expression();
     consume(TOKEN_SEMICOLON, "Expect ';' after value.");
-    emit_byte(OP_PRINT);
+    emit_op(OP_PRINT);
 }
 
 static void return_statement(void)
@@ -839,7 +898,7 @@ static void return_statement(void)
         error("Can't return a value from an initializer.");
     expression();
     consume(TOKEN_SEMICOLON, "Expect ';' after return value.");
-    emit_byte(OP_RETURN);
+    emit_op(OP_RETURN);
 }
 
 static void while_statement(void)
@@ -850,11 +909,12 @@ static void while_statement(void)
     consume(TOKEN_RIGHT_PAREN, "Expect ')' after condition.");
 
     int exit_jump = emit_jump(OP_JUMP_IF_FALSE);
-    emit_byte(OP_POP);
+    emit_op(OP_POP);
     statement();
     emit_loop(loop_start);
     patch_jump(exit_jump);
-    emit_byte(OP_POP);
+    adjust_stack(1); /* the condition, on the exit path */
+    emit_op(OP_POP);
 }
 
 /* Skip tokens until something that looks like the start of a statement. */

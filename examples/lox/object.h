@@ -57,6 +57,7 @@ typedef struct ObjFunction {
     Obj obj;
     int arity;
     int upvalue_count;
+    int max_slots; /* stack slots a call can use, slot 0 included */
     Chunk chunk;
     ObjString *name; /* NULL for the top-level script */
 } ObjFunction;

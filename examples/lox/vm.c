@@ -110,14 +110,18 @@ static inline bool call_closure(ObjClosure *closure, int argc)
         runtime_error("Expected %d arguments but got %d.", closure->function->arity, argc);
         return false;
     }
-    if (LOX_UNLIKELY(vm.frame_count == FRAMES_MAX)) {
+    Value *slots = vm.stack_top - argc - 1;
+    /* Both the frames and the value stack are bounded; the compiler has
+     * counted how many slots the function can need (compiler.c). */
+    if (LOX_UNLIKELY(vm.frame_count == FRAMES_MAX ||
+                     closure->function->max_slots > vm.stack + STACK_MAX - slots)) {
         runtime_error("Stack overflow.");
         return false;
     }
     CallFrame *frame = &vm.frames[vm.frame_count++];
     frame->closure = closure;
     frame->ip = closure->function->chunk.code;
-    frame->slots = vm.stack_top - argc - 1;
+    frame->slots = slots;
     return true;
 }
 
