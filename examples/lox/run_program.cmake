@@ -2,8 +2,14 @@
 # output file. Called by ctest:
 #   cmake -DLOX=<lox binary> -DPROGRAM=<file.lox> -DEXPECTED=<file>
 #         [-DFLAGS=<flags separated by ;>] -P run_program.cmake
+# or, for the REPL, -DINPUT=<file> instead of -DPROGRAM: the file becomes
+# the standard input of lox started without a script.
 cmake_minimum_required(VERSION 3.25)
 
+if(DEFINED INPUT)
+  set(PROGRAM "")
+  set(input_args INPUT_FILE ${INPUT})
+endif()
 foreach(var LOX PROGRAM EXPECTED)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "run_program.cmake: ${var} is not set")
@@ -12,13 +18,14 @@ endforeach()
 
 execute_process(
   COMMAND ${LOX} ${FLAGS} ${PROGRAM}
+  ${input_args}
   OUTPUT_VARIABLE actual
   ERROR_VARIABLE errors
   RESULT_VARIABLE status)
 file(READ ${EXPECTED} expected)
 
 if(NOT status EQUAL 0)
-  message(FATAL_ERROR "${PROGRAM}: lox exited with ${status}\n${errors}")
+  message(FATAL_ERROR "${PROGRAM}${INPUT}: lox exited with ${status}\n${errors}")
 endif()
 if(NOT actual STREQUAL expected)
   # Show the first differing line, then both outputs in full.
@@ -41,6 +48,6 @@ if(NOT actual STREQUAL expected)
     endif()
     math(EXPR i "${i} + 1")
   endwhile()
-  message(FATAL_ERROR "${PROGRAM}: output differs from ${EXPECTED}\n"
+  message(FATAL_ERROR "${PROGRAM}${INPUT}: output differs from ${EXPECTED}\n"
                       "--- actual ---\n${actual}--- stderr ---\n${errors}")
 endif()
