@@ -66,9 +66,11 @@ static SPANGC_STATE struct {
     uint64_t cycles_seen; /* cycles the worker has started sweeping */
 } bg = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
-/* Cycles started, for merging concurrent gc_collect calls: written under
- * world_lock, read atomically. init_time: written by gc_init. */
-static SPANGC_STATE ao_word cycles_started;
+/* Cycles that have stopped the world, for merging concurrent gc_collect
+ * calls: a request made before a cycle stops the world is served by that
+ * cycle, since marking starts only then. Written under world_lock, read
+ * atomically. init_time: written by gc_init. */
+static SPANGC_STATE ao_word cycles_stopped;
 static SPANGC_STATE uint64_t init_time;
 
 #define STR2(x) #x
@@ -186,6 +188,11 @@ static void bg_wake(void)
 {
     if (!spangc_cfg.background_sweep)
         return;
+    /* A runtime section: a thread stopped while holding bg.lock would
+     * stall the worker for the whole stop. */
+    spangc_thread *self = spangc_self;
+    if (self)
+        runtime_enter(self);
     pthread_mutex_lock(&bg.lock);
     if (!bg.started) {
         pthread_t th;
@@ -197,6 +204,8 @@ static void bg_wake(void)
     }
     pthread_cond_signal(&bg.wake);
     pthread_mutex_unlock(&bg.lock);
+    if (self)
+        runtime_leave(self);
 }
 
 /* ---- the cycle ---------------------------------------------------------- */
@@ -214,6 +223,23 @@ static void trace_cycle(uint64_t n, uint64_t pause, uint64_t before, uint64_t ma
             left_unswept);
 }
 
+/* Stop every registered thread and hold the background sweeper off
+ * (gc/sweep.c explains the handshake). The caller holds world_lock. */
+static void stop_world_and_sweeper(void)
+{
+    spangc_stop_world();
+    ao_store(&spangc_sweep.world_stopped, 1);
+    ao_fence();
+    while (ao_load(&spangc_sweep.active) != 0)
+        sched_yield();
+}
+
+static void start_world_and_sweeper(void)
+{
+    ao_store(&spangc_sweep.world_stopped, 0);
+    spangc_start_world();
+}
+
 /* Mark with the world stopped; returns the bytes marked. */
 static uint64_t mark_phase(void)
 {
@@ -228,18 +254,14 @@ static uint64_t mark_phase(void)
 /* Steps 1-5 of the header comment. The caller holds world_lock. */
 static void run_cycle(bool forced)
 {
-    ao_add(&cycles_started, 1);
     size_t left_unswept = ao_load(&spangc_sweep.unswept);
     spangc_sweep_finish();
     spangc_roots_prepare();
     uint64_t before = ao_load(&spangc_mstats.heap_alloc);
 
     uint64_t t0 = spangc_nanotime();
-    spangc_stop_world();
-    ao_store(&spangc_sweep.world_stopped, 1);
-    ao_fence();
-    while (ao_load(&spangc_sweep.active) != 0)
-        sched_yield();
+    ao_add(&cycles_stopped, 1);
+    stop_world_and_sweeper();
     spangc_threads_flush_caches();
     size_t nthreads = spangc_threads_count_stopped();
 
@@ -253,8 +275,7 @@ static void run_cycle(bool forced)
     ao_store(&spangc_sweep.unswept, ao_load(&spangc_heap.nspans_inuse));
     ao_store(&spangc_sweep.cursor, 0);
     ao_store_rel(&spangc_heap.sweepgen, ao_load(&spangc_heap.sweepgen) + 2);
-    ao_store(&spangc_sweep.world_stopped, 0);
-    spangc_start_world();
+    start_world_and_sweeper();
     uint64_t pause = spangc_nanotime() - t0;
 
     ao_add(&spangc_gc.pause_total_ns, pause);
@@ -272,13 +293,13 @@ void spangc_collect(enum collect_kind kind)
 {
     if (ao_load(&spangc_gc.initialized) != 2)
         return;
-    /* A cycle that starts after this point satisfies the request: if two
-     * threads ask at once, the second finds the first's cycle done. */
-    uint64_t want = ao_load(&cycles_started) + 1;
+    /* A cycle that stops the world after this point satisfies the request:
+     * if two threads ask at once, the second finds the first's cycle done. */
+    uint64_t want = ao_load(&cycles_stopped) + 1;
     uint64_t seen = ao_load(&spangc_gc.num_gc);
     spangc_thread *self = spangc_self;
     if (self)
-        spangc_thread_save_context(self);
+        SPANGC_SAVE_CONTEXT(self);
     lock_acquire(&spangc_gc.world_lock);
     if (kind == COLLECT_AUTO) {
         /* Another thread may have collected while we waited. */
@@ -293,6 +314,22 @@ void spangc_collect(enum collect_kind kind)
         spangc_sweep_finish();
         scavenge_for_limit();
     }
+    SPANGC_KEEP_FRAME();
+}
+
+void spangc_with_world_stopped(void (*fn)(void *arg), void *arg)
+{
+    spangc_thread *self = spangc_self;
+    if (self)
+        SPANGC_SAVE_CONTEXT(self);
+    lock_acquire(&spangc_gc.world_lock);
+    spangc_sweep_finish();
+    stop_world_and_sweeper();
+    spangc_threads_flush_caches();
+    fn(arg);
+    start_world_and_sweeper();
+    lock_release(&spangc_gc.world_lock);
+    SPANGC_KEEP_FRAME();
 }
 
 void gc_collect(void)
@@ -330,17 +367,14 @@ int gc_unregister_thread(void)
  * prepare: no cycle may be running, no thread may be inside spangc, and no
  * spangc lock may be held by a thread that will not exist in the child. So
  * take world_lock, stop the world (which waits for runtime sections to
- * end), hold off the background worker, and take every lock in order. */
+ * end), hold off the background worker's sweeping, and take every lock in
+ * order. The worker itself does not exist in the child: its lock and
+ * condition are re-initialized there and it is restarted on demand. */
 
 static void atfork_prepare(void)
 {
     lock_acquire(&spangc_gc.world_lock);
-    spangc_stop_world();
-    ao_store(&spangc_sweep.world_stopped, 1);
-    ao_fence();
-    while (ao_load(&spangc_sweep.active) != 0)
-        sched_yield();
-    pthread_mutex_lock(&bg.lock);
+    stop_world_and_sweeper();
     spangc_roots_lock();
     spangc_mcentral_lock_all();
     spangc_mheap_lock_all();
@@ -353,9 +387,7 @@ static void atfork_parent(void)
     spangc_mheap_unlock_all();
     spangc_mcentral_unlock_all();
     spangc_roots_unlock();
-    pthread_mutex_unlock(&bg.lock);
-    ao_store(&spangc_sweep.world_stopped, 0);
-    spangc_start_world();
+    start_world_and_sweeper();
     lock_release(&spangc_gc.world_lock);
 }
 
@@ -397,3 +429,4 @@ int gc_init(const gc_options *opts)
     ao_store(&spangc_gc.initialized, 2);
     return 0;
 }
+

@@ -37,6 +37,11 @@ enum collect_kind {
     COLLECT_FULL,   /* gc_collect: collect, then finish sweeping         */
 };
 
+/* Run fn with world_lock held, sweeping finished, the world stopped and
+ * every mcache flushed (verification, tests). Same calling rules as
+ * spangc_collect. */
+void spangc_with_world_stopped(void (*fn)(void *arg), void *arg);
+
 /* Run a cycle. Must be called outside a runtime section, with no spangc
  * lock held. */
 void spangc_collect(enum collect_kind kind);

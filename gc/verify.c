@@ -10,8 +10,7 @@
  */
 #include "verify.h"
 
-#include <sched.h>
-
+#include "gc.h"
 #include "sweep.h"
 #include "../runtime/mcentral.h"
 #include "../runtime/mheap.h"
@@ -61,19 +60,8 @@ static void check_span(mspan *s, void *arg)
     t->spans++;
 }
 
-void spangc_verify_heap(void)
+void spangc_verify_heap_stopped(void)
 {
-    if (spangc_sweep_unfinished())
-        spangc_throw("verify: called while sweeping is unfinished");
-    /* The background sweeper announces itself even when it finds nothing
-     * to do; let it go. */
-    while (ao_load(&spangc_sweep.active))
-        sched_yield();
-    spangc_thread *self = spangc_self;
-    if (self) {
-        runtime_enter(self);
-        spangc_mcache_count_allocs(&self->cache);
-    }
     spangc_mheap_verify();
     totals t = {.sg = ao_load(&spangc_heap.sweepgen)};
     spangc_mheap_for_each_span(check_span, &t);
@@ -86,6 +74,15 @@ void spangc_verify_heap(void)
         spangc_throw("verify: spans hold %lu objects (%lu bytes), statistics say %lu (%lu)",
                      (unsigned long)t.objects, (unsigned long)t.bytes, (unsigned long)objects,
                      (unsigned long)heap_alloc);
-    if (self)
-        runtime_leave(self);
+}
+
+static void verify_cb(void *arg)
+{
+    (void)arg;
+    spangc_verify_heap_stopped();
+}
+
+void spangc_verify_heap(void)
+{
+    spangc_with_world_stopped(verify_cb, NULL);
 }

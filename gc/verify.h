@@ -7,10 +7,12 @@
 #include <stdbool.h>
 
 /* Check every span and list against the invariants of mspan.h and
- * mcentral.h, and the statistics against the spans. Requires that no
- * sweep is in progress and that no other thread allocates; the calling
- * thread's cached spans are included. Dies with "spangc: fatal:" on a
- * violation. */
+ * mcentral.h, and the statistics against the spans; dies with
+ * "spangc: fatal:" on a violation. spangc_verify_heap finishes sweeping
+ * and stops the world to do it (call it outside spangc, from any thread);
+ * _stopped is for the collector, with the world stopped, every span swept
+ * and every mcache flushed. */
 void spangc_verify_heap(void);
+void spangc_verify_heap_stopped(void);
 
 #endif

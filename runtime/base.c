@@ -66,31 +66,42 @@ void spangc_throw(const char *fmt, ...)
             continue;
         }
         f++;
-        if (*f == 's') {
-            const char *s = va_arg(ap, const char *);
-            pos = put_str(buf, pos, sizeof buf, s ? s : "(null)");
-        } else if (*f == 'd') {
-            int v = va_arg(ap, int);
-            pos = put_num(buf, pos, sizeof buf, (unsigned long long)(v < 0 ? -(long long)v : v),
-                          10, v < 0);
-        } else if (*f == 'u') {
-            pos = put_num(buf, pos, sizeof buf, va_arg(ap, unsigned), 10, false);
-        } else if (*f == 'x') {
-            pos = put_num(buf, pos, sizeof buf, va_arg(ap, unsigned), 16, false);
-        } else if (*f == 'z' && f[1] == 'u') {
+        /* Length: none (int), l or ll (long), z (size_t): all read as a
+         * 64-bit value except plain ints. */
+        int wide = 0;
+        while (*f == 'l' || *f == 'z') {
+            wide = 1;
             f++;
-            pos = put_num(buf, pos, sizeof buf, va_arg(ap, size_t), 10, false);
-        } else if (*f == 'l' && f[1] == 'x') {
-            f++;
-            pos = put_num(buf, pos, sizeof buf, va_arg(ap, unsigned long), 16, false);
-        } else if (*f == 'p') {
-            pos = put_num(buf, pos, sizeof buf, (uintptr_t)va_arg(ap, void *), 16, false);
-        } else if (*f == '%') {
-            buf[pos++] = '%';
-        } else {
+        }
+        switch (*f) {
+        case 's': {
+            const char *str = va_arg(ap, const char *);
+            pos = put_str(buf, pos, sizeof buf, str ? str : "(null)");
             break;
         }
+        case 'd': {
+            long long v = wide ? va_arg(ap, long long) : va_arg(ap, int);
+            unsigned long long mag = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+            pos = put_num(buf, pos, sizeof buf, mag, 10, v < 0);
+            break;
+        }
+        case 'u':
+        case 'x': {
+            unsigned long long v = wide ? va_arg(ap, unsigned long long) : va_arg(ap, unsigned);
+            pos = put_num(buf, pos, sizeof buf, v, *f == 'u' ? 10 : 16, false);
+            break;
+        }
+        case 'p':
+            pos = put_num(buf, pos, sizeof buf, (uintptr_t)va_arg(ap, void *), 16, false);
+            break;
+        case '%':
+            buf[pos++] = '%';
+            break;
+        default:
+            goto done;
+        }
     }
+done:
     va_end(ap);
     buf[pos++] = '\n';
     ssize_t ignored = write(2, buf, pos);

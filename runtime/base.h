@@ -43,8 +43,8 @@ static inline uintptr_t round_up(uintptr_t x, uintptr_t align)
 
 /* Print "spangc: fatal: <message>" on stderr and abort. For broken heap
  * invariants only, never for bad arguments. Async-signal-safe: it formats
- * into a stack buffer and calls write(2). Supports %s, %d, %u, %zu, %p,
- * %x (unsigned), %lx. */
+ * into a stack buffer and calls write(2). Supports %s, %p, %% and %d, %u,
+ * %x with no length or with l, ll or z. */
 __attribute__((noreturn, format(printf, 1, 2))) void spangc_throw(const char *fmt, ...);
 
 /* Like spangc_throw for a failed internal check (SPANGC_ASSERT). */

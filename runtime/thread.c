@@ -83,12 +83,17 @@ static NOINLINE void park(spangc_thread *t, unsigned gen)
     (void)marker;
 }
 
+/* Stop here. A thread stopped inside the signal handler has its registers
+ * in the signal frame the kernel pushed above us; a thread stopping itself
+ * (runtime_leave) has the program's values only in callee-saved registers.
+ * __builtin_unwind_init makes this function's prologue save all of them in
+ * its frame, which lies above park's marker; the fence after the call
+ * keeps the compiler from tail-calling park, which would pop them first. */
 static NOINLINE void stop_self(spangc_thread *t)
 {
-    /* Spill callee-saved registers into this frame, which park's stack
-     * pointer lies below. */
     __builtin_unwind_init();
     park(t, ao_uint_load_acq(&threads.world_gen));
+    ao_signal_fence();
 }
 
 void spangc_thread_stop_deferred(spangc_thread *t)
@@ -145,18 +150,9 @@ void spangc_start_world(void)
 
 /* ---- scanning ---------------------------------------------------------- */
 
-/* An address below every frame of the caller. */
-static NOINLINE uintptr_t current_sp(void)
+NOINLINE uintptr_t spangc_frame_below_caller(void)
 {
     return (uintptr_t)__builtin_frame_address(0);
-}
-
-NOINLINE void spangc_thread_save_context(spangc_thread *t)
-{
-    /* The callee-saved registers of our caller (and of the program frames
-     * above it) are pushed into this frame, which current_sp lies below. */
-    __builtin_unwind_init();
-    t->stopped_sp = current_sp();
 }
 
 void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg)
@@ -270,16 +266,19 @@ int spangc_thread_register(void)
         spangc_meta_free(t, sizeof *t);
         return -ENOMEM;
     }
+    /* The key's destructor runs only for a non-NULL value. */
+    pthread_setspecific(threads.key, t);
+
+    /* threads_lock is held across dl_iterate_phdr so that fork's prepare
+     * handler, which takes it, never forks while this thread holds the
+     * dynamic linker's lock (the child would inherit it locked). Joining
+     * the list makes the thread visible to stop-the-world; from then on it
+     * must be able to take the signal. */
+    lock_acquire(&threads.lock);
     tls_collect c = {0};
     dl_iterate_phdr(collect_tls, &c);
     t->tls = c.ranges;
     t->ntls = c.n;
-    /* The key's destructor runs only for a non-NULL value. */
-    pthread_setspecific(threads.key, t);
-
-    /* Joining the list makes the thread visible to stop-the-world; from
-     * then on it must be able to take the signal. */
-    lock_acquire(&threads.lock);
     t->next = threads.list;
     if (threads.list)
         threads.list->prev = t;

@@ -89,11 +89,25 @@ int spangc_thread_unregister(void);
 void spangc_stop_world(void);
 void spangc_start_world(void);
 
-/* Called by a thread about to collect, at spangc's entry point, before
- * any frame of the collector: spills its registers into the caller's frame
- * and records where its stack scan starts, so that stale words in the
- * collector's own frames cannot keep garbage alive. */
-void spangc_thread_save_context(spangc_thread *t);
+/* An address below every frame of the caller (a noinline function's own
+ * frame). */
+uintptr_t spangc_frame_below_caller(void);
+
+/* For a thread about to collect, at spangc's entry point. The entry
+ * function's prologue saves every callee-saved register in its frame
+ * (__builtin_unwind_init), where the program's values held in registers
+ * now are; the thread's stack scan starts just below that frame, so stale
+ * words in the collector's own deeper frames are not scanned. The entry
+ * function must end with SPANGC_KEEP_FRAME() so that it is not turned into
+ * a tail call, which would restore the registers early. A macro because
+ * the saving must happen in the frame that stays active. */
+#define SPANGC_SAVE_CONTEXT(t)                                                 \
+    do {                                                                       \
+        __builtin_unwind_init();                                               \
+        (t)->stopped_sp = spangc_frame_below_caller();                         \
+    } while (0)
+
+#define SPANGC_KEEP_FRAME() ao_signal_fence()
 
 /* With the world stopped: call fn on each registered thread's stack range
  * (from its stopped stack pointer, or the collector's saved one, to its
