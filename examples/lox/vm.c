@@ -8,7 +8,8 @@
  * collection, so it is a root with no registration and no per-push
  * bookkeeping. The collector does not need to know where the stack top is:
  * it scans the whole array. (Slots above the top may still hold popped
- * values; they keep those objects alive until overwritten, which is why
+ * values, and frames above the current one the closures of returned
+ * calls; they keep those objects alive until overwritten, which is why
  * vm_clear_dead_slots exists.) C locals holding objects are roots too,
  * because spangc scans the C stack and registers, so a native or a
  * constructor that allocates twice needs no temporary roots.
@@ -60,6 +61,8 @@ static void reset_stack(void)
 void vm_clear_dead_slots(void)
 {
     memset(vm.stack_top, 0, (size_t)(vm.stack + STACK_MAX - vm.stack_top) * sizeof(Value));
+    memset(&vm.frames[vm.frame_count], 0,
+           (size_t)(FRAMES_MAX - vm.frame_count) * sizeof(CallFrame));
 }
 
 /* ---- errors ---------------------------------------------------------------- */

@@ -29,10 +29,11 @@ void vm_define_method(ObjClass *klass, const char *name, NativeFn fn, int arity)
  * return false, which the native then returns. */
 bool vm_native_error(const char *format, ...) LOX_PRINTF(1, 2);
 
-/* Clear the stack slots above the top. Popped values linger there until
- * overwritten, and the collector sees the whole stack array; clearing
- * them before an explicit collection keeps dead objects from surviving
- * it, which makes weak references and finalizers behave predictably. */
+/* Clear the stack slots above the top and the frames above the current
+ * one. Popped values and the closures of returned calls linger there until
+ * overwritten, and the collector sees the whole static VM state; clearing
+ * them before an explicit collection keeps dead objects from surviving it,
+ * which makes weak references and finalizers behave predictably. */
 void vm_clear_dead_slots(void);
 
 #endif
