@@ -52,7 +52,7 @@
 #include <stdio.h>
 #include <time.h>
 
-SPANGC_STATE gc_state spangc_gc = {.world_lock = SPANGC_LOCK_INIT};
+SPANGC_STATE gc_state spangc_gc = {.world_lock = SPANGC_SLOCK_INIT};
 SPANGC_STATE mstats spangc_mstats;
 
 #define MIN_HEAP ((uint64_t)4 << 20)
@@ -90,15 +90,16 @@ static uint64_t mapped_bytes(void)
 
 static uint64_t compute_next_gc(uint64_t marked)
 {
-    if (spangc_cfg.gc_percent < 0 && !spangc_cfg.memory_limit)
+    int percent = spangc_gc_percent();
+    uint64_t limit = spangc_memory_limit();
+    if (percent < 0 && !limit)
         return UINT64_MAX;
     uint64_t goal = UINT64_MAX;
-    if (spangc_cfg.gc_percent >= 0) {
-        goal = marked + marked / 100 * (uint64_t)spangc_cfg.gc_percent;
+    if (percent >= 0) {
+        goal = marked + marked / 100 * (uint64_t)percent;
         if (goal < MIN_HEAP)
             goal = MIN_HEAP;
     }
-    uint64_t limit = spangc_cfg.memory_limit;
     if (limit) {
         /* Memory that is mapped but holds neither live objects nor free
          * pages: metadata and the unused parts of in-use spans. */
@@ -124,7 +125,7 @@ static uint64_t compute_next_gc(uint64_t marked)
  * memory-limit goal]. */
 static void scavenge_for_limit(void)
 {
-    uint64_t limit = spangc_cfg.memory_limit;
+    uint64_t limit = spangc_memory_limit();
     if (!limit)
         return;
     uint64_t target = limit - limit / 20, mapped = mapped_bytes();
@@ -158,7 +159,7 @@ static void *bg_worker(void *arg)
         }
         /* Idle: wake when a cycle ends, or when free pages may have been
          * idle long enough to give back. */
-        uint64_t delay = spangc_cfg.scavenge_delay_ns;
+        uint64_t delay = ao_load(&spangc_cfg.scavenge_delay_ns);
         bool idle_pages = ao_load(&spangc_heap.free_pages) * PAGE_SIZE >
                           ao_load(&spangc_heap.released);
         if (idle_pages && !spangc_sweep_unfinished()) {
@@ -228,15 +229,17 @@ static void trace_cycle(uint64_t n, uint64_t pause, uint64_t before, uint64_t ma
 static void stop_world_and_sweeper(void)
 {
     spangc_stop_world();
-    ao_store(&spangc_sweep.world_stopped, 1);
-    ao_fence();
-    while (ao_load(&spangc_sweep.active) != 0)
+    /* A read-modify-write, so that it is ordered before the reads of
+     * active below (the sweeper does the mirror image: add to active,
+     * then read world_stopped). */
+    ao_add(&spangc_sweep.world_stopped, 1);
+    while (ao_load_acq(&spangc_sweep.active) != 0)
         sched_yield();
 }
 
 static void start_world_and_sweeper(void)
 {
-    ao_store(&spangc_sweep.world_stopped, 0);
+    ao_sub(&spangc_sweep.world_stopped, 1);
     spangc_start_world();
 }
 
@@ -300,7 +303,7 @@ void spangc_collect(enum collect_kind kind)
     spangc_thread *self = spangc_self;
     if (self)
         SPANGC_SAVE_CONTEXT(self);
-    lock_acquire(&spangc_gc.world_lock);
+    slock_acquire(&spangc_gc.world_lock);
     if (kind == COLLECT_AUTO) {
         /* Another thread may have collected while we waited. */
         if (ao_load(&spangc_gc.num_gc) == seen && spangc_gc_due())
@@ -308,7 +311,7 @@ void spangc_collect(enum collect_kind kind)
     } else if (ao_load(&spangc_gc.num_gc) < want) {
         run_cycle(kind == COLLECT_FULL);
     }
-    lock_release(&spangc_gc.world_lock);
+    slock_release(&spangc_gc.world_lock);
     bg_wake();
     if (kind == COLLECT_FULL) {
         spangc_sweep_finish();
@@ -322,13 +325,13 @@ void spangc_with_world_stopped(void (*fn)(void *arg), void *arg)
     spangc_thread *self = spangc_self;
     if (self)
         SPANGC_SAVE_CONTEXT(self);
-    lock_acquire(&spangc_gc.world_lock);
+    slock_acquire(&spangc_gc.world_lock);
     spangc_sweep_finish();
     stop_world_and_sweeper();
     spangc_threads_flush_caches();
     fn(arg);
     start_world_and_sweeper();
-    lock_release(&spangc_gc.world_lock);
+    slock_release(&spangc_gc.world_lock);
     SPANGC_KEEP_FRAME();
 }
 
@@ -351,6 +354,22 @@ void gc_enable(void)
     }
 }
 
+int gc_set_percent(int percent)
+{
+    int old = spangc_gc_percent();
+    ao_store(&spangc_cfg.gc_percent, (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent));
+    ao_store(&spangc_gc.next_gc, compute_next_gc(ao_load(&spangc_gc.heap_marked)));
+    return old;
+}
+
+uint64_t gc_set_memory_limit(uint64_t bytes)
+{
+    uint64_t old = ao_load(&spangc_cfg.memory_limit);
+    ao_store(&spangc_cfg.memory_limit, bytes);
+    ao_store(&spangc_gc.next_gc, compute_next_gc(ao_load(&spangc_gc.heap_marked)));
+    return old;
+}
+
 int gc_register_thread(void)
 {
     if (!ao_load(&spangc_gc.initialized))
@@ -367,16 +386,20 @@ int gc_unregister_thread(void)
  * prepare: no cycle may be running, no thread may be inside spangc, and no
  * spangc lock may be held by a thread that will not exist in the child. So
  * take world_lock, stop the world (which waits for runtime sections to
- * end), hold off the background worker's sweeping, and take every lock in
- * order. The worker itself does not exist in the child: its lock and
- * condition are re-initialized there and it is restarted on demand. */
+ * end), hold off the background worker's sweeping, and take the locks that
+ * someone outside a runtime section may still hold: roots_lock and
+ * meta_lock (unregistered threads call gc_add_roots and gc_type_new) and
+ * mheap.lock (the worker's scavenger). mcentral locks are taken only in
+ * runtime sections or while sweeping, so none is held now; the child
+ * simply re-initializes them. The worker itself does not exist in the
+ * child: its lock and condition are re-initialized there and it is
+ * restarted on demand. */
 
 static void atfork_prepare(void)
 {
-    lock_acquire(&spangc_gc.world_lock);
+    slock_acquire(&spangc_gc.world_lock);
     stop_world_and_sweeper();
     spangc_roots_lock();
-    spangc_mcentral_lock_all();
     spangc_mheap_lock_all();
     spangc_meta_lock_all();
 }
@@ -385,10 +408,9 @@ static void atfork_parent(void)
 {
     spangc_meta_unlock_all();
     spangc_mheap_unlock_all();
-    spangc_mcentral_unlock_all();
     spangc_roots_unlock();
     start_world_and_sweeper();
-    lock_release(&spangc_gc.world_lock);
+    slock_release(&spangc_gc.world_lock);
 }
 
 static void atfork_child(void)
@@ -403,7 +425,7 @@ static void atfork_child(void)
     spangc_threads_after_fork_child();
     ao_store(&spangc_sweep.world_stopped, 0);
     ao_store(&spangc_sweep.active, 0);
-    lock_init(&spangc_gc.world_lock);
+    slock_init(&spangc_gc.world_lock);
 }
 
 /* ---- initialization ------------------------------------------------------ */

@@ -8,7 +8,7 @@
 #include "../runtime/mstats.h"
 
 typedef struct gc_state {
-    spangc_lock world_lock; /* serializes cycles (runtime/lock.h)        */
+    spangc_slock world_lock; /* serializes cycles (runtime/lock.h)        */
     ao_word initialized;
     ao_word num_gc;         /* completed cycles                           */
     ao_word num_forced_gc;

@@ -109,20 +109,21 @@ int spangc_options_load(const gc_options *opts)
     const char *v;
     long n;
 
-    c.gc_percent = o.gc_percent ? o.gc_percent : DEFAULT_GC_PERCENT;
+    int percent = o.gc_percent ? o.gc_percent : DEFAULT_GC_PERCENT;
     if (!o.gc_percent && (v = env_value(env, "GC_PERCENT"))) {
         if (strcmp(v, "off") == 0)
-            c.gc_percent = -1;
+            percent = -1;
         else if (parse_int(v, &n) && n <= 1000000)
-            c.gc_percent = n < 0 ? -1 : (n == 0 ? 1 : (int)n);
+            percent = n < 0 ? -1 : (n == 0 ? 1 : (int)n);
         else
             return -EINVAL;
     }
+    c.gc_percent = (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent);
 
-    c.memory_limit = o.memory_limit;
-    if (!c.memory_limit && (v = env_value(env, "GC_MEMORY_LIMIT")) &&
-        !spangc_parse_bytes(v, &c.memory_limit))
+    uint64_t limit = o.memory_limit;
+    if (!limit && (v = env_value(env, "GC_MEMORY_LIMIT")) && !spangc_parse_bytes(v, &limit))
         return -EINVAL;
+    c.memory_limit = limit;
 
     c.trace = o.flags & GC_OPT_TRACE;
     if (!c.trace && (v = env_value(env, "GC_TRACE")))

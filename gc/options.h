@@ -13,8 +13,8 @@
 #include "../runtime/base.h"
 
 typedef struct spangc_config {
-    int gc_percent;            /* < 0: no automatic collection */
-    uint64_t memory_limit;     /* 0: none */
+    ao_word gc_percent;        /* (runtime) intptr_t; < 0: no automatic cycles */
+    ao_word memory_limit;      /* (runtime) 0: none */
     bool trace;
     bool finalizer_thread;
     bool background_sweep;
@@ -22,13 +22,14 @@ typedef struct spangc_config {
     bool poison;
     unsigned stress;
     int suspend_signal;
-    uint64_t scavenge_delay_ns;
+    ao_word scavenge_delay_ns; /* (runtime, tests) */
     size_t mark_stack_limit;
     void (*oom_fn)(size_t);
     ao_word profile_rate;      /* (runtime) gc_set_profile_rate */
 } spangc_config;
 
-/* Written by gc_init (and gc_set_profile_rate) only. */
+/* Written by gc_init; (runtime) fields also by their gc_set_* function,
+ * atomically, and read with the accessors below. */
 extern SPANGC_STATE spangc_config spangc_cfg;
 
 /* Fill spangc_cfg from opts (may be NULL) and the environment. Returns 0
@@ -37,6 +38,16 @@ int spangc_options_load(const gc_options *opts);
 
 /* Parse "512MiB", "2G", "1048576" into bytes; false if malformed. */
 bool spangc_parse_bytes(const char *s, uint64_t *out);
+
+static inline int spangc_gc_percent(void)
+{
+    return (int)(intptr_t)ao_load(&spangc_cfg.gc_percent);
+}
+
+static inline uint64_t spangc_memory_limit(void)
+{
+    return ao_load(&spangc_cfg.memory_limit);
+}
 
 /* True if any debug mode needs every allocation on the slow path. */
 static inline bool spangc_debug_slow_path(void)

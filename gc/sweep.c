@@ -149,6 +149,6 @@ void spangc_sweep_finish(void)
 {
     while (spangc_sweep_one() >= 0)
         ;
-    while (ao_load(&spangc_sweep.active) != 0)
+    while (ao_load_acq(&spangc_sweep.active) != 0)
         sched_yield();
 }

@@ -176,6 +176,16 @@ SPANGC_API void gc_collect(void);
 SPANGC_API void gc_disable(void);
 SPANGC_API void gc_enable(void);
 
+/* Set the heap growth between collections (the GC_PERCENT option) and
+ * return the previous value. A negative value turns automatic collection
+ * off; 0 collects whenever the heap grows past the live data. The next
+ * collection's goal changes at once. */
+SPANGC_API int gc_set_percent(int percent);
+
+/* Set the soft memory limit in bytes (the GC_MEMORY_LIMIT option; 0 for
+ * none) and return the previous one. */
+SPANGC_API uint64_t gc_set_memory_limit(uint64_t bytes);
+
 /* ------------------------------------------------------------------------
  * Roots outside the heap, stacks and program data segments
  * ------------------------------------------------------------------------

@@ -62,11 +62,6 @@ static inline void ao_or(ao_word *p, uintptr_t v)
     AO_or_full(p, v);
 }
 
-static inline void ao_fence(void)
-{
-    AO_nop_full();
-}
-
 /* 32-bit words, for futexes. */
 typedef volatile unsigned ao_uint;
 

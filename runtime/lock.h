@@ -22,15 +22,25 @@
  *   9. meta_lock        runtime/metalloc.c  metadata memory (a leaf)
  *
  * Two rules keep the stop-the-world protocol deadlock-free (see
- * runtime/thread.c): locks 2-9 are taken only inside a thread's runtime
+ * runtime/thread.c): locks 3-9 are taken only inside a thread's runtime
  * section or by spangc's own threads, so a thread is never stopped while
- * holding one; and world_lock is taken only outside a runtime section, so
- * a thread waiting for it can be stopped.
+ * holding one; and world_lock and threads_lock, which the collector holds
+ * while the world is stopped, are taken only outside runtime sections, so
+ * a thread waiting for them can be stopped.
+ *
+ * world_lock and threads_lock are "stoppable" locks (spangc_slock): a
+ * waiter sleeps in pthread_cond_wait rather than in pthread_mutex_lock.
+ * Both let a signal handler run, but ThreadSanitizer delivers signals to a
+ * thread only at points it knows to be blocking, and a condition wait is
+ * one; a mutex wait is not, so a stopped-world request would never reach
+ * a thread queued on a plain mutex. Waiters also poll for a stop every few
+ * milliseconds, for threads that get no signals at all (exiting ones).
  */
 #ifndef SPANGC_LOCK_H
 #define SPANGC_LOCK_H
 
 #include <pthread.h>
+#include <time.h>
 
 typedef struct spangc_lock {
     pthread_mutex_t mu;
@@ -50,6 +60,59 @@ static inline void lock_acquire(spangc_lock *l)
 
 static inline void lock_release(spangc_lock *l)
 {
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* A lock whose waiters can be stopped by the suspend signal (see above).
+ * mu is held only for a few instructions, never while the world is
+ * stopped. */
+typedef struct spangc_slock {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int held;
+} spangc_slock;
+
+#define SPANGC_SLOCK_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0}
+
+static inline void slock_init(spangc_slock *l)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->cv, NULL);
+    l->held = 0;
+}
+
+/* Stop the calling thread if a stop of the world is under way and it has
+ * not stopped for it yet (runtime/thread.c). */
+void spangc_thread_poll_stop(void);
+
+static inline void slock_acquire(spangc_slock *l)
+{
+    pthread_mutex_lock(&l->mu);
+    while (l->held) {
+        /* Wake now and then to offer to stop: a thread that is exiting
+         * under ThreadSanitizer never runs the handler of the signal. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 2000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) != 0) {
+            pthread_mutex_unlock(&l->mu);
+            spangc_thread_poll_stop();
+            pthread_mutex_lock(&l->mu);
+        }
+    }
+    l->held = 1;
+    pthread_mutex_unlock(&l->mu);
+}
+
+static inline void slock_release(spangc_slock *l)
+{
+    pthread_mutex_lock(&l->mu);
+    l->held = 0;
+    pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
 }
 

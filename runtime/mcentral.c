@@ -195,18 +195,6 @@ void spangc_mcentral_for_each(void (*fn)(mspan *s, void *arg), void *arg)
     }
 }
 
-void spangc_mcentral_lock_all(void)
-{
-    for (unsigned i = 0; i < NUM_SPAN_CLASSES; i++)
-        lock_acquire(&spangc_central[i].lock);
-}
-
-void spangc_mcentral_unlock_all(void)
-{
-    for (unsigned i = NUM_SPAN_CLASSES; i-- > 0;)
-        lock_release(&spangc_central[i].lock);
-}
-
 void spangc_mcentral_reinit_child(void)
 {
     spangc_mcentral_init();

@@ -63,9 +63,8 @@ void spangc_mcentral_for_each(void (*fn)(mspan *s, void *arg), void *arg);
 /* Count objects allocated from s since it was last counted (mstats.h). */
 void spangc_span_count_allocs(mspan *s);
 
-/* fork support */
-void spangc_mcentral_lock_all(void);
-void spangc_mcentral_unlock_all(void);
+/* fork support: in the child, re-initialize the locks (none can be held
+ * at fork: gc/gc.c). */
 void spangc_mcentral_reinit_child(void);
 
 #endif

@@ -27,6 +27,13 @@
  * own frame; the recorded stack pointer is below both, so scanning from it
  * to the stack base covers them.
  *
+ * Every stop has an epoch (odd while the world is stopped), and a thread
+ * acknowledges each epoch at most once: a signal delivered late, after the
+ * restart, finds its epoch over and returns, and a thread may also stop of
+ * its own accord when it notices a stop while waiting for a spangc lock
+ * (spangc_thread_poll_stop); ThreadSanitizer, which delivers signals only
+ * at points it chooses, needs that.
+ *
  * A thread that exits while registered is unregistered by a pthread key
  * destructor, which flushes its mcache. threads_lock guards the list; the
  * collector holds it from the first signal to the restart, so no thread
@@ -54,15 +61,16 @@ __thread spangc_thread *spangc_self __attribute__((tls_model("initial-exec")));
 /* The registry. list and count: threads_lock. The other fields are set in
  * spangc_threads_init, before any second thread exists. */
 static SPANGC_STATE struct {
-    spangc_lock lock;
+    spangc_slock lock;
     spangc_thread *list;
     size_t count;
     int signal;
     sem_t ack;
     ao_uint world_gen; /* futex word: bumped at every restart */
+    ao_word stop_epoch; /* odd while a stop is in progress */
     pthread_key_t key;
     bool ready;
-} threads = {.lock = SPANGC_LOCK_INIT};
+} threads = {.lock = SPANGC_SLOCK_INIT};
 
 /* ---- stopping ---------------------------------------------------------- */
 
@@ -92,8 +100,19 @@ static NOINLINE void park(spangc_thread *t, unsigned gen)
 static NOINLINE void stop_self(spangc_thread *t)
 {
     __builtin_unwind_init();
+    uintptr_t epoch = ao_load_acq(&threads.stop_epoch);
+    if (!(epoch & 1) || t->acked_epoch == epoch)
+        return; /* no stop under way, or already stopped for this one */
+    t->acked_epoch = epoch;
     park(t, ao_uint_load_acq(&threads.world_gen));
     ao_signal_fence();
+}
+
+void spangc_thread_poll_stop(void)
+{
+    spangc_thread *t = spangc_self;
+    if (t && !t->in_runtime)
+        stop_self(t);
 }
 
 void spangc_thread_stop_deferred(spangc_thread *t)
@@ -120,7 +139,8 @@ static void suspend_handler(int sig, siginfo_t *info, void *ctx)
 
 void spangc_stop_world(void)
 {
-    lock_acquire(&threads.lock);
+    slock_acquire(&threads.lock);
+    ao_add(&threads.stop_epoch, 1); /* odd: stopping */
     spangc_thread *self = spangc_self;
     size_t n = 0;
     for (spangc_thread *t = threads.list; t; t = t->next) {
@@ -143,9 +163,10 @@ void spangc_stop_world(void)
 
 void spangc_start_world(void)
 {
+    ao_add(&threads.stop_epoch, 1); /* even: running */
     ao_uint_add(&threads.world_gen, 1);
     futex(&threads.world_gen, FUTEX_WAKE_PRIVATE, 0x7fffffff);
-    lock_release(&threads.lock);
+    slock_release(&threads.lock);
 }
 
 /* ---- scanning ---------------------------------------------------------- */
@@ -184,9 +205,9 @@ size_t spangc_threads_count_stopped(void)
 
 size_t spangc_thread_count(void)
 {
-    lock_acquire(&threads.lock);
+    slock_acquire(&threads.lock);
     size_t n = threads.count;
-    lock_release(&threads.lock);
+    slock_release(&threads.lock);
     return n;
 }
 
@@ -274,7 +295,7 @@ int spangc_thread_register(void)
      * dynamic linker's lock (the child would inherit it locked). Joining
      * the list makes the thread visible to stop-the-world; from then on it
      * must be able to take the signal. */
-    lock_acquire(&threads.lock);
+    slock_acquire(&threads.lock);
     tls_collect c = {0};
     dl_iterate_phdr(collect_tls, &c);
     t->tls = c.ranges;
@@ -285,7 +306,7 @@ int spangc_thread_register(void)
     threads.list = t;
     threads.count++;
     spangc_self = t;
-    lock_release(&threads.lock);
+    slock_release(&threads.lock);
     return 0;
 }
 
@@ -298,7 +319,7 @@ int spangc_thread_unregister(void)
     spangc_mcache_release_all(&t->cache);
     runtime_leave(t);
 
-    lock_acquire(&threads.lock);
+    slock_acquire(&threads.lock);
     if (t->prev)
         t->prev->next = t->next;
     else
@@ -307,7 +328,7 @@ int spangc_thread_unregister(void)
         t->next->prev = t->prev;
     threads.count--;
     spangc_self = NULL;
-    lock_release(&threads.lock);
+    slock_release(&threads.lock);
 
     pthread_setspecific(threads.key, NULL);
     if (t->tls)
@@ -364,7 +385,7 @@ void spangc_threads_after_fork_child(void)
         self->next = self->prev = NULL;
         self->pthread = pthread_self();
     }
-    lock_init(&threads.lock);
+    slock_init(&threads.lock);
     sem_destroy(&threads.ack);
     sem_init(&threads.ack, 0, 0);
 }

@@ -53,6 +53,8 @@ typedef struct spangc_thread {
      * starts a collection itself; read by the collector while the world is
      * stopped. The stack is scanned from here to stack_hi. */
     uintptr_t stopped_sp;
+    /* The stop epoch this thread last acknowledged (thread.c). */
+    uintptr_t acked_epoch;
 } spangc_thread;
 
 /* The calling thread's record, or NULL if it is not registered. */

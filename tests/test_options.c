@@ -25,8 +25,8 @@ static void test_defaults(void **state)
     (void)state;
     clear_env();
     assert_int_equal(spangc_options_load(NULL), 0);
-    assert_int_equal(spangc_cfg.gc_percent, 100);
-    assert_int_equal(spangc_cfg.memory_limit, 0);
+    assert_int_equal(spangc_gc_percent(), 100);
+    assert_int_equal(spangc_memory_limit(), 0);
     assert_false(spangc_cfg.trace);
     assert_false(spangc_cfg.verify || spangc_cfg.poison || spangc_cfg.stress);
     assert_int_equal(spangc_cfg.suspend_signal, SIGPWR);
@@ -45,8 +45,8 @@ static void test_environment(void **state)
     setenv("GC_SUSPEND_SIGNAL", "34", 1);
     setenv("GC_SCAVENGE_DELAY_MS", "250", 1);
     assert_int_equal(spangc_options_load(NULL), 0);
-    assert_int_equal(spangc_cfg.gc_percent, 50);
-    assert_int_equal(spangc_cfg.memory_limit, 512ull << 20);
+    assert_int_equal(spangc_gc_percent(), 50);
+    assert_int_equal(spangc_memory_limit(), 512ull << 20);
     assert_true(spangc_cfg.trace);
     assert_true(spangc_cfg.verify && spangc_cfg.poison);
     assert_int_equal(spangc_cfg.stress, 7);
@@ -55,19 +55,19 @@ static void test_environment(void **state)
 
     setenv("GC_PERCENT", "off", 1);
     assert_int_equal(spangc_options_load(NULL), 0);
-    assert_true(spangc_cfg.gc_percent < 0);
+    assert_true(spangc_gc_percent() < 0);
     setenv("GC_PERCENT", "-5", 1);
     assert_int_equal(spangc_options_load(NULL), 0);
-    assert_true(spangc_cfg.gc_percent < 0);
+    assert_true(spangc_gc_percent() < 0);
 
     /* Options win over the environment; IGNORE_ENV ignores it. */
     gc_options o = {.gc_percent = 200};
     assert_int_equal(spangc_options_load(&o), 0);
-    assert_int_equal(spangc_cfg.gc_percent, 200);
+    assert_int_equal(spangc_gc_percent(), 200);
     gc_options ignore = {.flags = GC_OPT_IGNORE_ENV};
     assert_int_equal(spangc_options_load(&ignore), 0);
-    assert_int_equal(spangc_cfg.gc_percent, 100);
-    assert_int_equal(spangc_cfg.memory_limit, 0);
+    assert_int_equal(spangc_gc_percent(), 100);
+    assert_int_equal(spangc_memory_limit(), 0);
     assert_false(spangc_cfg.trace);
     clear_env();
 }

@@ -1,7 +1,8 @@
 # ctest test_consumer: install the build into a scratch prefix, then build
 # and run tests/consumer against it three ways: find_package with the
 # shared library, find_package with the static library, and pkg-config.
-# Variables: SOURCE_DIR, BUILD_DIR, WORK_DIR, C_COMPILER.
+# Variables: SOURCE_DIR, BUILD_DIR, WORK_DIR, C_COMPILER, EXTRA_FLAGS (the
+# sanitizer flags of a sanitized build, else empty).
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(prefix "${WORK_DIR}/prefix")
 
@@ -15,7 +16,8 @@ endfunction()
 
 run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${prefix}")
 run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/build"
-    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_C_COMPILER=${C_COMPILER})
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_C_COMPILER=${C_COMPILER}
+    "-DCMAKE_C_FLAGS=${EXTRA_FLAGS}")
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 run("${WORK_DIR}/build/consumer_shared")
 run("${WORK_DIR}/build/consumer_static")
@@ -34,7 +36,7 @@ execute_process(COMMAND pkg-config --cflags --libs spangc OUTPUT_VARIABLE flags
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "pkg-config cannot find spangc in ${pcdir}")
 endif()
-separate_arguments(flags UNIX_COMMAND "${flags}")
+separate_arguments(flags UNIX_COMMAND "${flags} ${EXTRA_FLAGS}")
 run(${C_COMPILER} "${SOURCE_DIR}/tests/consumer/main.c" -o "${WORK_DIR}/consumer_pc" ${flags}
     -Wl,-rpath,${pcdir}/..)
 run("${WORK_DIR}/consumer_pc")
@@ -44,7 +46,7 @@ execute_process(COMMAND pkg-config --static --cflags --libs spangc OUTPUT_VARIAB
 execute_process(COMMAND pkg-config --variable=libdir spangc OUTPUT_VARIABLE libdir
                 OUTPUT_STRIP_TRAILING_WHITESPACE)
 string(REPLACE "-lspangc" "${libdir}/libspangc.a" sflags "${sflags}")
-separate_arguments(sflags UNIX_COMMAND "${sflags}")
+separate_arguments(sflags UNIX_COMMAND "${sflags} ${EXTRA_FLAGS}")
 run(${C_COMPILER} "${SOURCE_DIR}/tests/consumer/main.c" -o "${WORK_DIR}/consumer_pc_static"
     ${sflags})
 run("${WORK_DIR}/consumer_pc_static")
