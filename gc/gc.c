@@ -38,8 +38,10 @@
  */
 #include "gc.h"
 
+#include "finalizer.h"
 #include "mark.h"
 #include "options.h"
+#include "profile.h"
 #include "roots.h"
 #include "sweep.h"
 #include "../runtime/mcentral.h"
@@ -153,6 +155,8 @@ static void *bg_worker(void *arg)
             while ((n = spangc_sweep_one()) >= 0)
                 if (++swept % 64 == 0)
                     sched_yield();
+            if (!spangc_sweep_unfinished())
+                spangc_profile_flush(true);
             scavenge_for_limit();
             pthread_mutex_lock(&bg.lock);
             continue;
@@ -278,8 +282,10 @@ static void run_cycle(bool forced)
     ao_store(&spangc_sweep.unswept, ao_load(&spangc_heap.nspans_inuse));
     ao_store(&spangc_sweep.cursor, 0);
     ao_store_rel(&spangc_heap.sweepgen, ao_load(&spangc_heap.sweepgen) + 2);
+    spangc_profile_next_cycle();
     start_world_and_sweeper();
     uint64_t pause = spangc_nanotime() - t0;
+    spangc_profile_flush(false);
 
     ao_add(&spangc_gc.pause_total_ns, pause);
     ao_store(&spangc_gc.last_pause_ns, pause);
@@ -313,8 +319,10 @@ void spangc_collect(enum collect_kind kind)
     }
     slock_release(&spangc_gc.world_lock);
     bg_wake();
+    spangc_finalizer_thread_start();
     if (kind == COLLECT_FULL) {
         spangc_sweep_finish();
+        spangc_profile_flush(true);
         scavenge_for_limit();
     }
     SPANGC_KEEP_FRAME();
@@ -401,12 +409,16 @@ static void atfork_prepare(void)
     stop_world_and_sweeper();
     spangc_roots_lock();
     spangc_mheap_lock_all();
+    spangc_profile_lock();
+    spangc_finq_lock();
     spangc_meta_lock_all();
 }
 
 static void atfork_parent(void)
 {
     spangc_meta_unlock_all();
+    spangc_finq_unlock();
+    spangc_profile_unlock();
     spangc_mheap_unlock_all();
     spangc_roots_unlock();
     start_world_and_sweeper();
@@ -419,6 +431,8 @@ static void atfork_child(void)
     spangc_mheap_reinit_child();
     spangc_mcentral_reinit_child();
     spangc_roots_reinit_child();
+    spangc_profile_reinit_child();
+    spangc_finq_reinit_child();
     pthread_mutex_init(&bg.lock, NULL);
     pthread_cond_init(&bg.wake, NULL);
     bg.started = false; /* threads do not survive fork; restarted lazily */
@@ -440,6 +454,7 @@ int gc_init(const gc_options *opts)
         spangc_mheap_init();
         spangc_mcentral_init();
         ao_store(&spangc_gc.next_gc, compute_next_gc(0));
+        spangc_profile_init();
         err = spangc_threads_init(spangc_cfg.suspend_signal);
     }
     if (!err && pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0)
@@ -449,6 +464,7 @@ int gc_init(const gc_options *opts)
         return err;
     }
     ao_store(&spangc_gc.initialized, 2);
+    spangc_finalizer_thread_start();
     return 0;
 }
 

@@ -15,8 +15,10 @@
  */
 #include "roots.h"
 
-#include "mark.h"
+#include "finalizer.h"
 #include "gc.h"
+#include "mark.h"
+#include "specials.h"
 #include "../include/spangc.h"
 #include "../runtime/arena.h"
 #include "../runtime/lock.h"
@@ -118,6 +120,8 @@ void spangc_roots_mark(void)
     }
     lock_release(&roots.lock);
     spangc_threads_scan(mark_thread_range, NULL);
+    spangc_finq_mark();
+    spangc_specials_mark();
 }
 
 /* ---- gc_add_roots / gc_remove_roots ------------------------------------ */

@@ -28,6 +28,7 @@
  */
 #include "sweep.h"
 
+#include "specials.h"
 #include "../runtime/mcentral.h"
 #include "../runtime/mheap.h"
 #include "../runtime/mstats.h"
@@ -57,6 +58,9 @@ bool spangc_span_sweep(mspan *s, bool preserve)
                      (void *)s->base, (unsigned)ao_load(&s->state),
                      (unsigned long)ao_load(&s->sweepgen), (unsigned long)sg);
     ao_sub(&spangc_sweep.unswept, 1);
+
+    if (s->specials)
+        spangc_specials_sweep(s);
 
     uint32_t nalloc = spangc_bitmap_count(s->mark_bits, s->nelems);
     if (nalloc > s->alloc_count)

@@ -24,6 +24,7 @@
 #include "thread.h"
 #include "../gc/gc.h"
 #include "../gc/options.h"
+#include "../gc/profile.h"
 #include "../gc/sweep.h"
 #include "../gc/type.h"
 
@@ -113,9 +114,9 @@ static void *try_alloc(spangc_thread *t, size_t size, int noscan, const gc_type 
     return alloc_small(t, size, noscan, type);
 }
 
-void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type);
+void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, void *caller);
 
-NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type)
+NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, void *caller)
 {
     spangc_thread *t = spangc_self;
     if (unlikely(!t)) {
@@ -127,6 +128,13 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type)
         return NULL;
     }
     mcache *c = &t->cache;
+    bool debug = spangc_debug_slow_path();
+    /* The fast path has been counting down fast_budget, which is the
+     * distance to the next profile sample unless a debug mode zeroed it. */
+    if (!debug)
+        c->next_sample = c->fast_budget;
+    if (unlikely(spangc_profile_rate_changed(c)))
+        c->next_sample = spangc_profile_next_sample(c);
     if (unlikely(spangc_cfg.stress) && ++c->stress_count >= spangc_cfg.stress) {
         c->stress_count = 0;
         spangc_collect(COLLECT_STRESS);
@@ -146,7 +154,17 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type)
             return NULL;
         }
     }
-    c->fast_budget = spangc_debug_slow_path() ? 0 : c->next_sample;
+    /* Sampling counts requested bytes, as the fast path does; a sample
+     * records the object's usable size. */
+    if (unlikely(size >= c->next_sample)) {
+        c->next_sample = spangc_profile_next_sample(c);
+        size_t usable = size > MAX_SMALL_SIZE ? round_up(size, PAGE_SIZE)
+                                              : class_to_size[size_to_class(size)];
+        spangc_profile_sample((uintptr_t)p, usable, caller);
+    } else {
+        c->next_sample -= size;
+    }
+    c->fast_budget = debug ? 0 : c->next_sample;
     return p;
 }
 
@@ -174,7 +192,7 @@ static inline void *alloc_fast(size_t size, int noscan, const gc_type *type)
         }
         runtime_leave(t);
     }
-    return spangc_alloc_slow(size, noscan, type);
+    return spangc_alloc_slow(size, noscan, type, __builtin_return_address(0));
 }
 
 void *gc_alloc(size_t size)

@@ -9,9 +9,13 @@ void spangc_mcache_init(mcache *c)
 {
     for (unsigned i = 0; i < NUM_SPAN_CLASSES; i++)
         c->alloc[i] = &spangc_empty_span;
+    /* The first allocation takes the slow path (every alloc[] slot is the
+     * empty span), which draws the first profile sample distance. */
     c->next_sample = UINT64_MAX;
     c->fast_budget = UINT64_MAX;
     c->stress_count = 0;
+    c->profile_gen = (uintptr_t)-1;
+    c->rng = (uintptr_t)c * 0x9e3779b97f4a7c15ull;
 }
 
 mspan *spangc_mcache_refill(mcache *c, unsigned spanclass)

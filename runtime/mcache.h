@@ -22,6 +22,7 @@ typedef struct mcache {
     uint64_t next_sample;   /* bytes until the next profile sample        */
     uint64_t stress_count;  /* allocations since the last stress collection */
     uint64_t rng;           /* per-thread PRNG for profile sampling       */
+    uintptr_t profile_gen;  /* profile-rate generation next_sample is for */
 } mcache;
 
 void spangc_mcache_init(mcache *c);

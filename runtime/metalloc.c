@@ -7,6 +7,7 @@
 #include "base.h"
 #include "lock.h"
 #include "os.h"
+#include "thread.h"
 
 #include <string.h>
 
@@ -50,6 +51,11 @@ void *spangc_meta_alloc(size_t size)
     unsigned c = meta_class(size);
     size_t bsize = (size_t)1 << (c + META_MIN_SHIFT);
     void *p = NULL;
+    /* A runtime section, so that a registered thread is never stopped
+     * while holding meta_lock (the collector allocates metadata). */
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_enter(t);
     lock_acquire(&meta.lock);
     if (meta.free[c]) {
         meta_block *b = meta.free[c];
@@ -72,6 +78,8 @@ void *spangc_meta_alloc(size_t size)
             char *chunk = spangc_os_alloc(META_CHUNK);
             if (!chunk) {
                 lock_release(&meta.lock);
+                if (t)
+                    runtime_leave(t);
                 return NULL;
             }
             ao_add(&meta.sys, META_CHUNK);
@@ -82,6 +90,8 @@ void *spangc_meta_alloc(size_t size)
         meta.chunk_cur += bsize;
     }
     lock_release(&meta.lock);
+    if (t)
+        runtime_leave(t);
     memset(p, 0, bsize);
     return p;
 }
@@ -100,10 +110,15 @@ void spangc_meta_free(void *p, size_t size)
     }
     unsigned c = meta_class(size);
     meta_block *b = p;
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_enter(t);
     lock_acquire(&meta.lock);
     b->next = meta.free[c];
     meta.free[c] = b;
     lock_release(&meta.lock);
+    if (t)
+        runtime_leave(t);
 }
 
 uint64_t spangc_meta_sys(void)

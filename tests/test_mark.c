@@ -11,7 +11,8 @@
 #include "options.h"
 #include "testutil.h"
 
-static void *global_root;
+/* volatile: stores to a root must not be optimized away. */
+static void *volatile global_root;
 
 static int setup(void **state)
 {

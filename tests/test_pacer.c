@@ -16,7 +16,8 @@
 #include "options.h"
 #include "testutil.h"
 
-static void *global_root;
+/* volatile: stores to a root must not be optimized away. */
+static void *volatile global_root;
 
 static int setup(void **state)
 {
@@ -27,6 +28,14 @@ static int setup(void **state)
 
 /* ---- statistics ---------------------------------------------------------- */
 
+static __attribute__((noinline)) void make_hundred(void)
+{
+    void **v = gc_alloc(100 * sizeof(void *));
+    for (int i = 0; i < 100; i++)
+        v[i] = gc_alloc_atomic(1000); /* 1024-byte class */
+    global_root = v;
+}
+
 /* After gc_collect the statistics agree with the spans (collect() runs
  * spangc_verify_heap, which checks heap_alloc and the object count), and
  * the pause figures are filled in. */
@@ -36,9 +45,7 @@ static void test_stats_after_collect(void **state)
     collect();
     gc_stats a;
     gc_get_stats(&a);
-    global_root = gc_alloc(100 * sizeof(void *));
-    for (int i = 0; i < 100; i++)
-        ((void **)global_root)[i] = gc_alloc_atomic(1000); /* 1024-byte class */
+    make_hundred();
     collect();
     gc_stats b;
     gc_get_stats(&b);

@@ -25,7 +25,8 @@ static int setup(void **state)
     return gc_init(&o);
 }
 
-static void *global_root;
+/* volatile: stores to a root must not be optimized away. */
+static void *volatile global_root;
 
 static void test_global_root(void **state)
 {

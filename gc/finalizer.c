@@ -1,0 +1,223 @@
+/*
+ * finalizer.c - queued finalizers and where they run [Go: mfinal.go].
+ *
+ * Sweeping a dead object with a finalizer resurrects the object and
+ * queues {fn, obj, arg} here. The queue is a list of blocks of entries in
+ * metadata memory, guarded by finq_lock, and is a root of marking: a
+ * queued object (and everything it points to, and arg) stays alive until
+ * its finalizer has been called. An entry leaves the queue just before
+ * its call; from then on the object is alive only if the finalizer or the
+ * program keeps it so, and a later cycle frees it otherwise.
+ *
+ * Finalizers run from gc_run_finalizers on the calling thread, or on the
+ * finalizer thread (GC_OPT_FINALIZER_THREAD). That thread is spangc's
+ * own, but it runs program code, so it is a registered thread like any
+ * other: it is stopped and its stack is scanned. No spangc lock is held
+ * during a call, so a finalizer may allocate, set finalizers, and collect.
+ */
+#include "finalizer.h"
+
+#include "mark.h"
+#include "options.h"
+#include "specials.h"
+#include "sweep.h"
+#include "../runtime/lock.h"
+#include "../runtime/metalloc.h"
+#include "../runtime/thread.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+
+#define FINQ_BLOCK_ENTRIES 126
+
+typedef struct finq_entry {
+    gc_finalizer_fn fn;
+    void *obj;
+    void *arg;
+} finq_entry;
+
+typedef struct finq_block {
+    struct finq_block *next;
+    size_t n;
+    finq_entry e[FINQ_BLOCK_ENTRIES];
+} finq_block;
+
+/* The queue (lock). count is also read without the lock, atomically, for
+ * the cheap empty test. wake is a semaphore rather than a condition
+ * variable because pushers (sweepers, inside runtime sections) must never
+ * wait for a lock the stoppable finalizer thread might hold. */
+static SPANGC_STATE struct {
+    spangc_lock lock;
+    finq_block *full;  /* a stack of blocks; entries are taken LIFO */
+    finq_block *spare;
+    ao_word count;
+    sem_t wake; /* posted per queued entry, for the finalizer thread */
+    ao_word thread_started;
+} finq = {.lock = SPANGC_LOCK_INIT};
+
+void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg)
+{
+    lock_acquire(&finq.lock);
+    finq_block *b = finq.full;
+    if (!b || b->n == FINQ_BLOCK_ENTRIES) {
+        b = finq.spare;
+        if (b)
+            finq.spare = NULL;
+        else
+            b = spangc_meta_alloc(sizeof *b);
+        if (!b)
+            spangc_throw("out of metadata memory queueing a finalizer");
+        b->n = 0;
+        b->next = finq.full;
+        finq.full = b;
+    }
+    b->e[b->n++] = (finq_entry){fn, obj, arg};
+    lock_release(&finq.lock);
+    ao_add(&finq.count, 1);
+    if (ao_load_acq(&finq.thread_started))
+        sem_post(&finq.wake);
+}
+
+/* Take one entry; false if the queue is empty. */
+static bool finq_pop(finq_entry *out)
+{
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_enter(t);
+    lock_acquire(&finq.lock);
+    finq_block *b = finq.full;
+    bool got = false;
+    if (b && b->n > 0) {
+        *out = b->e[--b->n];
+        b->e[b->n] = (finq_entry){0};
+        if (b->n == 0) {
+            finq.full = b->next;
+            if (finq.spare)
+                spangc_meta_free(b, sizeof *b);
+            else
+                finq.spare = b;
+        }
+        got = true;
+    }
+    lock_release(&finq.lock);
+    if (got)
+        ao_sub(&finq.count, 1);
+    if (t)
+        runtime_leave(t);
+    return got;
+}
+
+int gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg)
+{
+    spangc_thread *t = spangc_self;
+    uintptr_t p = (uintptr_t)obj;
+    if (!t)
+        return -EPERM;
+    if (!obj)
+        return -EINVAL;
+    special_finalizer *rec = NULL;
+    if (fn && !(rec = spangc_meta_alloc(sizeof *rec)))
+        return -ENOMEM;
+    int err = 0;
+    runtime_enter(t);
+    mspan *s = spangc_span_of_heap(p);
+    if (s) {
+        spangc_ensure_swept(s);
+        s = spangc_span_of_heap(p);
+    }
+    uint32_t idx = s ? span_obj_index(s, p) : 0;
+    if (!s || p != s->base + (uintptr_t)idx * s->elemsize || !span_slot_allocated(s, idx)) {
+        err = -EINVAL;
+    } else if (fn) {
+        rec->fn = fn;
+        rec->arg = arg;
+        err = spangc_special_add(s, p, &rec->s, SPECIAL_FINALIZER, true);
+        if (err == 0)
+            rec = NULL;
+    } else {
+        special *old = spangc_special_remove(s, p, SPECIAL_FINALIZER);
+        if (old)
+            spangc_special_free(old);
+        else
+            err = -ENOENT;
+    }
+    runtime_leave(t);
+    if (rec)
+        spangc_meta_free(rec, sizeof *rec);
+    return err;
+}
+
+size_t gc_run_finalizers(void)
+{
+    if (ao_load_acq(&finq.count) == 0)
+        return 0;
+    size_t ran = 0;
+    finq_entry e;
+    while (finq_pop(&e)) {
+        /* e lives on this stack while fn runs: obj and arg stay alive. */
+        e.fn(e.obj, e.arg);
+        ran++;
+    }
+    return ran;
+}
+
+void spangc_finq_mark(void)
+{
+    for (finq_block *b = finq.full; b; b = b->next) {
+        for (size_t i = 0; i < b->n; i++) {
+            spangc_mark_word((uintptr_t)b->e[i].obj);
+            spangc_mark_word((uintptr_t)b->e[i].arg);
+        }
+    }
+    spangc_mark_drain();
+}
+
+static void *finalizer_thread(void *arg)
+{
+    (void)arg;
+    /* Only spangc's stop signal and synchronous faults reach this thread. */
+    sigset_t all;
+    sigfillset(&all);
+    sigdelset(&all, spangc_cfg.suspend_signal);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    if (gc_register_thread() != 0)
+        return NULL;
+    for (;;) {
+        while (ao_load_acq(&finq.count) == 0)
+            sem_wait(&finq.wake);
+        gc_run_finalizers();
+    }
+    return NULL;
+}
+
+void spangc_finalizer_thread_start(void)
+{
+    if (!spangc_cfg.finalizer_thread || ao_load(&finq.thread_started))
+        return;
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sem_init(&finq.wake, 0, 0);
+    if (pthread_create(&th, &attr, finalizer_thread, NULL) == 0)
+        ao_store_rel(&finq.thread_started, 1);
+    pthread_attr_destroy(&attr);
+}
+
+void spangc_finq_lock(void)
+{
+    lock_acquire(&finq.lock);
+}
+
+void spangc_finq_unlock(void)
+{
+    lock_release(&finq.lock);
+}
+
+void spangc_finq_reinit_child(void)
+{
+    lock_init(&finq.lock);
+    ao_store(&finq.thread_started, 0); /* threads do not survive fork */
+}

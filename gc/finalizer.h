@@ -1,0 +1,23 @@
+/*
+ * finalizer.h - the queue of finalizers ready to run (see finalizer.c).
+ */
+#ifndef SPANGC_FINALIZER_H
+#define SPANGC_FINALIZER_H
+
+#include "../include/spangc.h"
+
+/* Queue fn(obj, arg) (sweep, for an object found dead). */
+void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg);
+
+/* Mark every queued object and arg (world stopped). */
+void spangc_finq_mark(void);
+
+/* Start the finalizer thread if the options ask for one. */
+void spangc_finalizer_thread_start(void);
+
+/* fork support */
+void spangc_finq_lock(void);
+void spangc_finq_unlock(void);
+void spangc_finq_reinit_child(void);
+
+#endif

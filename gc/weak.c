@@ -1,0 +1,139 @@
+/*
+ * weak.c - weak handles [Go: weak.Pointer, mheap.go's weak handles].
+ *
+ * A handle is a small noscan heap object holding its target's address as
+ * an integer, so it does not keep the target alive. The target carries a
+ * WEAK special that points at the handle; that record keeps the handle
+ * alive while the target lives and makes gc_weak_new return the same
+ * handle for the same object. When a collection finds the target
+ * unreachable, sweeping its span clears the handle (before the target's
+ * finalizer can run) and drops the record; the handle itself is then an
+ * ordinary object that dies when the program drops it.
+ *
+ * Reading: after a mark, a dead target's handle still holds its address
+ * until the target's span is swept. gc_weak_get therefore sweeps that
+ * span first (spangc_ensure_swept) and reads the handle again; inside a
+ * runtime section no new cycle can start, so an address read after the
+ * sweep belongs to a live object, and once returned it is held by the
+ * caller like any pointer.
+ */
+#include "weak.h"
+
+#include "specials.h"
+#include "sweep.h"
+#include "../runtime/metalloc.h"
+#include "../runtime/thread.h"
+
+#include <errno.h>
+
+#define WEAK_MAGIC 0x7765616b68646c21ull /* "weakhdl!" */
+
+struct gc_weak {
+    ao_word addr;   /* target address, 0 once it died */
+    uint64_t magic;
+};
+
+void spangc_weak_clear(gc_weak *w)
+{
+    ao_store_rel(&w->addr, 0);
+}
+
+/* The base of the live object at p (p itself), its span and slot, or
+ * false. The caller is in a runtime section. */
+static bool live_base(uintptr_t p, mspan **sp)
+{
+    mspan *s = spangc_span_of_heap(p);
+    if (!s)
+        return false;
+    spangc_ensure_swept(s);
+    s = spangc_span_of_heap(p);
+    if (!s)
+        return false;
+    uint32_t idx = span_obj_index(s, p);
+    if (p != s->base + (uintptr_t)idx * s->elemsize || !span_slot_allocated(s, idx))
+        return false;
+    *sp = s;
+    return true;
+}
+
+/* The existing handle of obj, or NULL. */
+static gc_weak *existing_handle(mspan *s, uintptr_t obj)
+{
+    lock_acquire(&s->speciallock);
+    special_weak *r = (special_weak *)spangc_special_find_locked(s, obj, SPECIAL_WEAK);
+    gc_weak *w = r ? r->handle : NULL;
+    lock_release(&s->speciallock);
+    return w;
+}
+
+gc_weak *gc_weak_new(void *ptr)
+{
+    spangc_thread *t = spangc_self;
+    uintptr_t obj = (uintptr_t)ptr;
+    if (!t) {
+        errno = EPERM;
+        return NULL;
+    }
+    mspan *s;
+    runtime_enter(t);
+    bool ok = live_base(obj, &s);
+    gc_weak *w = ok ? existing_handle(s, obj) : NULL;
+    runtime_leave(t);
+    if (!ok) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (w)
+        return w;
+
+    /* Allocating may collect: ptr, on our stack, keeps obj alive. */
+    gc_weak *fresh = gc_alloc_atomic(sizeof *fresh);
+    special_weak *rec = spangc_meta_alloc(sizeof *rec);
+    if (!fresh || !rec) {
+        spangc_meta_free(rec, sizeof *rec);
+        errno = ENOMEM;
+        return NULL;
+    }
+    fresh->magic = WEAK_MAGIC;
+    ao_store(&fresh->addr, obj);
+    rec->handle = fresh;
+    runtime_enter(t);
+    if (!live_base(obj, &s))
+        spangc_throw("weak handle target %p died while held", ptr);
+    /* Another thread may have made one meanwhile: there is one handle per
+     * object, so use it and let ours be collected. */
+    w = existing_handle(s, obj);
+    if (!w && spangc_special_add(s, obj, &rec->s, SPECIAL_WEAK, true) == 0) {
+        w = fresh;
+        rec = NULL;
+    } else if (!w) {
+        w = existing_handle(s, obj);
+    }
+    runtime_leave(t);
+    if (rec)
+        spangc_meta_free(rec, sizeof *rec);
+    return w;
+}
+
+void *gc_weak_get(const gc_weak *cw)
+{
+    gc_weak *w = (gc_weak *)cw;
+    spangc_thread *t = spangc_self;
+    if (!w || !t)
+        return NULL;
+    void *result = NULL;
+    runtime_enter(t);
+    mspan *hs = spangc_span_of_heap((uintptr_t)w);
+    if (hs && hs->elemsize >= sizeof *w && w->magic == WEAK_MAGIC) {
+        uintptr_t addr = ao_load_acq(&w->addr);
+        mspan *s = addr ? spangc_span_of_heap(addr) : NULL;
+        if (s) {
+            spangc_ensure_swept(s);
+            result = (void *)ao_load_acq(&w->addr);
+        }
+    } else {
+        errno = EINVAL;
+    }
+    runtime_leave(t);
+    return result;
+}

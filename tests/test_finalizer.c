@@ -1,0 +1,355 @@
+/*
+ * test_finalizer.c - finalizers: exactly once, never for reachable
+ * objects, resurrection, dependency order, cycles, a finalizer that
+ * allocates and collects, removal, bad arguments, and the finalizer
+ * thread.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "atomic.h"
+#include "options.h"
+#include "finalizer.h"
+#include "testutil.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    gc_options o = {.flags = GC_OPT_IGNORE_ENV};
+    return gc_init(&o);
+}
+
+/* volatile: stores to a root must not be optimized away. */
+static void *volatile global_root;
+
+/* ---- exactly once, over many objects --------------------------------------- */
+
+enum { MANY = 100000 };
+static unsigned char calls[MANY];
+static ao_word total_calls;
+
+static void count_call(void *obj, void *arg)
+{
+    size_t i = (size_t)(uintptr_t)arg;
+    /* The object is intact when its finalizer runs. */
+    if (*(size_t *)obj != i)
+        calls[i] = 100;
+    calls[i]++;
+    ao_add(&total_calls, 1);
+}
+
+static __attribute__((noinline)) void make_finalizable(size_t n)
+{
+    void **arr = gc_alloc(n * sizeof(void *));
+    for (size_t i = 0; i < n; i++) {
+        size_t *obj = gc_alloc(32);
+        *obj = i;
+        assert_int_equal(gc_set_finalizer(obj, count_call, (void *)(uintptr_t)i), 0);
+        arr[i] = obj;
+    }
+    global_root = arr;
+}
+
+static void test_exactly_once(void **state)
+{
+    (void)state;
+    make_finalizable(MANY);
+    collect();
+    assert_int_equal(gc_run_finalizers(), 0); /* all reachable */
+    global_root = NULL;
+    collect();
+    size_t ran = gc_run_finalizers();
+    assert_int_equal(ran, MANY);
+    /* More cycles free the objects and run nothing again. */
+    collect();
+    collect();
+    assert_int_equal(gc_run_finalizers(), 0);
+    for (size_t i = 0; i < MANY; i++)
+        assert_int_equal(calls[i], 1);
+    assert_int_equal(gc_run_finalizers(), 0); /* one load when empty */
+}
+
+/* ---- never for reachable objects --------------------------------------- */
+
+static ao_word reachable_calls;
+
+static void must_not_run(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    ao_add(&reachable_calls, 1);
+}
+
+static void test_not_for_reachable(void **state)
+{
+    (void)state;
+    void **keep = gc_alloc(100 * sizeof(void *));
+    global_root = keep;
+    for (int i = 0; i < 100; i++) {
+        keep[i] = gc_alloc(48);
+        gc_set_finalizer(keep[i], must_not_run, NULL);
+    }
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < 20000; i++)
+            (void)!gc_alloc(64);
+        collect();
+        gc_run_finalizers();
+    }
+    assert_int_equal(ao_load(&reachable_calls), 0);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(gc_set_finalizer(keep[i], NULL, NULL), 0);
+    global_root = NULL;
+}
+
+/* ---- resurrection ----------------------------------------------------- */
+
+static void *resurrected;
+static int resurrect_calls;
+
+static void resurrect(void *obj, void *arg)
+{
+    (void)arg;
+    resurrect_calls++;
+    resurrected = obj; /* alive again */
+}
+
+struct pair {
+    char *name;
+    long value;
+};
+
+static __attribute__((noinline)) uintptr_t make_resurrectable(void)
+{
+    struct pair *p = gc_alloc(sizeof *p);
+    p->name = gc_alloc_atomic(16);
+    strcpy(p->name, "phoenix");
+    p->value = 42;
+    gc_set_finalizer(p, resurrect, NULL);
+    return HIDE(p);
+}
+
+static void test_resurrection(void **state)
+{
+    (void)state;
+    uintptr_t h = make_resurrectable();
+    collect();
+    assert_int_equal(gc_run_finalizers(), 1);
+    assert_ptr_equal(resurrected, SHOW(h));
+    /* What it points to survived with it. */
+    struct pair *p = resurrected;
+    assert_string_equal(p->name, "phoenix");
+    assert_int_equal(p->value, 42);
+    collect();
+    assert_true(alive(h));
+    p = NULL;
+    /* Unreachable again: freed, and the finalizer does not run twice. */
+    resurrected = NULL;
+    collect();
+    collect();
+    assert_int_equal(gc_run_finalizers(), 0);
+    assert_false(alive(h));
+    assert_int_equal(resurrect_calls, 1);
+}
+
+/* ---- dependency order and cycles ------------------------------------------ */
+
+static int order[4], norder;
+
+static void record_order(void *obj, void *arg)
+{
+    (void)obj;
+    order[norder++] = (int)(intptr_t)arg;
+}
+
+static __attribute__((noinline)) void make_chain(void)
+{
+    void **a = gc_alloc(2 * sizeof(void *));
+    void **b = gc_alloc(2 * sizeof(void *));
+    a[0] = b; /* A -> B */
+    gc_set_finalizer(a, record_order, (void *)1);
+    gc_set_finalizer(b, record_order, (void *)2);
+}
+
+static void test_dependency_order(void **state)
+{
+    (void)state;
+    norder = 0;
+    make_chain();
+    collect();
+    assert_int_equal(gc_run_finalizers(), 1);
+    assert_int_equal(order[0], 1); /* A first: B is still referenced */
+    collect();
+    assert_int_equal(gc_run_finalizers(), 1);
+    assert_int_equal(order[1], 2);
+}
+
+static int cycle_calls;
+
+static void cycle_finalizer(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    cycle_calls++;
+}
+
+static __attribute__((noinline)) uintptr_t make_cycle(void)
+{
+    void **a = gc_alloc(2 * sizeof(void *));
+    void **b = gc_alloc(2 * sizeof(void *));
+    a[0] = b;
+    b[0] = a;
+    gc_set_finalizer(a, cycle_finalizer, NULL);
+    gc_set_finalizer(b, cycle_finalizer, NULL);
+    return HIDE(a);
+}
+
+/* A cycle through finalizable objects is never collected (documented in
+ * spangc.h, as in Go): each keeps the other alive. */
+static void test_cycle_is_not_collected(void **state)
+{
+    (void)state;
+    uintptr_t h = make_cycle();
+    for (int i = 0; i < 3; i++) {
+        collect();
+        gc_run_finalizers();
+    }
+    assert_int_equal(cycle_calls, 0);
+    assert_true(alive(h));
+}
+
+/* ---- a finalizer that allocates and collects ----------------------------- */
+
+static int busy_calls;
+
+static void busy_finalizer(void *obj, void *arg)
+{
+    (void)arg;
+    busy_calls++;
+    void **fresh = gc_alloc(64);
+    fresh[0] = obj; /* keeps obj alive for a while */
+    gc_collect();
+    void *again = gc_alloc(32);
+    if (busy_calls < 3)
+        gc_set_finalizer(again, busy_finalizer, NULL); /* a finalizer sets one */
+    assert_ptr_equal(gc_base(fresh[0]), obj);
+}
+
+static void test_finalizer_allocates_and_collects(void **state)
+{
+    (void)state;
+    (void)!gc_set_finalizer(gc_alloc(32), busy_finalizer, NULL);
+    for (int i = 0; i < 6 && busy_calls < 3; i++) {
+        collect();
+        gc_run_finalizers();
+    }
+    assert_int_equal(busy_calls, 3);
+}
+
+/* ---- removal and bad arguments ------------------------------------------- */
+
+static int removed_calls;
+
+static void removed_finalizer(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    removed_calls++;
+}
+
+static __attribute__((noinline)) void make_and_remove(void)
+{
+    void *obj = gc_alloc(40);
+    assert_int_equal(gc_set_finalizer(obj, removed_finalizer, NULL), 0);
+    assert_int_equal(gc_set_finalizer(obj, removed_finalizer, NULL), -EEXIST);
+    assert_int_equal(gc_set_finalizer(obj, NULL, NULL), 0);
+    assert_int_equal(gc_set_finalizer(obj, NULL, NULL), -ENOENT);
+}
+
+static void test_removal(void **state)
+{
+    (void)state;
+    make_and_remove();
+    collect();
+    assert_int_equal(gc_run_finalizers(), 0);
+    assert_int_equal(removed_calls, 0);
+}
+
+static int static_object;
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    int local;
+    void *m = malloc(32);
+    char *obj = gc_alloc(64);
+    char *big = gc_alloc(100000);
+    assert_int_equal(gc_set_finalizer(NULL, removed_finalizer, NULL), -EINVAL);
+    assert_int_equal(gc_set_finalizer(obj + 8, removed_finalizer, NULL), -EINVAL);
+    assert_int_equal(gc_set_finalizer(big + 4096, removed_finalizer, NULL), -EINVAL);
+    assert_int_equal(gc_set_finalizer(&local, removed_finalizer, NULL), -EINVAL);
+    assert_int_equal(gc_set_finalizer(&static_object, removed_finalizer, NULL), -EINVAL);
+    assert_int_equal(gc_set_finalizer(m, removed_finalizer, NULL), -EINVAL);
+    assert_int_equal(gc_set_finalizer(m, NULL, NULL), -EINVAL);
+    /* A large object can have one. */
+    assert_int_equal(gc_set_finalizer(big, removed_finalizer, NULL), 0);
+    assert_int_equal(gc_set_finalizer(big, NULL, NULL), 0);
+    free(m);
+}
+
+/* ---- the finalizer thread -------------------------------------------------- */
+
+static ao_word thread_calls;
+static pthread_t finalizer_tid;
+
+static void on_thread(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    finalizer_tid = pthread_self();
+    (void)!gc_alloc(16); /* it is a registered thread */
+    ao_add(&thread_calls, 1);
+}
+
+static __attribute__((noinline)) void make_for_thread(int n)
+{
+    for (int i = 0; i < n; i++)
+        gc_set_finalizer(gc_alloc(24), on_thread, NULL);
+}
+
+static void test_finalizer_thread(void **state)
+{
+    (void)state;
+    spangc_cfg.finalizer_thread = true;
+    spangc_finalizer_thread_start();
+    make_for_thread(1000);
+    collect();
+    for (int i = 0; i < 500 && ao_load(&thread_calls) < 1000; i++) {
+        struct timespec ts = {0, 2 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(ao_load(&thread_calls), 1000);
+    assert_false(pthread_equal(finalizer_tid, pthread_self()));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exactly_once),
+        cmocka_unit_test(test_not_for_reachable),
+        cmocka_unit_test(test_resurrection),
+        cmocka_unit_test(test_dependency_order),
+        cmocka_unit_test(test_cycle_is_not_collected),
+        cmocka_unit_test(test_finalizer_allocates_and_collects),
+        cmocka_unit_test(test_removal),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_finalizer_thread),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
