@@ -20,6 +20,12 @@
  * them: a call, a runtime error. With GCC or Clang, each handler jumps
  * straight to the next through a table of label addresses.
  *
+ * Safepoints. Finalizers queued by a collection run on this thread when
+ * the VM calls gc_run_finalizers: at the end of each vm_interpret, and at
+ * every SAFEPOINT_INTERVAL-th instruction that calls or jumps backwards
+ * (so a program that never returns to the top level still gets its files
+ * closed). Counting down a register costs next to nothing.
+ *
  * Calls. A call pushes a CallFrame whose slots start at the callee's stack
  * slot: slot 0 is the callee (or the receiver, for methods) and the
  * arguments are the first locals. Natives run on the caller's frame and
@@ -265,6 +271,8 @@ static void close_upvalues(const Value *last)
 
 /* ---- the interpreter loop ---------------------------------------------------- */
 
+#define SAFEPOINT_INTERVAL 1024
+
 #if defined(__GNUC__) && !defined(LOX_NO_COMPUTED_GOTO)
 #define LOX_COMPUTED_GOTO 1
 #endif
@@ -276,6 +284,7 @@ static InterpretResult run(void)
     Value *slots;
     Value *constants;
     Value *sp;
+    unsigned safepoint_budget = SAFEPOINT_INTERVAL;
 
 #define LOAD_FRAME()                                                                           \
     do {                                                                                       \
@@ -310,6 +319,14 @@ static InterpretResult run(void)
         if (LOX_UNLIKELY(!(expr)))                                                             \
             return INTERPRET_RUNTIME_ERROR;                                                    \
         LOAD_FRAME();                                                                          \
+    } while (0)
+
+#define SAFEPOINT()                                                                            \
+    do {                                                                                       \
+        if (LOX_UNLIKELY(--safepoint_budget == 0)) {                                           \
+            safepoint_budget = SAFEPOINT_INTERVAL;                                             \
+            gc_run_finalizers();                                                               \
+        }                                                                                      \
     } while (0)
 
 #define NUMBER_OP(result_val, op)                                                              \
@@ -538,6 +555,7 @@ dispatch:
     {
         uint16_t distance = READ_SHORT();
         ip -= distance;
+        SAFEPOINT();
         DISPATCH();
     }
     CASE(OP_CALL)
@@ -548,6 +566,7 @@ dispatch:
             CALL(call_closure(AS_CLOSURE(callee), argc));
         else
             CALL(call_value(callee, argc));
+        SAFEPOINT();
         DISPATCH();
     }
     CASE(OP_INVOKE)
@@ -555,6 +574,7 @@ dispatch:
         ObjString *name = READ_STRING();
         int argc = READ_BYTE();
         CALL(invoke(name, argc));
+        SAFEPOINT();
         DISPATCH();
     }
     CASE(OP_SUPER_INVOKE)
@@ -647,6 +667,7 @@ dispatch:
 #undef PEEK
 #undef RUNTIME_ERROR
 #undef CALL
+#undef SAFEPOINT
 #undef NUMBER_OP
 #undef DISPATCH
 #undef CASE
@@ -671,12 +692,19 @@ InterpretResult vm_interpret(const char *source)
     reset_stack();
     *vm.stack_top++ = OBJ_VAL(closure);
     call_closure(closure, 0);
-    return run();
+    InterpretResult result = run();
+    gc_run_finalizers();
+    return result;
 }
 
 static ObjString *string_of(const char *chars)
 {
     return string_copy(chars, (int)strlen(chars));
+}
+
+void vm_define_global(const char *name, Value value)
+{
+    table_set(&vm.globals, string_of(name), value);
 }
 
 void vm_define_native(const char *name, NativeFn fn, int arity)
@@ -685,12 +713,11 @@ void vm_define_native(const char *name, NativeFn fn, int arity)
     table_set(&vm.globals, key, OBJ_VAL(new_native(fn, arity, key)));
 }
 
-ObjClass *vm_define_class(const char *name, NativeFn construct, int arity)
+ObjClass *vm_native_class(const char *name, NativeFn construct, int arity)
 {
     ObjString *key = string_of(name);
     ObjClass *klass = new_class(key);
     klass->construct = new_native(construct, arity, key);
-    table_set(&vm.globals, key, OBJ_VAL(klass));
     return klass;
 }
 

@@ -20,9 +20,15 @@ void vm_init(void);
  * between calls, which is what the REPL needs). May collect. */
 InterpretResult vm_interpret(const char *source);
 
-/* Bind a native function, or a native class, to a global name. */
+/* Bind a value, or a new native function, to a global name. May collect. */
+void vm_define_global(const char *name, Value value);
 void vm_define_native(const char *name, NativeFn fn, int arity);
-ObjClass *vm_define_class(const char *name, NativeFn construct, int arity);
+
+/* A native class: calling it runs construct, which makes the object (an
+ * ObjForeign) and leaves it in args[-1]. Lox classes cannot inherit from
+ * it, so its methods always get one of its own objects as receiver. The
+ * class is not bound to any name until vm_define_global. May collect. */
+ObjClass *vm_native_class(const char *name, NativeFn construct, int arity);
 void vm_define_method(ObjClass *klass, const char *name, NativeFn fn, int arity);
 
 /* For natives: report a runtime error (message and stack trace) and
