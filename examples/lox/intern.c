@@ -9,8 +9,21 @@
  * concatenation whose result already exists allocates nothing: the hash is
  * computed over the two halves in turn and compared against the halves.
  *
+ * The set holds its strings weakly. A slot refers to its string through a
+ * spangc weak handle (gc_weak_new): the slot keeps the handle alive, the
+ * handle does not keep the string alive. So a string that nothing else
+ * refers to is collected even though it is interned, and from the
+ * collection that finds it unreachable on, gc_weak_get returns NULL for
+ * it: the set can never hand out a dead string. Its slot stays occupied
+ * (a lookup probes past it, like a tombstone) until the next rebuild.
+ *
  * Slots are never deleted one by one. When an insertion would pass 3/4
- * full, the set is rebuilt at a size chosen from the strings still in it.
+ * full, the set is rebuilt from the strings still alive, at a size chosen
+ * from their number, so dead slots are dropped in bulk.
+ *
+ * Invariants: every non-empty slot holds a handle made for a string whose
+ * hash is the slot's hash; no two live strings in the set have the same
+ * characters; at least one slot in four is empty, so probing ends.
  */
 #include "intern.h"
 
@@ -18,7 +31,7 @@
 #include <string.h>
 
 typedef struct Slot {
-    ObjString *ref; /* NULL: empty */
+    gc_weak *ref;   /* NULL: empty; else a weak handle to the string */
     uint32_t hash;  /* the string's hash, so probing rarely touches it */
 } Slot;
 
@@ -37,16 +50,21 @@ void intern_init(void)
         lox_out_of_memory();
 }
 
-/* ---- references from slots ------------------------------------------------ */
+/* ---- weak references from slots ---------------------------------------------- */
 
+/* The slot's string, or NULL once it has been found unreachable. */
 static ObjString *slot_target(const Slot *slot)
 {
-    return slot->ref;
+    return gc_weak_get(slot->ref);
 }
 
+/* gc_weak_new returns the existing handle if the string already has one,
+ * as it does when a rebuild moves a live string to a new slot. */
 static void slot_fill(Slot *slot, ObjString *s)
 {
-    slot->ref = s;
+    slot->ref = gc_weak_new(s);
+    if (!slot->ref)
+        lox_out_of_memory();
     slot->hash = s->hash;
 }
 
@@ -103,6 +121,7 @@ static void rebuild(void)
     while (capacity < 2 * (live + 1))
         capacity *= 2;
     Slot *slots = lox_alloc_array(capacity * sizeof(Slot), slot_type);
+    /* Count again: that allocation may have collected some of them. */
     live = 0;
     for (uint32_t i = 0; i < set.capacity; i++) {
         ObjString *s = set.slots[i].ref ? slot_target(&set.slots[i]) : NULL;
