@@ -54,12 +54,12 @@ static bool native_clock(int argc, Value *args)
  * compiler's, a native's, spangc's own gc_weak_new) leave object addresses
  * in that dead region, and gc_collect's frames, which spangc scans, are
  * laid over it without overwriting every word: a stale address there is a
- * root. The asm statement keeps the compiler from dropping the memset. */
-static __attribute__((noinline)) void clear_dead_c_stack(void)
+ * root. Never inlined, so that its frame lies below the caller's. */
+static LOX_NOINLINE void clear_dead_c_stack(void)
 {
     char dead[64 * 1024];
     memset(dead, 0, sizeof dead);
-    __asm__ volatile("" : : "r"(dead) : "memory");
+    LOX_KEEP_STORES(dead); /* else the memset of a dead array is dropped */
 }
 
 /* A collection that finds everything the program has dropped: nothing
