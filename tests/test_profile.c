@@ -1,0 +1,165 @@
+/*
+ * test_profile.c - heap profiling: at rate 1 the profile counts exactly a
+ * known allocation pattern, attributed to the allocating function; frees
+ * show up after the next collection; rate 0 records nothing; the default
+ * kind of rate samples about size/rate allocations; the file format.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "testutil.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    gc_options o = {.flags = GC_OPT_IGNORE_ENV};
+    return gc_init(&o);
+}
+
+static void *volatile global_root;
+
+typedef struct profile_totals {
+    unsigned long long inuse_objs, inuse_bytes, alloc_objs, alloc_bytes;
+    unsigned long long header_alloc_objs;
+    unsigned long rate;
+    bool has_maps;
+} profile_totals;
+
+/* Parse a heap_v2 profile; sum the buckets whose objects are obj_size
+ * bytes and whose first frame lies in [fn, fn + 4096). */
+static profile_totals read_profile(size_t obj_size, const void *fn)
+{
+    FILE *f = tmpfile();
+    assert_int_equal(gc_write_heap_profile(f), 0);
+    rewind(f);
+    profile_totals t = {0};
+    char line[8192];
+    unsigned long long a, b, c, d;
+    assert_non_null(fgets(line, sizeof line, f));
+    assert_int_equal(sscanf(line, "heap profile: %llu: %llu [%llu: %llu] @ heap_v2/%lu", &a, &b,
+                            &c, &d, &t.rate),
+                     5);
+    t.header_alloc_objs = c;
+    while (fgets(line, sizeof line, f)) {
+        if (strncmp(line, "MAPPED_LIBRARIES:", 17) == 0) {
+            t.has_maps = fgets(line, sizeof line, f) != NULL && strchr(line, '-') != NULL;
+            break;
+        }
+        if (line[0] == '\n')
+            continue;
+        int used = 0;
+        assert_int_equal(sscanf(line, "%llu: %llu [%llu: %llu] @%n", &a, &b, &c, &d, &used), 4);
+        unsigned long long pc = strtoull(line + used, NULL, 16);
+        assert_true(pc != 0);
+        if (c && d / c == obj_size && pc - (uintptr_t)fn < 4096) {
+            t.inuse_objs += a;
+            t.inuse_bytes += b;
+            t.alloc_objs += c;
+            t.alloc_bytes += d;
+        }
+    }
+    fclose(f);
+    return t;
+}
+
+enum { WIDGETS = 777 };
+
+static __attribute__((noinline)) void allocate_widgets(void)
+{
+    void **v = gc_alloc(WIDGETS * sizeof(void *));
+    for (int i = 0; i < WIDGETS; i++)
+        v[i] = gc_alloc(1000); /* the 1024-byte class */
+    global_root = v;
+}
+
+static void test_exact_counts_at_rate_one(void **state)
+{
+    (void)state;
+    gc_set_profile_rate(1);
+    allocate_widgets();
+    /* Before any collection, everything recorded is shown. */
+    profile_totals t = read_profile(1024, (const void *)allocate_widgets);
+    assert_int_equal(t.rate, 1);
+    assert_true(t.has_maps);
+    assert_int_equal(t.alloc_objs, WIDGETS);
+    assert_int_equal(t.alloc_bytes, WIDGETS * 1024);
+    assert_int_equal(t.inuse_objs, WIDGETS);
+    /* After a collection: still all in use. */
+    collect();
+    t = read_profile(1024, (const void *)allocate_widgets);
+    assert_int_equal(t.alloc_objs, WIDGETS);
+    assert_int_equal(t.inuse_objs, WIDGETS);
+    assert_int_equal(t.inuse_bytes, WIDGETS * 1024);
+    /* Dropped: the frees appear once the next collection has swept. */
+    global_root = NULL;
+    collect();
+    t = read_profile(1024, (const void *)allocate_widgets);
+    assert_int_equal(t.alloc_objs, WIDGETS);
+    assert_int_equal(t.inuse_objs, 0);
+    assert_int_equal(t.inuse_bytes, 0);
+}
+
+static __attribute__((noinline)) void allocate_unprofiled(void)
+{
+    for (int i = 0; i < 1000; i++)
+        (void)!gc_alloc(3000); /* the 3072-byte class */
+}
+
+static void test_rate_zero_records_nothing(void **state)
+{
+    (void)state;
+    gc_set_profile_rate(0);
+    allocate_unprofiled();
+    collect();
+    profile_totals t = read_profile(3072, (const void *)allocate_unprofiled);
+    assert_int_equal(t.alloc_objs, 0);
+    assert_int_equal(t.rate, 0);
+}
+
+static __attribute__((noinline)) void allocate_sampled(size_t total)
+{
+    for (size_t done = 0; done < total; done += 64)
+        (void)!gc_alloc(64);
+}
+
+/* At rate R, about total/R of the allocations are sampled (a Poisson
+ * count: the bounds are more than five standard deviations wide). */
+static void test_sampling_rate(void **state)
+{
+    (void)state;
+    gc_set_profile_rate(64 * 1024);
+    allocate_sampled((size_t)64 << 20); /* expect 1024 samples */
+    collect();
+    collect();
+    profile_totals t = read_profile(64, (const void *)allocate_sampled);
+    print_message("%llu samples for 64 MiB at 64 KiB\n", t.alloc_objs);
+    assert_in_range(t.alloc_objs, 850, 1200);
+    assert_int_equal(t.rate, 64 * 1024);
+    gc_set_profile_rate(512 * 1024);
+}
+
+static void test_bad_stream(void **state)
+{
+    (void)state;
+    assert_int_equal(gc_write_heap_profile(NULL), -EINVAL);
+    FILE *ro = fopen("/dev/null", "r");
+    assert_int_equal(gc_write_heap_profile(ro), -EIO);
+    fclose(ro);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exact_counts_at_rate_one),
+        cmocka_unit_test(test_rate_zero_records_nothing),
+        cmocka_unit_test(test_sampling_rate),
+        cmocka_unit_test(test_bad_stream),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

@@ -1,0 +1,254 @@
+/*
+ * test_weak.c - weak handles: cleared when the target dies, never while
+ * it lives, cleared before the target's finalizer runs, one handle per
+ * object, handles are collectable, bad arguments, and reads racing with
+ * the background sweeper.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "atomic.h"
+#include "testutil.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    gc_options o = {.flags = GC_OPT_IGNORE_ENV};
+    return gc_init(&o);
+}
+
+/* volatile: stores to a root must not be optimized away. */
+static void *volatile global_root;
+static gc_weak *volatile weak_root;
+
+static __attribute__((noinline)) uintptr_t make_with_handle(size_t size)
+{
+    char *obj = gc_alloc(size);
+    memset(obj, 0x42, size);
+    weak_root = gc_weak_new(obj);
+    return HIDE(obj);
+}
+
+static __attribute__((noinline)) bool weak_is(uintptr_t h)
+{
+    return gc_weak_get(weak_root) == SHOW(h);
+}
+
+static void test_cleared_when_target_dies(void **state)
+{
+    (void)state;
+    uintptr_t h = make_with_handle(64);
+    assert_non_null(weak_root);
+    assert_true(weak_is(h));
+    store((volatile uintptr_t *)&global_root, h, 0);
+    for (int i = 0; i < 5; i++) {
+        collect();
+        assert_true(weak_is(h)); /* never cleared while it lives */
+    }
+    global_root = NULL;
+    collect();
+    assert_null(gc_weak_get(weak_root));
+    assert_false(alive(h));
+    /* Once cleared, always cleared. */
+    collect();
+    assert_null(gc_weak_get(weak_root));
+}
+
+/* A large target, and one that dies in an automatic cycle (lazy sweep):
+ * the read sweeps the target's span before answering. */
+static void test_cleared_by_lazy_sweep(void **state)
+{
+    (void)state;
+    uintptr_t h = make_with_handle(50000);
+    gc_stats a, b;
+    gc_get_stats(&a);
+    do {
+        for (int i = 0; i < 1000; i++)
+            (void)!gc_alloc(100);
+        gc_get_stats(&b);
+    } while (b.num_gc == a.num_gc);
+    assert_null(gc_weak_get(weak_root));
+    (void)h;
+}
+
+static bool finalizer_saw_null;
+static int finalizer_calls;
+
+static void check_handle_in_finalizer(void *obj, void *arg)
+{
+    (void)obj;
+    finalizer_calls++;
+    finalizer_saw_null = gc_weak_get((gc_weak *)arg) == NULL;
+}
+
+static __attribute__((noinline)) void make_finalizable_with_handle(void)
+{
+    char *obj = gc_alloc(32);
+    gc_weak *w = gc_weak_new(obj);
+    weak_root = w;
+    gc_set_finalizer(obj, check_handle_in_finalizer, w);
+}
+
+static void test_cleared_before_finalizer(void **state)
+{
+    (void)state;
+    make_finalizable_with_handle();
+    collect();
+    assert_null(gc_weak_get(weak_root)); /* cleared although resurrected */
+    assert_int_equal(gc_run_finalizers(), 1);
+    assert_int_equal(finalizer_calls, 1);
+    assert_true(finalizer_saw_null);
+}
+
+/* One handle per object, however often asked; many objects, many
+ * handles, each right. */
+static void test_many_handles(void **state)
+{
+    (void)state;
+    enum { N = 2000 };
+    void **objs = gc_alloc(N * sizeof(void *));
+    gc_weak **handles = gc_alloc(N * sizeof(gc_weak *));
+    global_root = objs;
+    void *volatile keep_handles = handles;
+    for (int i = 0; i < N; i++) {
+        objs[i] = gc_alloc(16 + (size_t)(i % 7) * 40);
+        handles[i] = gc_weak_new(objs[i]);
+        assert_ptr_equal(gc_weak_new(objs[i]), handles[i]);
+        assert_ptr_equal(gc_weak_get(handles[i]), objs[i]);
+    }
+    /* Drop every other object. */
+    for (int i = 0; i < N; i += 2)
+        objs[i] = NULL;
+    collect();
+    for (int i = 0; i < N; i++) {
+        if (i % 2)
+            assert_ptr_equal(gc_weak_get(handles[i]), objs[i]);
+        else
+            assert_null(gc_weak_get(handles[i]));
+    }
+    global_root = NULL;
+    (void)keep_handles;
+}
+
+/* A handle is an ordinary object: once its target is dead and nobody
+ * holds it, it is collected too. */
+static __attribute__((noinline)) uintptr_t make_dropped_handle(void)
+{
+    void *obj = gc_alloc(24);
+    return HIDE(gc_weak_new(obj));
+}
+
+static void test_handle_is_collectable(void **state)
+{
+    (void)state;
+    uintptr_t hw = make_dropped_handle();
+    collect(); /* the target dies, the record goes */
+    collect(); /* now nothing holds the handle */
+    assert_false(alive(hw));
+}
+
+static int static_word;
+
+static void test_bad_arguments(void **state)
+{
+    (void)state;
+    int local;
+    void *m = malloc(16);
+    char *obj = gc_alloc(64);
+    errno = 0;
+    assert_null(gc_weak_new(NULL));
+    assert_int_equal(errno, EINVAL);
+    assert_null(gc_weak_new(obj + 8));
+    assert_null(gc_weak_new(&local));
+    assert_null(gc_weak_new(&static_word));
+    assert_null(gc_weak_new(m));
+    assert_null(gc_weak_get(NULL));
+    assert_null(gc_weak_get((gc_weak *)obj)); /* not a handle */
+    assert_null(gc_weak_get((gc_weak *)&static_word));
+    free(m);
+}
+
+/* ---- reads racing with the background sweeper --------------------------- */
+
+enum { SLOTS = 512 };
+
+typedef struct stamped {
+    uint64_t stamp; /* SLOT_MAGIC ^ index while alive */
+    uint64_t pad[3];
+} stamped;
+
+#define SLOT_MAGIC 0x5ca1ab1e00000000ull
+
+static gc_weak *race_handles[SLOTS];
+static ao_word race_stop, race_bad, race_reads;
+
+static void *reader(void *arg)
+{
+    (void)arg;
+    gc_register_thread();
+    while (!ao_load(&race_stop)) {
+        for (int i = 0; i < SLOTS; i++) {
+            gc_weak *w = (gc_weak *)ao_load((ao_word *)&race_handles[i]);
+            if (!w)
+                continue;
+            stamped *s = gc_weak_get(w);
+            /* Either gone, or a live object with its stamp intact. */
+            if (s && s->stamp != (SLOT_MAGIC ^ (uint64_t)i))
+                ao_add(&race_bad, 1);
+            ao_add(&race_reads, 1);
+        }
+    }
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_reads_race_with_sweeper(void **state)
+{
+    (void)state;
+    /* Handles stay reachable from a GC object, targets come and go. */
+    gc_weak **holder = gc_alloc(SLOTS * sizeof(gc_weak *));
+    stamped **targets = gc_alloc(SLOTS * sizeof(stamped *));
+    void *volatile keep1 = holder, *volatile keep2 = targets;
+    pthread_t th;
+    pthread_create(&th, NULL, reader, NULL);
+    for (long round = 0; round < 400; round++) {
+        for (int i = 0; i < SLOTS; i++) {
+            if ((i + round) % 3 == 0) {
+                stamped *s = gc_alloc(sizeof *s);
+                s->stamp = SLOT_MAGIC ^ (uint64_t)i;
+                holder[i] = gc_weak_new(s);
+                targets[i] = (round % 2) ? s : NULL; /* half die at once */
+                ao_store((ao_word *)&race_handles[i], (uintptr_t)holder[i]);
+            }
+        }
+        for (int k = 0; k < 2000; k++)
+            (void)!gc_alloc(48); /* garbage: automatic cycles, lazy sweeping */
+    }
+    ao_store(&race_stop, 1);
+    pthread_join(th, NULL);
+    print_message("%lu weak reads raced with sweeping\n", (unsigned long)ao_load(&race_reads));
+    assert_int_equal(ao_load(&race_bad), 0);
+    assert_true(ao_load(&race_reads) > 0);
+    (void)keep1;
+    (void)keep2;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cleared_when_target_dies),
+        cmocka_unit_test(test_cleared_by_lazy_sweep),
+        cmocka_unit_test(test_cleared_before_finalizer),
+        cmocka_unit_test(test_many_handles),
+        cmocka_unit_test(test_handle_is_collectable),
+        cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_reads_race_with_sweeper),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
