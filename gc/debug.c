@@ -135,9 +135,9 @@ void spangc_debug_checkmark(void)
 {
     spangc_mheap_for_each_span(check_alloc, NULL);
     spangc_mark_set_bitmap(check_bits_of);
-    spangc_mark_begin();
+    spangc_mark_begin(false); /* one marker: a plain, separate algorithm run */
     spangc_roots_mark();
-    spangc_mark_drain();
+    spangc_mark_finish();
     spangc_mark_set_bitmap(NULL);
     spangc_mheap_for_each_span(check_compare, NULL);
 }

@@ -253,12 +253,12 @@ static void start_world_and_sweeper(void)
 /* Mark with the world stopped; returns the bytes marked. */
 static uint64_t mark_phase(void)
 {
-    spangc_mark_begin();
+    spangc_mark_begin(true);
     spangc_roots_mark();
-    spangc_mark_drain();
+    uint64_t marked = spangc_mark_finish();
     if (spangc_mark_overflowed())
         ao_add(&spangc_gc.mark_overflows, 1);
-    return spangc_mark_bytes();
+    return marked;
 }
 
 /* Steps 1-5 of the header comment. The caller holds world_lock. */
@@ -465,6 +465,7 @@ static void atfork_child(void)
     spangc_roots_reinit_child();
     spangc_profile_reinit_child();
     spangc_finq_reinit_child();
+    spangc_mark_reinit_child();
     pthread_mutex_init(&bg.lock, NULL);
     pthread_cond_init(&bg.wake, NULL);
     bg.started = false; /* threads do not survive fork; restarted lazily */
