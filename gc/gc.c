@@ -62,6 +62,9 @@ SPANGC_STATE mstats spangc_mstats;
 
 #define MIN_HEAP ((uint64_t)4 << 20)
 
+/* Mark in parallel only if the last cycle marked at least this much. */
+#define PARALLEL_MARK_MIN ((uint64_t)4 << 20)
+
 /* The background worker. lock guards the fields; started is read without
  * it by the collector only (which holds world_lock). */
 static SPANGC_STATE struct {
@@ -253,7 +256,9 @@ static void start_world_and_sweeper(void)
 /* Mark with the world stopped; returns the bytes marked. */
 static uint64_t mark_phase(void)
 {
-    spangc_mark_begin(true);
+    /* Waking mark workers costs more than marking a small heap alone. */
+    bool parallel = ao_load(&spangc_gc.heap_marked) >= PARALLEL_MARK_MIN;
+    spangc_mark_begin(parallel);
     spangc_roots_mark();
     uint64_t marked = spangc_mark_finish();
     if (spangc_mark_overflowed())
