@@ -38,12 +38,14 @@
  */
 #include "gc.h"
 
+#include "debug.h"
 #include "finalizer.h"
 #include "mark.h"
 #include "options.h"
 #include "profile.h"
 #include "roots.h"
 #include "sweep.h"
+#include "verify.h"
 #include "../runtime/mcentral.h"
 #include "../runtime/metalloc.h"
 #include "../runtime/mheap.h"
@@ -55,6 +57,7 @@
 #include <time.h>
 
 SPANGC_STATE gc_state spangc_gc = {.world_lock = SPANGC_SLOCK_INIT};
+SPANGC_STATE void (*spangc_test_after_mark)(void);
 SPANGC_STATE mstats spangc_mstats;
 
 #define MIN_HEAP ((uint64_t)4 << 20)
@@ -271,8 +274,14 @@ static void run_cycle(bool forced)
     stop_world_and_sweeper();
     spangc_threads_flush_caches();
     size_t nthreads = spangc_threads_count_stopped();
+    if (spangc_cfg.verify)
+        spangc_verify_heap_stopped();
 
     uint64_t marked = mark_phase();
+    if (spangc_test_after_mark)
+        spangc_test_after_mark();
+    if (spangc_cfg.verify)
+        spangc_debug_checkmark();
 
     /* Mark termination. */
     uint64_t goal = compute_next_gc(marked);
@@ -307,9 +316,9 @@ void spangc_collect(enum collect_kind kind)
     uint64_t want = ao_load(&cycles_stopped) + 1;
     uint64_t seen = ao_load(&spangc_gc.num_gc);
     spangc_thread *self = spangc_self;
+    slock_acquire(&spangc_gc.world_lock);
     if (self)
         SPANGC_SAVE_CONTEXT(self);
-    slock_acquire(&spangc_gc.world_lock);
     if (kind == COLLECT_AUTO) {
         /* Another thread may have collected while we waited. */
         if (ao_load(&spangc_gc.num_gc) == seen && spangc_gc_due())
@@ -331,9 +340,9 @@ void spangc_collect(enum collect_kind kind)
 void spangc_with_world_stopped(void (*fn)(void *arg), void *arg)
 {
     spangc_thread *self = spangc_self;
+    slock_acquire(&spangc_gc.world_lock);
     if (self)
         SPANGC_SAVE_CONTEXT(self);
-    slock_acquire(&spangc_gc.world_lock);
     spangc_sweep_finish();
     stop_world_and_sweeper();
     spangc_threads_flush_caches();
@@ -455,6 +464,7 @@ int gc_init(const gc_options *opts)
         spangc_mcentral_init();
         ao_store(&spangc_gc.next_gc, compute_next_gc(0));
         spangc_profile_init();
+        spangc_debug_init();
         err = spangc_threads_init(spangc_cfg.suspend_signal);
     }
     if (!err && pthread_atfork(atfork_prepare, atfork_parent, atfork_child) != 0)

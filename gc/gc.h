@@ -37,6 +37,11 @@ enum collect_kind {
     COLLECT_FULL,   /* gc_collect: collect, then finish sweeping         */
 };
 
+/* Tests only: called with the world stopped right after each mark, to
+ * stage a collector bug that verify mode must catch (tests/test_debug.c).
+ * Set before any other thread exists. */
+extern SPANGC_STATE void (*spangc_test_after_mark)(void);
+
 /* Run fn with world_lock held, sweeping finished, the world stopped and
  * every mcache flushed (verification, tests). Same calling rules as
  * spangc_collect. */

@@ -26,6 +26,8 @@ typedef struct spangc_config {
     size_t mark_stack_limit;
     void (*oom_fn)(size_t);
     ao_word profile_rate;      /* (runtime) gc_set_profile_rate */
+    bool all_slow;             /* every allocation takes the slow path
+                                  (debug modes, Valgrind): gc/debug.c */
 } spangc_config;
 
 /* Written by gc_init; (runtime) fields also by their gc_set_* function,
@@ -49,10 +51,10 @@ static inline uint64_t spangc_memory_limit(void)
     return ao_load(&spangc_cfg.memory_limit);
 }
 
-/* True if any debug mode needs every allocation on the slow path. */
+/* True if every allocation must take the slow path. */
 static inline bool spangc_debug_slow_path(void)
 {
-    return spangc_cfg.stress || spangc_cfg.poison || spangc_cfg.verify;
+    return spangc_cfg.all_slow;
 }
 
 #endif

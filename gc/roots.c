@@ -27,7 +27,10 @@
 
 #include <errno.h>
 #include <link.h>
+#include <stdio.h>
 #include <string.h>
+
+#define NO_SANITIZE_SCAN __attribute__((no_sanitize("address", "thread")))
 
 typedef struct range_set {
     mem_range *r;
@@ -122,6 +125,46 @@ void spangc_roots_mark(void)
     spangc_threads_scan(mark_thread_range, NULL);
     spangc_finq_mark();
     spangc_specials_mark();
+}
+
+/* ---- explaining a verify failure ---------------------------------------- */
+
+typedef struct referrer_search {
+    uintptr_t lo, hi; /* the object */
+    const char *what;
+    int found;
+} referrer_search;
+
+static NO_SANITIZE_SCAN void search_range(uintptr_t lo, uintptr_t hi, referrer_search *rs)
+{
+    for (uintptr_t a = round_up(lo, sizeof(uintptr_t)); a + sizeof(uintptr_t) <= hi;
+         a += sizeof(uintptr_t)) {
+        uintptr_t w = *(const uintptr_t *)a;
+        if (w >= rs->lo && w < rs->hi && rs->found++ < 8)
+            fprintf(stderr, "spangc: verify: %p is referenced from %s [%p, %p) at %p\n",
+                    (void *)rs->lo, rs->what, (void *)lo, (void *)hi, (void *)a);
+    }
+}
+
+static void search_thread_range(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    referrer_search *rs = arg;
+    rs->what = "a thread's stack or TLS";
+    search_range(lo, hi, rs);
+}
+
+void spangc_roots_explain(uintptr_t obj, size_t size)
+{
+    referrer_search rs = {.lo = obj, .hi = obj + size};
+    rs.what = "a data segment";
+    for (size_t i = 0; i < roots.segments.n; i++)
+        search_range(roots.segments.r[i].lo, roots.segments.r[i].hi, &rs);
+    rs.what = "an added root range";
+    for (size_t i = 0; i < roots.added.n; i++)
+        search_range(roots.added.r[i].lo, roots.added.r[i].hi, &rs);
+    spangc_threads_scan(search_thread_range, &rs);
+    if (!rs.found)
+        fprintf(stderr, "spangc: verify: %p is referenced only from the heap\n", (void *)obj);
 }
 
 /* ---- gc_add_roots / gc_remove_roots ------------------------------------ */

@@ -28,6 +28,7 @@
  */
 #include "sweep.h"
 
+#include "debug.h"
 #include "specials.h"
 #include "../runtime/mcentral.h"
 #include "../runtime/mheap.h"
@@ -70,6 +71,8 @@ bool spangc_span_sweep(mspan *s, bool preserve)
     if (nfreed) {
         s->needzero = 1;
         free_slots_accounting(s, nfreed);
+        if (spangc_track_slots)
+            spangc_debug_freed(s);
     }
 
     uint64_t *old = s->alloc_bits;

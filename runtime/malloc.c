@@ -22,6 +22,8 @@
 #include "mheap.h"
 #include "mstats.h"
 #include "thread.h"
+#include "track.h"
+#include "../gc/debug.h"
 #include "../gc/gc.h"
 #include "../gc/options.h"
 #include "../gc/profile.h"
@@ -65,6 +67,8 @@ static void *alloc_large(spangc_thread *t, size_t size, int noscan, const gc_typ
         s->types = &s->large_type;
     }
     bool needzero = s->needzero;
+    if (spangc_track_slots)
+        track_alloc((void *)s->base, s->elemsize);
     ao_add(&spangc_mstats.mallocs, 1);
     ao_add(&spangc_mstats.total_alloc, s->elemsize);
     ao_add(&spangc_mstats.heap_alloc, s->elemsize);
@@ -98,6 +102,8 @@ static void *alloc_small(spangc_thread *t, size_t size, int noscan, const gc_typ
         goto out;
     }
     p = (void *)(s->base + (uintptr_t)idx * s->elemsize);
+    if (spangc_track_slots)
+        spangc_debug_alloc(s, idx);
     if (s->needzero)
         memset(p, 0, s->elemsize);
     if (s->types)
@@ -183,6 +189,9 @@ static inline void *alloc_fast(size_t size, int noscan, const gc_type *type)
         uintptr_t p;
         if (likely(!type || s->types) && likely((p = span_next_free_fast(s)) != 0)) {
             t->cache.fast_budget -= size;
+#if defined(SPANGC_ASAN)
+            track_alloc((void *)p, s->elemsize);
+#endif
             if (s->needzero)
                 memset((void *)p, 0, s->elemsize);
             if (s->types)

@@ -111,6 +111,9 @@ mspan *spangc_mcentral_cache_span(unsigned spanclass)
     if (!s)
         return NULL;
 have:
+    if (s->spanclass != spanclass || ao_load(&s->state) != SPAN_IN_USE)
+        spangc_throw("corrupted span %p on the lists of span class %u (class %u, state %u)",
+                     (void *)s->base, spanclass, s->spanclass, (unsigned)ao_load(&s->state));
     if (ao_load(&s->sweepgen) != sg)
         spangc_throw("caching unswept span %p (sweepgen %lu, heap %lu)", (void *)s->base,
                      (unsigned long)ao_load(&s->sweepgen), (unsigned long)sg);

@@ -5,6 +5,8 @@
 
 #include "metalloc.h"
 #include "os.h"
+#include "track.h"
+#include "../gc/debug.h"
 #include "../gc/sweep.h"
 
 #include <string.h>
@@ -198,6 +200,8 @@ static void free_locked(mspan *s)
 
 void spangc_mheap_free(mspan *s)
 {
+    if (spangc_track_slots)
+        spangc_debug_span_freed(s);
     lock_acquire(&spangc_heap.lock);
     if (ao_load(&s->state) != SPAN_IN_USE)
         spangc_throw("freeing span %p in state %u", (void *)s->base,
@@ -323,6 +327,10 @@ mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
     lock_release(&h->lock);
     if (!s)
         return NULL;
+    /* Freed pages were closed to memory checkers; these are in use again
+     * (free slots of small spans are closed again only once freed). */
+    if (spangc_track_slots)
+        track_alloc((void *)s->base, npages * PAGE_SIZE);
     spangc_span_init(s, spanclass);
     ao_store(&s->sweepgen, ao_load(&h->sweepgen));
     ao_store_rel(&s->state, SPAN_IN_USE); /* publishes the layout */

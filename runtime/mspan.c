@@ -49,6 +49,9 @@ void spangc_span_refill_cache(mspan *s)
 uint32_t spangc_span_next_free(mspan *s)
 {
     uint32_t fi = s->freeindex;
+    if (unlikely(fi > s->nelems || s->nelems > MAX_OBJECTS_PER_SPAN))
+        spangc_throw("corrupted span %p: free index %u of %u slots", (void *)s->base, fi,
+                     s->nelems);
     if (fi >= s->nelems)
         return s->nelems;
     uint64_t cache = s->alloc_cache;

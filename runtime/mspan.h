@@ -104,6 +104,9 @@ struct mspan {
     const struct gc_type **types;
     const struct gc_type *large_type; /* types[] storage when nelems == 1 */
 
+    /* The second mark of GC_DEBUG=verify (gc/debug.c); NULL otherwise. */
+    uint64_t *check_bits;
+
     /* Finalizers, weak handles and profile records, sorted by (offset,
      * kind); see gc/specials.c. */
     spangc_lock speciallock;

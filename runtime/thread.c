@@ -159,6 +159,12 @@ void spangc_stop_world(void)
         else if (errno != EINTR)
             spangc_throw("sem_wait failed while stopping the world (errno %d)", errno);
     }
+    uintptr_t epoch = ao_load(&threads.stop_epoch);
+    for (spangc_thread *t = threads.list; t; t = t->next)
+        if (t != self && t->acked_epoch != epoch)
+            spangc_throw("registered thread %lu did not stop (acknowledged stop %lu of %lu)",
+                         (unsigned long)t->pthread, (unsigned long)t->acked_epoch,
+                         (unsigned long)epoch);
 }
 
 void spangc_start_world(void)

@@ -95,8 +95,10 @@ void spangc_start_world(void);
  * frame). */
 uintptr_t spangc_frame_below_caller(void);
 
-/* For a thread about to collect, at spangc's entry point. The entry
- * function's prologue saves every callee-saved register in its frame
+/* For a thread about to collect, at spangc's entry point, once it holds
+ * world_lock (while it waits for the lock, another collector may stop it,
+ * and its park then records a deeper stack pointer). The entry function's
+ * prologue saves every callee-saved register in its frame
  * (__builtin_unwind_init), where the program's values held in registers
  * now are; the thread's stack scan starts just below that frame, so stale
  * words in the collector's own deeper frames are not scanned. The entry

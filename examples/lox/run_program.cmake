@@ -1,0 +1,53 @@
+# Runs one Lox program and compares its standard output with the expected
+# output file. Called by ctest:
+#   cmake -DLOX=<lox binary> -DPROGRAM=<file.lox> -DEXPECTED=<file>
+#         [-DFLAGS=<flags separated by ;>] -P run_program.cmake
+# or, for the REPL, -DINPUT=<file> instead of -DPROGRAM: the file becomes
+# the standard input of lox started without a script.
+cmake_minimum_required(VERSION 3.25)
+
+if(DEFINED INPUT)
+  set(PROGRAM "")
+  set(input_args INPUT_FILE ${INPUT})
+endif()
+foreach(var LOX PROGRAM EXPECTED)
+  if(NOT DEFINED ${var})
+    message(FATAL_ERROR "run_program.cmake: ${var} is not set")
+  endif()
+endforeach()
+
+execute_process(
+  COMMAND ${LOX} ${FLAGS} ${PROGRAM}
+  ${input_args}
+  OUTPUT_VARIABLE actual
+  ERROR_VARIABLE errors
+  RESULT_VARIABLE status)
+file(READ ${EXPECTED} expected)
+
+if(NOT status EQUAL 0)
+  message(FATAL_ERROR "${PROGRAM}${INPUT}: lox exited with ${status}\n${errors}")
+endif()
+if(NOT actual STREQUAL expected)
+  # Show the first differing line, then both outputs in full.
+  string(REPLACE "\n" ";" actual_lines "${actual}")
+  string(REPLACE "\n" ";" expected_lines "${expected}")
+  list(LENGTH expected_lines n)
+  set(i 0)
+  while(i LESS n)
+    list(GET expected_lines ${i} want)
+    list(LENGTH actual_lines m)
+    if(i LESS m)
+      list(GET actual_lines ${i} got)
+    else()
+      set(got "<missing>")
+    endif()
+    if(NOT want STREQUAL got)
+      math(EXPR line "${i} + 1")
+      message("line ${line}: expected '${want}', got '${got}'")
+      break()
+    endif()
+    math(EXPR i "${i} + 1")
+  endwhile()
+  message(FATAL_ERROR "${PROGRAM}${INPUT}: output differs from ${EXPECTED}\n"
+                      "--- actual ---\n${actual}--- stderr ---\n${errors}")
+endif()

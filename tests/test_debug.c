@@ -1,0 +1,200 @@
+/*
+ * test_debug.c - the debug modes catch what they promise: poison catches
+ * a write after free, verify catches an object the mark missed and a span
+ * whose counts are wrong, the slow path refuses a corrupted span, stress
+ * collects every N allocations, and (in an AddressSanitizer build) a read
+ * of a freed object is reported by ASan. Each bug is staged in a forked
+ * child, which must die with the expected message.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "debug.h"
+#include "gc.h"
+#include "mark.h"
+#include "options.h"
+#include "testutil.h"
+#include "thread.h"
+
+static int setup(void **state)
+{
+    (void)state;
+    gc_options o = {.debug = GC_DEBUG_VERIFY | GC_DEBUG_POISON};
+    return gc_init(&o);
+}
+
+/* Run fn in a child; it must die (not exit) and print expect on stderr. */
+static void expect_death(void (*fn)(void), const char *expect)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        close(fds[0]);
+        fn();
+        _exit(0); /* surviving is a failure */
+    }
+    close(fds[1]);
+    char buf[8192];
+    size_t n = 0;
+    ssize_t got;
+    while (n < sizeof buf - 1 && (got = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)got;
+    buf[n] = 0;
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (!strstr(buf, expect))
+        print_message("child's stderr:\n%s\n", buf);
+    assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_non_null(strstr(buf, expect));
+}
+
+static void *volatile global_root;
+
+/* ---- poison -------------------------------------------------------------- */
+
+static void write_after_free(void)
+{
+    uintptr_t h = make(200);
+    collect(); /* freed and poisoned */
+    char *stale = (char *)SHOW(h);
+    stale[100] = 'x';
+    /* Allocate that class until the slot comes back. */
+    for (int i = 0; i < 100000; i++)
+        (void)!gc_alloc(200);
+}
+
+static void test_poison_catches_write_after_free(void **state)
+{
+    (void)state;
+#if defined(SPANGC_ASAN)
+    /* AddressSanitizer sees the write itself, before poison mode can. */
+    expect_death(write_after_free, "AddressSanitizer: use-after-poison");
+#else
+    expect_death(write_after_free, "spangc: fatal: poison: write after free");
+#endif
+}
+
+/* ---- verify: a missed mark ---------------------------------------------- */
+
+static uintptr_t victim;
+
+static void unmark_victim(void)
+{
+    mspan *s = spangc_span_of_heap(victim);
+    uint32_t idx = span_obj_index(s, victim);
+    s->mark_bits[idx >> 6] &= ~((uint64_t)1 << (idx & 63));
+}
+
+static void missed_mark(void)
+{
+    global_root = gc_alloc(64);
+    victim = (uintptr_t)gc_alloc(32);
+    ((void **)global_root)[0] = (void *)victim;
+    spangc_test_after_mark = unmark_victim;
+    gc_collect();
+}
+
+static void test_verify_catches_missed_mark(void **state)
+{
+    (void)state;
+    expect_death(missed_mark, "spangc: fatal: verify: object");
+}
+
+/* ---- verify: inconsistent counts ------------------------------------------ */
+
+static void corrupt_counts(void)
+{
+    global_root = gc_alloc(64);
+    mspan *s = spangc_span_of_heap((uintptr_t)global_root);
+    spangc_thread *t = spangc_self;
+    runtime_enter(t);
+    spangc_mcache_release_all(&t->cache); /* so that the span is on a list */
+    runtime_leave(t);
+    s->alloc_count += 3;
+    gc_collect();
+}
+
+static void test_verify_catches_bad_counts(void **state)
+{
+    (void)state;
+    expect_death(corrupt_counts, "spangc: fatal: verify: span");
+}
+
+/* ---- a corrupted span ------------------------------------------------------ */
+
+static void corrupt_span(void)
+{
+    void *p = gc_alloc(48);
+    mspan *s = spangc_span_of_heap((uintptr_t)p);
+    s->freeindex = s->nelems + 7; /* as an overflow of metadata would */
+    for (int i = 0; i < 1000; i++)
+        (void)!gc_alloc(48);
+}
+
+static void test_corrupted_span_is_fatal(void **state)
+{
+    (void)state;
+    expect_death(corrupt_span, "spangc: fatal: corrupted span");
+}
+
+/* ---- stress -------------------------------------------------------------- */
+
+static void test_stress_collects_every_n(void **state)
+{
+    (void)state;
+    unsigned saved = spangc_cfg.stress;
+    spangc_cfg.stress = 10;
+    gc_stats a, b;
+    gc_get_stats(&a);
+    for (int i = 0; i < 1000; i++)
+        (void)!gc_alloc(16);
+    gc_get_stats(&b);
+    spangc_cfg.stress = saved;
+    assert_in_range(b.num_gc - a.num_gc, 99, 101);
+}
+
+/* ---- AddressSanitizer sees freed objects ----------------------------------- */
+
+#if defined(SPANGC_ASAN)
+static void read_after_free(void)
+{
+    uintptr_t h = make(64);
+    collect();
+    volatile char *stale = (char *)SHOW(h);
+    (void)stale[10]; /* a read of a freed object */
+}
+
+static void test_asan_reports_use_after_free(void **state)
+{
+    (void)state;
+    expect_death(read_after_free, "AddressSanitizer: use-after-poison");
+}
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_poison_catches_write_after_free),
+        cmocka_unit_test(test_verify_catches_missed_mark),
+        cmocka_unit_test(test_verify_catches_bad_counts),
+        cmocka_unit_test(test_corrupted_span_is_fatal),
+        cmocka_unit_test(test_stress_collects_every_n),
+#if defined(SPANGC_ASAN)
+        cmocka_unit_test(test_asan_reports_use_after_free),
+#endif
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
