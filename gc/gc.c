@@ -307,10 +307,19 @@ static void run_cycle(bool forced)
         trace_cycle(n, pause, before, marked, goal, left_unswept, nthreads);
 }
 
-void spangc_collect(enum collect_kind kind)
+/* Zero the dead stack below the caller, so that the frames of the
+ * collection, which are laid over it and scanned in part (the entry
+ * function's, see SPANGC_SAVE_CONTEXT), hold no stale address left there
+ * by a call that has returned [bdwgc: GC_clear_stack]. */
+static NOINLINE void clear_dead_stack(void)
 {
-    if (ao_load(&spangc_gc.initialized) != 2)
-        return;
+    volatile uintptr_t dead[1024];
+    for (size_t i = 0; i < sizeof dead / sizeof dead[0]; i++)
+        dead[i] = 0;
+}
+
+static NOINLINE void collect_now(enum collect_kind kind)
+{
     /* A cycle that stops the world after this point satisfies the request:
      * if two threads ask at once, the second finds the first's cycle done. */
     uint64_t want = ao_load(&cycles_stopped) + 1;
@@ -337,7 +346,15 @@ void spangc_collect(enum collect_kind kind)
     SPANGC_KEEP_FRAME();
 }
 
-void spangc_with_world_stopped(void (*fn)(void *arg), void *arg)
+void spangc_collect(enum collect_kind kind)
+{
+    if (ao_load(&spangc_gc.initialized) != 2)
+        return;
+    clear_dead_stack();
+    collect_now(kind);
+}
+
+static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
 {
     spangc_thread *self = spangc_self;
     slock_acquire(&spangc_gc.world_lock);
@@ -350,6 +367,12 @@ void spangc_with_world_stopped(void (*fn)(void *arg), void *arg)
     start_world_and_sweeper();
     slock_release(&spangc_gc.world_lock);
     SPANGC_KEEP_FRAME();
+}
+
+void spangc_with_world_stopped(void (*fn)(void *arg), void *arg)
+{
+    clear_dead_stack();
+    with_world_stopped(fn, arg);
 }
 
 void gc_collect(void)

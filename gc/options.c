@@ -135,13 +135,17 @@ int spangc_options_load(const gc_options *opts)
 
     c.background_sweep = !(o.flags & GC_OPT_NO_BACKGROUND_SWEEP);
 
+    /* GC_DEBUG supplies the modes and the stress period that the options
+     * leave unset: options.stress = 1 with GC_DEBUG=verify gives both. */
     if (o.debug & ~(unsigned)(GC_DEBUG_VERIFY | GC_DEBUG_POISON))
         return -EINVAL;
-    c.verify = o.debug & GC_DEBUG_VERIFY;
-    c.poison = o.debug & GC_DEBUG_POISON;
-    c.stress = o.stress;
-    if (!o.debug && !o.stress && (v = env_value(env, "GC_DEBUG")) && parse_debug(v, &c) != 0)
+    spangc_config d;
+    memset(&d, 0, sizeof d);
+    if ((v = env_value(env, "GC_DEBUG")) && parse_debug(v, &d) != 0)
         return -EINVAL;
+    c.verify = o.debug ? (o.debug & GC_DEBUG_VERIFY) != 0 : d.verify;
+    c.poison = o.debug ? (o.debug & GC_DEBUG_POISON) != 0 : d.poison;
+    c.stress = o.stress ? o.stress : d.stress;
 
     c.suspend_signal = o.suspend_signal ? o.suspend_signal : SIGPWR;
     if (!o.suspend_signal && (v = env_value(env, "GC_SUSPEND_SIGNAL"))) {

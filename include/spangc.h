@@ -77,7 +77,9 @@ SPANGC_API const char *gc_version(void);
 
 /* Options for gc_init. Every field left zero takes its default: the value
  * of the environment variable named beside it if that is set (unless
- * GC_OPT_IGNORE_ENV), else the built-in default. */
+ * GC_OPT_IGNORE_ENV), else the built-in default. debug and stress are
+ * filled from GC_DEBUG separately: stress = 1 with GC_DEBUG=verify gives
+ * both. */
 typedef struct gc_options {
     int gc_percent;         /* GC_PERCENT: heap growth between collections in
                                percent of the live heap (default 100); negative

@@ -29,15 +29,12 @@
 #define LOX_NORETURN    __attribute__((noreturn))
 #define LOX_NOINLINE    __attribute__((noinline))
 #define LOX_PRINTF(f, a) __attribute__((format(printf, f, a)))
-/* Makes the compiler assume the memory at p is read, so stores to it stay. */
-#define LOX_KEEP_STORES(p) __asm__ volatile("" : : "r"(p) : "memory")
 #else
 #define LOX_LIKELY(x)   (x)
 #define LOX_UNLIKELY(x) (x)
 #define LOX_NORETURN
 #define LOX_NOINLINE
 #define LOX_PRINTF(f, a)
-#define LOX_KEEP_STORES(p) ((void)(p))
 #endif
 
 /* Report that the heap is exhausted and exit. Allocation failure is not a

@@ -50,25 +50,13 @@ static bool native_clock(int argc, Value *args)
     return true;
 }
 
-/* Zeroes the C stack below the caller. Calls that have returned (the
- * compiler's, a native's, spangc's own gc_weak_new) leave object addresses
- * in that dead region, and gc_collect's frames, which spangc scans, are
- * laid over it without overwriting every word: a stale address there is a
- * root. Never inlined, so that its frame lies below the caller's. */
-static LOX_NOINLINE void clear_dead_c_stack(void)
-{
-    char dead[64 * 1024];
-    memset(dead, 0, sizeof dead);
-    LOX_KEEP_STORES(dead); /* else the memset of a dead array is dropped */
-}
-
 /* A collection that finds everything the program has dropped: nothing
- * stale, in the VM's stack or frames or in the dead part of the C stack,
- * is left to keep an object alive. Then the finalizers it queued run. */
+ * stale in the VM's stack or frames is left to keep an object alive
+ * (gc_collect itself clears the dead part of the C stack below it). Then
+ * the finalizers it queued run. */
 static void collect_now(void)
 {
     vm_clear_dead_slots();
-    clear_dead_c_stack();
     gc_collect();
     gc_run_finalizers();
 }
