@@ -34,13 +34,25 @@
 #include "../runtime/metalloc.h"
 #include "../runtime/mheap.h"
 
-#define CHUNK_ENTRIES 4094
+#define CHUNK_ENTRIES 2046
+
+/* A grey object and its span, so that scanning it needs no lookup. */
+typedef struct grey {
+    uintptr_t obj;
+    mspan *span;
+} grey;
 
 typedef struct mark_chunk {
     struct mark_chunk *prev;
     size_t n;
-    uintptr_t obj[CHUNK_ENTRIES];
+    grey e[CHUNK_ENTRIES];
 } mark_chunk;
+
+/* How many popped objects wait, already prefetched, before they are
+ * scanned. The stack is LIFO, so an object prefetched when pushed would
+ * be scanned at once; this FIFO window gives each prefetch time to land
+ * [the prefetch buffer of OCaml's and Julia's markers]. */
+#define PREFETCH_WINDOW 32
 
 /* The grey stack and mark counters; used only by the collector, which
  * holds world_lock. */
@@ -53,6 +65,7 @@ static SPANGC_STATE struct {
     bool overflowed_this_cycle;
     uint64_t bytes;
     uintptr_t lo, hi;  /* heap bounds for the cheap first test */
+    mspan *last;       /* the span of the last marked object */
     spangc_mark_bits_fn bits_fn;
 } mk;
 
@@ -78,6 +91,7 @@ void spangc_mark_begin(void)
     mk.bytes = 0;
     mk.lo = ao_load(&spangc_arenas.lo);
     mk.hi = ao_load(&spangc_arenas.hi);
+    mk.last = &spangc_empty_span; /* base == limit: matches nothing */
     size_t limit = spangc_cfg.mark_stack_limit;
     mk.max_chunks = limit ? (limit / sizeof(mark_chunk) > 1 ? limit / sizeof(mark_chunk) : 1)
                           : SIZE_MAX;
@@ -98,7 +112,7 @@ void spangc_mark_set_bitmap(spangc_mark_bits_fn fn)
     mk.bits_fn = fn;
 }
 
-static NOINLINE void push_slow(uintptr_t obj)
+static NOINLINE void push_slow(uintptr_t obj, mspan *s)
 {
     mark_chunk *c = NULL;
     if (mk.chunks < mk.max_chunks) {
@@ -116,23 +130,23 @@ static NOINLINE void push_slow(uintptr_t obj)
     c->n = 0;
     mk.top = c;
     mk.chunks++;
-    c->obj[c->n++] = obj;
+    c->e[c->n++] = (grey){obj, s};
 }
 
-static inline void push(uintptr_t obj)
+static inline void push(uintptr_t obj, mspan *s)
 {
     mark_chunk *c = mk.top;
     if (likely(c->n < CHUNK_ENTRIES))
-        c->obj[c->n++] = obj;
+        c->e[c->n++] = (grey){obj, s};
     else
-        push_slow(obj);
+        push_slow(obj, s);
 }
 
-static inline bool pop(uintptr_t *obj)
+static inline bool pop(grey *g)
 {
     mark_chunk *c = mk.top;
     if (likely(c->n > 0)) {
-        *obj = c->obj[--c->n];
+        *g = c->e[--c->n];
         return true;
     }
     if (!c->prev)
@@ -143,18 +157,24 @@ static inline bool pop(uintptr_t *obj)
         spangc_meta_free(c, sizeof *c);
     else
         mk.spare = c;
-    *obj = mk.top->obj[--mk.top->n];
+    *g = mk.top->e[--mk.top->n];
     return true;
 }
 
-/* Mark the object containing p if p is a heap pointer [Go: greyobject]. */
-static inline void mark_candidate(uintptr_t p)
+/* Mark the object containing p if p is a heap pointer [Go: greyobject].
+ * Words tend to point near the previous one (into the same span), so the
+ * last span found is tried before the arena index. */
+static inline __attribute__((always_inline)) void mark_candidate(uintptr_t p)
 {
-    if (p - mk.lo >= mk.hi - mk.lo)
-        return;
-    mspan *s = spangc_span_of(p);
-    if (!s || ao_load(&s->state) != SPAN_IN_USE || p < s->base || p >= s->limit)
-        return;
+    mspan *s = mk.last;
+    if (p - s->base >= s->limit - s->base) {
+        if (p - mk.lo >= mk.hi - mk.lo)
+            return;
+        s = spangc_span_of(p);
+        if (!s || ao_load(&s->state) != SPAN_IN_USE || p < s->base || p >= s->limit)
+            return;
+        mk.last = s;
+    }
     uint32_t idx = span_obj_index(s, p); /* 0 for large spans (div_mul 0) */
     if (!span_slot_allocated(s, idx))
         return;
@@ -164,12 +184,8 @@ static inline void mark_candidate(uintptr_t p)
         return;
     *word |= bit;
     mk.bytes += s->elemsize;
-    if (!span_is_noscan(s)) {
-        uintptr_t obj = s->base + (uintptr_t)idx * s->elemsize;
-        /* It will be scanned soon (the stack is LIFO): start loading it. */
-        __builtin_prefetch((const void *)obj);
-        push(obj);
-    }
+    if (!span_is_noscan(s))
+        push(s->base + (uintptr_t)idx * s->elemsize, s);
 }
 
 void spangc_mark_word(uintptr_t p)
@@ -194,16 +210,43 @@ static NO_SANITIZE void scan_typed(uintptr_t obj, size_t size, const gc_type *t)
     }
 }
 
-void spangc_mark_scan_object(uintptr_t obj)
+/* Scan an object of a scan span: by its layout if typed, else every word. */
+static inline void scan(uintptr_t obj, mspan *s)
 {
-    mspan *s = spangc_span_of(obj);
-    if (span_is_noscan(s))
-        return;
     const gc_type *t = s->types ? s->types[span_obj_index(s, obj)] : NULL;
     if (t)
         scan_typed(obj, s->elemsize, t);
     else
         spangc_mark_range(obj, obj + s->elemsize);
+}
+
+void spangc_mark_scan_object(uintptr_t obj)
+{
+    mspan *s = spangc_span_of(obj);
+    if (!span_is_noscan(s))
+        scan(obj, s);
+}
+
+/* Scan grey objects until the stack is empty, through the prefetch
+ * window. */
+static void drain_stack(void)
+{
+    grey window[PREFETCH_WINDOW];
+    unsigned head = 0, count = 0;
+    for (;;) {
+        grey g;
+        while (count < PREFETCH_WINDOW && pop(&g)) {
+            __builtin_prefetch((const void *)g.obj);
+            window[(head + count) % PREFETCH_WINDOW] = g;
+            count++;
+        }
+        if (count == 0)
+            return;
+        g = window[head];
+        head = (head + 1) % PREFETCH_WINDOW;
+        count--;
+        scan(g.obj, g.span);
+    }
 }
 
 /* Overflow recovery: scan every marked object of a scan span again. */
@@ -216,19 +259,15 @@ static void rescan_span(mspan *s, void *arg)
     for (uint32_t w = 0; w * 64 < s->nelems; w++) {
         for (uint64_t m = bits[w]; m; m &= m - 1) {
             uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(m);
-            spangc_mark_scan_object(s->base + (uintptr_t)idx * s->elemsize);
-            uintptr_t obj;
-            while (pop(&obj))
-                spangc_mark_scan_object(obj);
+            scan(s->base + (uintptr_t)idx * s->elemsize, s);
+            drain_stack();
         }
     }
 }
 
 void spangc_mark_drain(void)
 {
-    uintptr_t obj;
-    while (pop(&obj))
-        spangc_mark_scan_object(obj);
+    drain_stack();
     while (mk.overflowed) {
         mk.overflowed = false;
         mk.overflowed_this_cycle = true;
