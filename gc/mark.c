@@ -26,7 +26,9 @@
  * pool is empty. Two markers may mark the same word of a bitmap, so mark
  * bits are then set with a compare-and-swap (with one marker, a plain
  * store). The collecting thread scans all the roots, sharing as it goes;
- * the workers start on what it shares.
+ * the workers start on what it shares. gc.c asks for parallel marking only
+ * after a cycle that marked PARALLEL_MARK_MIN bytes: on a small heap,
+ * waking the workers costs more than the marking they would take over.
  *
  * The grey stacks never use the C stack: they are lists of chunks from the
  * metadata allocator. When a chunk cannot be had (out of memory, or the
