@@ -3,12 +3,18 @@
 #   cmake -DNM=nm -DSHARED=libspangc.so -DSTATIC=libspangc.a -P exports_check.cmake
 # Shared: every dynamic symbol spangc defines is a gc_* function.
 # Static: every global symbol defined in the archive is gc_* or spangc_*.
-execute_process(COMMAND "${NM}" -D --defined-only "${SHARED}"
-  OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "nm failed on ${SHARED}")
-endif()
-string(REGEX MATCHALL "[^\n]+" lines "${out}")
+# nm's output lines for a file, into the variable named by out_var.
+function(nm_lines out_var file)
+  execute_process(COMMAND "${NM}" ${ARGN} --defined-only "${file}"
+    OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "nm failed on ${file}")
+  endif()
+  string(REGEX MATCHALL "[^\n]+" lines "${out}")
+  set(${out_var} "${lines}" PARENT_SCOPE)
+endfunction()
+
+nm_lines(lines "${SHARED}" -D)
 set(bad "")
 set(api 0)
 foreach(l IN LISTS lines)
@@ -26,12 +32,7 @@ if(api LESS 20)
   message(FATAL_ERROR "${SHARED} exports only ${api} gc_* symbols")
 endif()
 
-execute_process(COMMAND "${NM}" -g --defined-only "${STATIC}"
-  OUTPUT_VARIABLE out RESULT_VARIABLE rc)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "nm failed on ${STATIC}")
-endif()
-string(REGEX MATCHALL "[^\n]+" lines "${out}")
+nm_lines(lines "${STATIC}" -g)
 foreach(l IN LISTS lines)
   # "0000000000000000 T name"; member headers ("file.o:") have no address.
   if(l MATCHES "^[0-9a-f]+ [A-Za-z] ")
