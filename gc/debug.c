@@ -46,22 +46,12 @@ void spangc_debug_init(void)
         spangc_cfg.stress || spangc_cfg.poison || spangc_cfg.verify || TRACK_VG_RUNNING();
 }
 
-/* Calls fn on each slot of s that is allocated in the alloc view but not
- * marked: the slots this sweep frees. */
+/* Calls fn on each slot this sweep of s frees. */
 static void for_each_freed(mspan *s, void (*fn)(mspan *s, uint32_t idx))
 {
-    for (uint32_t w = 0; w * 64 < s->nelems; w++) {
-        uint64_t allocated = s->alloc_bits[w];
-        uint32_t lo = w * 64;
-        if (s->freeindex > lo)
-            allocated |= s->freeindex - lo >= 64 ? ~(uint64_t)0
-                                                 : ((uint64_t)1 << (s->freeindex - lo)) - 1;
-        uint64_t freed = allocated & ~s->mark_bits[w];
-        if (s->nelems - lo < 64)
-            freed &= ((uint64_t)1 << (s->nelems - lo)) - 1;
-        for (; freed; freed &= freed - 1)
-            fn(s, lo + (uint32_t)__builtin_ctzll(freed));
-    }
+    for (uint32_t w = 0; w * 64 < s->nelems; w++)
+        for (uint64_t freed = span_freed_word(s, w); freed; freed &= freed - 1)
+            fn(s, w * 64 + (uint32_t)__builtin_ctzll(freed));
 }
 
 static void free_slot(mspan *s, uint32_t idx)
@@ -145,9 +135,9 @@ void spangc_debug_checkmark(void)
 {
     spangc_mheap_for_each_span(check_alloc, NULL);
     spangc_mark_set_bitmap(check_bits_of);
-    spangc_mark_begin();
+    spangc_mark_begin(false); /* one marker: a plain, separate algorithm run */
     spangc_roots_mark();
-    spangc_mark_drain();
+    spangc_mark_finish();
     spangc_mark_set_bitmap(NULL);
     spangc_mheap_for_each_span(check_compare, NULL);
 }

@@ -62,6 +62,9 @@ SPANGC_STATE mstats spangc_mstats;
 
 #define MIN_HEAP ((uint64_t)4 << 20)
 
+/* Mark in parallel only if the last cycle marked at least this much. */
+#define PARALLEL_MARK_MIN ((uint64_t)4 << 20)
+
 /* The background worker. lock guards the fields; started is read without
  * it by the collector only (which holds world_lock). */
 static SPANGC_STATE struct {
@@ -253,12 +256,14 @@ static void start_world_and_sweeper(void)
 /* Mark with the world stopped; returns the bytes marked. */
 static uint64_t mark_phase(void)
 {
-    spangc_mark_begin();
+    /* Waking mark workers costs more than marking a small heap alone. */
+    bool parallel = ao_load(&spangc_gc.heap_marked) >= PARALLEL_MARK_MIN;
+    spangc_mark_begin(parallel);
     spangc_roots_mark();
-    spangc_mark_drain();
+    uint64_t marked = spangc_mark_finish();
     if (spangc_mark_overflowed())
         ao_add(&spangc_gc.mark_overflows, 1);
-    return spangc_mark_bytes();
+    return marked;
 }
 
 /* Steps 1-5 of the header comment. The caller holds world_lock. */
@@ -465,6 +470,7 @@ static void atfork_child(void)
     spangc_roots_reinit_child();
     spangc_profile_reinit_child();
     spangc_finq_reinit_child();
+    spangc_mark_reinit_child();
     pthread_mutex_init(&bg.lock, NULL);
     pthread_cond_init(&bg.wake, NULL);
     bg.started = false; /* threads do not survive fork; restarted lazily */

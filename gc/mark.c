@@ -7,54 +7,116 @@
  * set). Interior pointers count: the slot index is (word - base) * div_mul
  * >> 32, a multiply instead of a divide. Everything else - integers,
  * pointers to free slots, to stacks, to malloc'd memory - is rejected by
- * these cheap tests, in that order.
+ * these cheap tests, in that order. Words tend to point near the previous
+ * one, so the span of the last object marked is tried first.
  *
  * Marking sets the slot's bit in the span's mark_bits (never in the
  * object). A newly marked object of a noscan span is done at once; one of a
- * scan span goes on the grey stack. Popping an object scans it:
- * conservatively (every word) if it was allocated with gc_alloc, or only
- * the words its gc_type lists if it was allocated with gc_alloc_typed.
+ * scan span goes on a grey stack with its span. Popped objects wait in a
+ * small FIFO window, prefetched, before they are scanned: conservatively
+ * (every word) if allocated with gc_alloc, or only the words its gc_type
+ * lists if allocated with gc_alloc_typed.
  *
- * The grey stack never uses the C stack: it is a list of chunks from the
+ * Parallel marking. Besides the collecting thread, up to MAX_MARKERS - 1
+ * mark workers (spangc's own threads, never stopped, holding no program
+ * pointers) mark while the world is stopped. Each marker has its own grey
+ * stack. A marker that runs out of work takes a chunk of grey objects from
+ * a shared pool; a busy marker that sees idle markers gives half of its
+ * top chunk to the pool. Marking ends when every marker is idle and the
+ * pool is empty. Two markers may mark the same word of a bitmap, so mark
+ * bits are then set with a compare-and-swap (with one marker, a plain
+ * store). The collecting thread scans all the roots, sharing as it goes;
+ * the workers start on what it shares.
+ *
+ * The grey stacks never use the C stack: they are lists of chunks from the
  * metadata allocator. When a chunk cannot be had (out of memory, or the
  * mark_stack_limit option), the object stays marked but is not pushed,
- * and "overflowed" is set. After the stack drains, every marked object of
- * every scan span is scanned again, which finds whatever the dropped
- * objects pointed to; this repeats until a pass ends without overflow
- * [bdwgc's mark-stack overflow recovery]. One chunk is kept for good, so
- * each pass makes progress and marking always completes.
+ * and "overflowed" is set. After all markers are done, every marked object
+ * of every scan span is scanned again by the collecting thread, which
+ * finds whatever the dropped objects pointed to; this repeats until a pass
+ * ends without overflow [bdwgc's mark-stack overflow recovery]. One chunk
+ * per marker is kept for good, so each pass makes progress and marking
+ * always completes.
  *
  * Invariant required on entry: every span is swept and no mcache holds a
  * span (gc.c flushes them), so freeindex and alloc_bits are exact.
+ *
+ * Locking: everything here belongs to the collector, which holds
+ * world_lock, and to the workers it has started for this mark; pool_lock
+ * (a leaf) guards the shared pool.
  */
 #include "mark.h"
 
 #include "options.h"
 #include "type.h"
+#include "../runtime/lock.h"
 #include "../runtime/metalloc.h"
 #include "../runtime/mheap.h"
 
-#define CHUNK_ENTRIES 4094
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#define CHUNK_ENTRIES 2046
+#define MAX_MARKERS 8
+
+/* How many popped objects wait, already prefetched, before they are
+ * scanned. A stack is LIFO, so an object prefetched when pushed would be
+ * scanned at once; this FIFO window gives each prefetch time to land [the
+ * prefetch buffer of OCaml's and Julia's markers]. */
+#define PREFETCH_WINDOW 32
+
+/* How many objects a marker scans between looks at whether another marker
+ * is idle and could take some of its work. */
+#define SHARE_PERIOD 32
+
+/* A grey object and its span, so that scanning it needs no lookup. */
+typedef struct grey {
+    uintptr_t obj;
+    mspan *span;
+} grey;
 
 typedef struct mark_chunk {
     struct mark_chunk *prev;
     size_t n;
-    uintptr_t obj[CHUNK_ENTRIES];
+    grey e[CHUNK_ENTRIES];
 } mark_chunk;
 
-/* The grey stack and mark counters; used only by the collector, which
- * holds world_lock. */
-static SPANGC_STATE struct {
-    mark_chunk *top;   /* never NULL after the first mark */
+typedef struct marker {
+    mark_chunk *top;   /* never NULL once the marker has marked */
     mark_chunk *spare; /* one empty chunk kept to avoid churn */
     size_t chunks;     /* chunks in the stack, including top */
-    size_t max_chunks;
     bool overflowed;
-    bool overflowed_this_cycle;
+    bool parallel;     /* other markers are running: set bits atomically */
+    uint64_t seen_gen; /* a worker's last go_gen (worker_main) */
     uint64_t bytes;
-    uintptr_t lo, hi;  /* heap bounds for the cheap first test */
+    mspan *last;       /* the span of the last marked object */
+} __attribute__((aligned(64))) marker;
+
+/* The markers and the shared pool (see the header comment). */
+static SPANGC_STATE struct {
+    marker m[MAX_MARKERS];
+    unsigned nmarkers;   /* markers of the current mark, including the collector */
+    size_t max_chunks;   /* per marker */
+    bool overflowed_this_cycle;
+    uintptr_t lo, hi;    /* heap bounds for the cheap first test */
     spangc_mark_bits_fn bits_fn;
-} mk;
+
+    spangc_lock pool_lock;
+    mark_chunk *pool;    /* chunks of grey objects any marker may take */
+    ao_word pool_count;
+    ao_word idle;        /* markers with no work */
+
+    /* Workers: started lazily; wait on go_gen, report through running. */
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake;
+    uint64_t go_gen;
+    ao_word running;
+    unsigned nworkers;
+} mk = {.pool_lock = SPANGC_LOCK_INIT,
+        .wake_mu = PTHREAD_MUTEX_INITIALIZER,
+        .wake = PTHREAD_COND_INITIALIZER};
 
 #if defined(__clang__) || defined(__GNUC__)
 /* Conservative scanning reads memory the sanitizers consider off limits
@@ -64,146 +126,333 @@ static SPANGC_STATE struct {
 #define NO_SANITIZE
 #endif
 
-void spangc_mark_begin(void)
+/* The collecting thread's marker; roots, specials and finalizers are all
+ * marked through it. */
+static marker *const collector = &mk.m[0];
+
+/* ---- grey stacks ------------------------------------------------------------ */
+
+static mark_chunk *chunk_new(marker *m)
 {
-    if (!mk.top) {
-        mk.top = spangc_meta_alloc(sizeof(mark_chunk));
-        if (!mk.top)
-            spangc_throw("cannot allocate the first mark stack chunk");
-        mk.chunks = 1;
+    mark_chunk *c = m->spare;
+    if (c) {
+        m->spare = NULL;
+        return c;
     }
-    mk.top->n = 0;
-    mk.overflowed = false;
-    mk.overflowed_this_cycle = false;
-    mk.bytes = 0;
-    mk.lo = ao_load(&spangc_arenas.lo);
-    mk.hi = ao_load(&spangc_arenas.hi);
-    size_t limit = spangc_cfg.mark_stack_limit;
-    mk.max_chunks = limit ? (limit / sizeof(mark_chunk) > 1 ? limit / sizeof(mark_chunk) : 1)
-                          : SIZE_MAX;
+    return spangc_meta_alloc(sizeof(mark_chunk));
 }
 
-uint64_t spangc_mark_bytes(void)
+static void chunk_retire(marker *m, mark_chunk *c)
 {
-    return mk.bytes;
+    if (m->spare)
+        spangc_meta_free(c, sizeof *c);
+    else
+        m->spare = c;
 }
 
-bool spangc_mark_overflowed(void)
+static NOINLINE void push_slow(marker *m, uintptr_t obj, mspan *s)
 {
-    return mk.overflowed_this_cycle;
-}
-
-void spangc_mark_set_bitmap(spangc_mark_bits_fn fn)
-{
-    mk.bits_fn = fn;
-}
-
-static NOINLINE void push_slow(uintptr_t obj)
-{
-    mark_chunk *c = NULL;
-    if (mk.chunks < mk.max_chunks) {
-        c = mk.spare;
-        if (c)
-            mk.spare = NULL;
-        else
-            c = spangc_meta_alloc(sizeof(mark_chunk));
-    }
+    mark_chunk *c = m->chunks < mk.max_chunks ? chunk_new(m) : NULL;
     if (!c) {
-        mk.overflowed = true;
+        m->overflowed = true;
         return;
     }
-    c->prev = mk.top;
+    c->prev = m->top;
     c->n = 0;
-    mk.top = c;
-    mk.chunks++;
-    c->obj[c->n++] = obj;
+    m->top = c;
+    m->chunks++;
+    c->e[c->n++] = (grey){obj, s};
 }
 
-static inline void push(uintptr_t obj)
+static inline void push(marker *m, uintptr_t obj, mspan *s)
 {
-    mark_chunk *c = mk.top;
+    mark_chunk *c = m->top;
     if (likely(c->n < CHUNK_ENTRIES))
-        c->obj[c->n++] = obj;
+        c->e[c->n++] = (grey){obj, s};
     else
-        push_slow(obj);
+        push_slow(m, obj, s);
 }
 
-static inline bool pop(uintptr_t *obj)
+static inline bool pop(marker *m, grey *g)
 {
-    mark_chunk *c = mk.top;
+    mark_chunk *c = m->top;
     if (likely(c->n > 0)) {
-        *obj = c->obj[--c->n];
+        *g = c->e[--c->n];
         return true;
     }
     if (!c->prev)
         return false;
-    mk.top = c->prev;
-    mk.chunks--;
-    if (mk.spare)
-        spangc_meta_free(c, sizeof *c);
-    else
-        mk.spare = c;
-    *obj = mk.top->obj[--mk.top->n];
+    m->top = c->prev;
+    m->chunks--;
+    chunk_retire(m, c);
+    *g = m->top->e[--m->top->n];
+    return true;
+}
+
+/* ---- marking a word --------------------------------------------------------- */
+
+/* Set the bit; false if it was set already. */
+static inline bool set_mark(marker *m, uint64_t *word, uint64_t bit)
+{
+    uint64_t old = *word;
+    if (old & bit)
+        return false;
+    if (likely(!m->parallel)) {
+        *word = old | bit;
+        return true;
+    }
+    while (!ao_cas((ao_word *)word, old, old | bit)) {
+        old = ao_load((ao_word *)word);
+        if (old & bit)
+            return false;
+    }
     return true;
 }
 
 /* Mark the object containing p if p is a heap pointer [Go: greyobject]. */
-static inline void mark_candidate(uintptr_t p)
+static inline __attribute__((always_inline)) void mark_candidate(marker *m, uintptr_t p)
 {
-    if (p - mk.lo >= mk.hi - mk.lo)
-        return;
-    mspan *s = spangc_span_of(p);
-    if (!s || ao_load(&s->state) != SPAN_IN_USE || p < s->base || p >= s->limit)
-        return;
+    mspan *s = m->last;
+    if (p - s->base >= s->limit - s->base) {
+        if (p - mk.lo >= mk.hi - mk.lo)
+            return;
+        s = spangc_span_of(p);
+        if (!s || ao_load(&s->state) != SPAN_IN_USE || p < s->base || p >= s->limit)
+            return;
+        m->last = s;
+    }
     uint32_t idx = span_obj_index(s, p); /* 0 for large spans (div_mul 0) */
     if (!span_slot_allocated(s, idx))
         return;
     uint64_t *bits = unlikely(mk.bits_fn != NULL) ? mk.bits_fn(s) : s->mark_bits;
-    uint64_t *word = &bits[idx >> 6], bit = (uint64_t)1 << (idx & 63);
-    if (*word & bit)
+    if (!set_mark(m, &bits[idx >> 6], (uint64_t)1 << (idx & 63)))
         return;
-    *word |= bit;
-    mk.bytes += s->elemsize;
-    if (!span_is_noscan(s)) {
-        uintptr_t obj = s->base + (uintptr_t)idx * s->elemsize;
-        /* It will be scanned soon (the stack is LIFO): start loading it. */
-        __builtin_prefetch((const void *)obj);
-        push(obj);
-    }
+    m->bytes += s->elemsize;
+    if (!span_is_noscan(s))
+        push(m, s->base + (uintptr_t)idx * s->elemsize, s);
 }
 
-void spangc_mark_word(uintptr_t p)
-{
-    mark_candidate(p);
-}
-
-NO_SANITIZE void spangc_mark_range(uintptr_t lo, uintptr_t hi)
+static NO_SANITIZE void mark_range(marker *m, uintptr_t lo, uintptr_t hi)
 {
     lo = round_up(lo, sizeof(uintptr_t));
     for (uintptr_t a = lo; a + sizeof(uintptr_t) <= hi; a += sizeof(uintptr_t))
-        mark_candidate(*(const uintptr_t *)a);
+        mark_candidate(m, *(const uintptr_t *)a);
 }
 
-static NO_SANITIZE void scan_typed(uintptr_t obj, size_t size, const gc_type *t)
+static NO_SANITIZE void scan_typed(marker *m, uintptr_t obj, size_t size, const gc_type *t)
 {
     for (size_t elem = 0; elem < size; elem += t->size) {
         const uintptr_t *w = (const uintptr_t *)(obj + elem);
         size_t words_left = (size - elem) / sizeof(uintptr_t);
         for (uint32_t i = 0; i < t->nptr && t->words[i] < words_left; i++)
-            mark_candidate(w[t->words[i]]);
+            mark_candidate(m, w[t->words[i]]);
     }
 }
 
-void spangc_mark_scan_object(uintptr_t obj)
+/* Scan an object of a scan span: by its layout if typed, else every word. */
+static inline void scan(marker *m, uintptr_t obj, mspan *s)
 {
-    mspan *s = spangc_span_of(obj);
-    if (span_is_noscan(s))
-        return;
     const gc_type *t = s->types ? s->types[span_obj_index(s, obj)] : NULL;
     if (t)
-        scan_typed(obj, s->elemsize, t);
+        scan_typed(m, obj, s->elemsize, t);
     else
-        spangc_mark_range(obj, obj + s->elemsize);
+        mark_range(m, obj, obj + s->elemsize);
+}
+
+/* ---- sharing ------------------------------------------------------------------ */
+
+/* Give half of m's top chunk to the pool, if another marker is idle. */
+static void maybe_share(marker *m)
+{
+    mark_chunk *c = m->top;
+    if (ao_load(&mk.idle) == 0 || c->n < 2)
+        return;
+    mark_chunk *gift = spangc_meta_alloc(sizeof(mark_chunk));
+    if (!gift)
+        return;
+    size_t half = c->n / 2;
+    /* The oldest entries: the widest, least local part of the work. */
+    for (size_t i = 0; i < half; i++)
+        gift->e[i] = c->e[i];
+    for (size_t i = half; i < c->n; i++)
+        c->e[i - half] = c->e[i];
+    c->n -= half;
+    gift->n = half;
+    lock_acquire(&mk.pool_lock);
+    gift->prev = mk.pool;
+    mk.pool = gift;
+    ao_add(&mk.pool_count, 1);
+    lock_release(&mk.pool_lock);
+}
+
+/* Take a chunk from the pool as m's work; false if the pool is empty. */
+static bool take(marker *m)
+{
+    if (ao_load_acq(&mk.pool_count) == 0)
+        return false;
+    lock_acquire(&mk.pool_lock);
+    mark_chunk *c = mk.pool;
+    if (c) {
+        mk.pool = c->prev;
+        ao_sub(&mk.pool_count, 1);
+    }
+    lock_release(&mk.pool_lock);
+    if (!c)
+        return false;
+    /* m's stack is empty: its chunk goes, the gift becomes the stack. */
+    chunk_retire(m, m->top);
+    c->prev = NULL;
+    m->top = c;
+    m->chunks = 1;
+    return true;
+}
+
+/* ---- draining ------------------------------------------------------------------ */
+
+/* Scan grey objects until m's stack is empty, through the prefetch window,
+ * sharing work when other markers are idle. */
+static void drain_local(marker *m)
+{
+    grey window[PREFETCH_WINDOW];
+    unsigned head = 0, count = 0, scanned = 0;
+    for (;;) {
+        grey g;
+        while (count < PREFETCH_WINDOW && pop(m, &g)) {
+            __builtin_prefetch((const void *)g.obj);
+            window[(head + count) % PREFETCH_WINDOW] = g;
+            count++;
+        }
+        if (count == 0)
+            return;
+        g = window[head];
+        head = (head + 1) % PREFETCH_WINDOW;
+        count--;
+        scan(m, g.obj, g.span);
+        if (m->parallel && ++scanned % SHARE_PERIOD == 0)
+            maybe_share(m);
+    }
+}
+
+/* Work until every marker is idle and the pool is empty. */
+static void work_until_done(marker *m)
+{
+    for (;;) {
+        drain_local(m);
+        if (take(m))
+            continue;
+        ao_add(&mk.idle, 1);
+        for (;;) {
+            if (ao_load_acq(&mk.pool_count) > 0) {
+                ao_sub(&mk.idle, 1);
+                if (take(m))
+                    break;
+                ao_add(&mk.idle, 1);
+            }
+            if (ao_load_acq(&mk.idle) == mk.nmarkers && ao_load_acq(&mk.pool_count) == 0)
+                return;
+            sched_yield();
+        }
+    }
+}
+
+static void marker_reset(marker *m, bool parallel)
+{
+    if (!m->top) {
+        m->top = spangc_meta_alloc(sizeof(mark_chunk));
+        if (!m->top)
+            spangc_throw("cannot allocate a mark stack chunk");
+        m->chunks = 1;
+    }
+    m->top->n = 0;
+    m->overflowed = false;
+    m->parallel = parallel;
+    m->bytes = 0;
+    m->last = &spangc_empty_span; /* base == limit: matches nothing */
+}
+
+/* ---- workers ---------------------------------------------------------------------- */
+
+static void *worker_main(void *arg)
+{
+    marker *m = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        /* seen_gen starts at the generation current when the worker was
+         * made, so a new worker waits for the next mark. */
+        pthread_mutex_lock(&mk.wake_mu);
+        while (mk.go_gen == m->seen_gen)
+            pthread_cond_wait(&mk.wake, &mk.wake_mu);
+        m->seen_gen = mk.go_gen;
+        bool join = (unsigned)(m - mk.m) < mk.nmarkers;
+        pthread_mutex_unlock(&mk.wake_mu);
+        if (join) {
+            work_until_done(m);
+            ao_sub(&mk.running, 1);
+        }
+    }
+    return NULL;
+}
+
+/* How many markers to use: GC_MARKERS or the option, else one per CPU. */
+static unsigned wanted_markers(void)
+{
+    unsigned n = spangc_cfg.markers;
+    if (n == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cpus > 0 ? (unsigned)cpus : 1;
+    }
+    return n > MAX_MARKERS ? MAX_MARKERS : n;
+}
+
+static void start_workers(unsigned n)
+{
+    while (mk.nworkers + 1 < n) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        marker *m = &mk.m[mk.nworkers + 1];
+        marker_reset(m, true);
+        pthread_mutex_lock(&mk.wake_mu);
+        m->seen_gen = mk.go_gen;
+        pthread_mutex_unlock(&mk.wake_mu);
+        int err = pthread_create(&th, &attr, worker_main, m);
+        pthread_attr_destroy(&attr);
+        if (err)
+            break;
+        mk.nworkers++;
+    }
+}
+
+/* ---- the mark ------------------------------------------------------------------------ */
+
+void spangc_mark_begin(bool parallel)
+{
+    unsigned n = parallel && !mk.bits_fn ? wanted_markers() : 1;
+    if (n > 1)
+        start_workers(n);
+    if (n > mk.nworkers + 1)
+        n = mk.nworkers + 1;
+    mk.nmarkers = n;
+    size_t limit = spangc_cfg.mark_stack_limit;
+    mk.max_chunks = limit ? (limit / sizeof(mark_chunk) > 1 ? limit / sizeof(mark_chunk) : 1)
+                          : SIZE_MAX;
+    mk.overflowed_this_cycle = false;
+    mk.lo = ao_load(&spangc_arenas.lo);
+    mk.hi = ao_load(&spangc_arenas.hi);
+    ao_store(&mk.idle, 0);
+    ao_store(&mk.pool_count, 0);
+    for (unsigned i = 0; i < n; i++)
+        marker_reset(&mk.m[i], n > 1);
+    if (n > 1) {
+        ao_store(&mk.running, n - 1);
+        pthread_mutex_lock(&mk.wake_mu);
+        mk.go_gen++;
+        pthread_cond_broadcast(&mk.wake);
+        pthread_mutex_unlock(&mk.wake_mu);
+    }
 }
 
 /* Overflow recovery: scan every marked object of a scan span again. */
@@ -216,22 +465,74 @@ static void rescan_span(mspan *s, void *arg)
     for (uint32_t w = 0; w * 64 < s->nelems; w++) {
         for (uint64_t m = bits[w]; m; m &= m - 1) {
             uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(m);
-            spangc_mark_scan_object(s->base + (uintptr_t)idx * s->elemsize);
-            uintptr_t obj;
-            while (pop(&obj))
-                spangc_mark_scan_object(obj);
+            scan(collector, s->base + (uintptr_t)idx * s->elemsize, s);
+            drain_local(collector);
         }
     }
 }
 
+uint64_t spangc_mark_finish(void)
+{
+    work_until_done(collector);
+    while (ao_load_acq(&mk.running) != 0)
+        sched_yield();
+    bool overflowed = false;
+    for (unsigned i = 0; i < mk.nmarkers; i++) {
+        overflowed |= mk.m[i].overflowed;
+        mk.m[i].parallel = false;
+    }
+    /* Recovery runs on the collecting thread alone. */
+    while (overflowed) {
+        mk.overflowed_this_cycle = true;
+        collector->overflowed = false;
+        spangc_mheap_for_each_span(rescan_span, NULL);
+        overflowed = collector->overflowed;
+    }
+    uint64_t bytes = 0;
+    for (unsigned i = 0; i < mk.nmarkers; i++)
+        bytes += mk.m[i].bytes;
+    return bytes;
+}
+
+/* ---- what roots.c, specials.c and finalizer.c call ------------------------------------- */
+
+void spangc_mark_range(uintptr_t lo, uintptr_t hi)
+{
+    mark_range(collector, lo, hi);
+}
+
+void spangc_mark_word(uintptr_t p)
+{
+    mark_candidate(collector, p);
+}
+
+void spangc_mark_scan_object(uintptr_t obj)
+{
+    mspan *s = spangc_span_of(obj);
+    if (!span_is_noscan(s))
+        scan(collector, obj, s);
+}
+
 void spangc_mark_drain(void)
 {
-    uintptr_t obj;
-    while (pop(&obj))
-        spangc_mark_scan_object(obj);
-    while (mk.overflowed) {
-        mk.overflowed = false;
-        mk.overflowed_this_cycle = true;
-        spangc_mheap_for_each_span(rescan_span, NULL);
-    }
+    drain_local(collector);
+}
+
+bool spangc_mark_overflowed(void)
+{
+    return mk.overflowed_this_cycle;
+}
+
+void spangc_mark_set_bitmap(spangc_mark_bits_fn fn)
+{
+    mk.bits_fn = fn;
+}
+
+void spangc_mark_reinit_child(void)
+{
+    /* The workers did not survive the fork; their markers are idle. */
+    mk.nworkers = 0;
+    lock_init(&mk.pool_lock);
+    pthread_mutex_init(&mk.wake_mu, NULL);
+    pthread_cond_init(&mk.wake, NULL);
 }

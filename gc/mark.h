@@ -6,8 +6,10 @@
 
 #include "../runtime/mspan.h"
 
-/* Prepare for a mark (world stopped). */
-void spangc_mark_begin(void);
+/* Prepare for a mark (world stopped). With parallel, mark workers join
+ * (gc_options.markers); they take work as the collecting thread shares
+ * it. */
+void spangc_mark_begin(bool parallel);
 
 /* Scan [lo, hi) conservatively: every aligned word that points into an
  * allocated object marks it. */
@@ -20,11 +22,12 @@ void spangc_mark_word(uintptr_t p);
  * referents are marked. Used for finalizable objects. */
 void spangc_mark_scan_object(uintptr_t obj);
 
-/* Empty the grey stack, recovering from overflow by rescanning. */
+/* Empty the collecting thread's grey stack (between roots). */
 void spangc_mark_drain(void);
 
-/* Bytes marked since spangc_mark_begin. */
-uint64_t spangc_mark_bytes(void);
+/* Mark everything left, with every marker; wait for the workers; recover
+ * from grey-stack overflow. Returns the bytes marked since begin. */
+uint64_t spangc_mark_finish(void);
 
 /* True if the grey stack overflowed since spangc_mark_begin. */
 bool spangc_mark_overflowed(void);
@@ -33,5 +36,8 @@ bool spangc_mark_overflowed(void);
  * array is installed, marks go there instead of mark_bits. */
 typedef uint64_t *(*spangc_mark_bits_fn)(mspan *s);
 void spangc_mark_set_bitmap(spangc_mark_bits_fn fn);
+
+/* fork support: the workers do not exist in the child. */
+void spangc_mark_reinit_child(void);
 
 #endif

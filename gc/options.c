@@ -10,6 +10,7 @@
  *   GC_SUSPEND_SIGNAL=N     signal number used to stop threads
  *   GC_SCAVENGE_DELAY_MS=N  idle time before free pages go back to the OS
  *   GC_FINALIZER_THREAD=1   run finalizers on a spangc thread
+ *   GC_MARKERS=N            threads that mark (1: the collecting one only)
  */
 #include "options.h"
 
@@ -166,6 +167,12 @@ int spangc_options_load(const gc_options *opts)
     c.scavenge_delay_ns = (uint64_t)delay * 1000000u;
 
     c.mark_stack_limit = o.mark_stack_limit;
+    c.markers = o.markers;
+    if (!c.markers && (v = env_value(env, "GC_MARKERS"))) {
+        if (!parse_int(v, &n) || n < 0 || n > 1024)
+            return -EINVAL;
+        c.markers = (unsigned)n;
+    }
     c.oom_fn = o.oom_fn;
     c.profile_rate = DEFAULT_PROFILE_RATE;
     spangc_cfg = c;

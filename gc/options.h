@@ -24,6 +24,7 @@ typedef struct spangc_config {
     int suspend_signal;
     ao_word scavenge_delay_ns; /* (runtime, tests) */
     size_t mark_stack_limit;
+    unsigned markers;          /* 0: one per CPU */
     void (*oom_fn)(size_t);
     ao_word profile_rate;      /* (runtime) gc_set_profile_rate */
     bool all_slow;             /* every allocation takes the slow path

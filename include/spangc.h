@@ -95,6 +95,9 @@ typedef struct gc_options {
                                    (GC_SCAVENGE_DELAY_MS, default 1000)        */
     size_t mark_stack_limit;    /* bytes of mark stack before spangc falls back
                                    to rescanning (0: only memory limits it)    */
+    unsigned markers;           /* GC_MARKERS: threads that mark while the world
+                                   is stopped, the collecting one included
+                                   (default: one per CPU, at most 8)           */
     void (*oom_fn)(size_t size); /* called once before an allocation of size
                                     bytes returns NULL; it may release memory  */
 } gc_options;

@@ -70,6 +70,11 @@ static inline unsigned ao_uint_load_acq(const ao_uint *p)
     return AO_int_load_acquire(p);
 }
 
+static inline void ao_uint_store(ao_uint *p, unsigned v)
+{
+    AO_int_store_release(p, v);
+}
+
 static inline unsigned ao_uint_add(ao_uint *p, unsigned v)
 {
     return AO_int_fetch_and_add_full(p, v);

@@ -106,7 +106,7 @@ static void *alloc_small(spangc_thread *t, size_t size, int noscan, const gc_typ
         spangc_debug_alloc(s, idx);
     if (s->needzero)
         memset(p, 0, s->elemsize);
-    if (s->types)
+    if (type)
         s->types[idx] = type;
 out:
     runtime_leave(t);
@@ -176,7 +176,28 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
 
 /* ---- fast path ---------------------------------------------------------- */
 
-static inline void *alloc_fast(size_t size, int noscan, const gc_type *type)
+/* Clear a small slot with plain stores: for the 16 to 256-byte objects the
+ * fast path hands out, calling memset costs more than the clearing. The
+ * empty asm keeps the compiler from turning the loop back into that call. */
+static inline void zero_slot(uintptr_t p, size_t n)
+{
+    if (likely(n <= 256)) {
+        uint64_t *w = (uint64_t *)p;
+        for (size_t i = 0; i < n / sizeof(uint64_t); i += 2) {
+            w[i] = 0;
+            w[i + 1] = 0;
+            __asm__("" : : "r"(w) : "memory");
+        }
+    } else {
+        memset((void *)p, 0, n);
+    }
+}
+
+/* Free slots of a span with a type table have a NULL entry (sweeping
+ * clears the entries of the slots it frees), so only a typed allocation
+ * writes one. */
+static inline __attribute__((always_inline)) void *alloc_fast(size_t size, int noscan,
+                                                             const gc_type *type)
 {
     spangc_thread *t = spangc_self;
     if (likely(t != NULL) && likely(size <= MAX_SMALL_SIZE) &&
@@ -193,8 +214,8 @@ static inline void *alloc_fast(size_t size, int noscan, const gc_type *type)
             track_alloc((void *)p, s->elemsize);
 #endif
             if (s->needzero)
-                memset((void *)p, 0, s->elemsize);
-            if (s->types)
+                zero_slot(p, s->elemsize);
+            if (type)
                 s->types[s->freeindex - 1] = type;
             runtime_leave(t);
             return (void *)p;

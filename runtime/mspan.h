@@ -99,8 +99,9 @@ struct mspan {
     uint64_t *mark_bits;
     ao_word sweepgen;
 
-    /* Precise layouts of typed objects, one per slot (NULL: conservative);
-     * allocated on first typed allocation in a scan span. */
+    /* Precise layouts of typed objects, one per slot (NULL: conservative,
+     * and every free slot); allocated on first typed allocation in a scan
+     * span; sweeping clears the entries of the slots it frees. */
     const struct gc_type **types;
     const struct gc_type *large_type; /* types[] storage when nelems == 1 */
 
@@ -158,6 +159,21 @@ static inline mspan *spangc_span_of_heap(uintptr_t p)
     if (p < s->base || p >= s->limit)
         return NULL;
     return s;
+}
+
+/* The slots of word w (64 slots from w * 64) that are allocated in the
+ * alloc view but not marked: what sweeping s now frees. */
+static inline uint64_t span_freed_word(const mspan *s, uint32_t w)
+{
+    uint64_t allocated = s->alloc_bits[w];
+    uint32_t lo = w * 64;
+    if (s->freeindex > lo)
+        allocated |= s->freeindex - lo >= 64 ? ~(uint64_t)0
+                                             : ((uint64_t)1 << (s->freeindex - lo)) - 1;
+    uint64_t freed = allocated & ~s->mark_bits[w];
+    if (s->nelems - lo < 64)
+        freed &= ((uint64_t)1 << (s->nelems - lo)) - 1;
+    return freed;
 }
 
 /* The fast path of allocation [Go: nextFreeFast]: the address of a free

@@ -6,20 +6,23 @@
  *   collector (holds world_lock)            each other registered thread
  *   ----------------------------            ----------------------------
  *   take threads_lock
+ *   acks = 0, ack_target = N
  *   pthread_kill(t, suspend signal) ---->   handler: in a runtime section?
  *                                             yes: stop_pending = 1, return;
  *                                                  runtime_leave stops later
  *                                             no:  stop now:
  *                                           stop: spill registers into this
  *                                             frame, record the stack
- *                                             pointer, sem_post(ack),
- *   sem_wait(ack) once per thread  <-----     futex-wait on world_gen
- *   ... mark ...
+ *                                             pointer, acks++ (the last one
+ *   futex-wait until acks == N     <-----     wakes the collector), then
+ *   ... mark ...                              futex-wait on world_gen
  *   world_gen++, futex wake all      ---->  return from the handler
  *   release threads_lock
  *
- * The handler only uses async-signal-safe calls (sem_post, a raw futex
- * system call) and preserves errno. It is installed with SA_RESTART, so
+ * Only the last acknowledgement makes a system call to wake the collector,
+ * so stopping N threads costs N signals and one wake-up. The handler only
+ * uses async-signal-safe operations (atomics, a raw futex system call)
+ * and preserves errno. It is installed with SA_RESTART, so
  * restartable system calls the thread was blocked in continue after the
  * stop (see docs/threads.md for those Linux never restarts, such as
  * nanosleep). Registers of a thread stopped inside the handler are in the
@@ -51,7 +54,6 @@
 #include <errno.h>
 #include <link.h>
 #include <linux/futex.h>
-#include <semaphore.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -65,7 +67,8 @@ static SPANGC_STATE struct {
     spangc_thread *list;
     size_t count;
     int signal;
-    sem_t ack;
+    ao_uint acks;       /* futex word: threads stopped for this stop */
+    ao_uint ack_target; /* how many the collector waits for */
     ao_uint world_gen; /* futex word: bumped at every restart */
     ao_word stop_epoch; /* odd while a stop is in progress */
     pthread_key_t key;
@@ -85,7 +88,8 @@ static NOINLINE void park(spangc_thread *t, unsigned gen)
 {
     volatile uintptr_t marker = 0;
     t->stopped_sp = (uintptr_t)&marker;
-    sem_post(&threads.ack);
+    if (ao_uint_add(&threads.acks, 1) + 1 == ao_uint_load_acq(&threads.ack_target))
+        futex(&threads.acks, FUTEX_WAKE_PRIVATE, 1);
     while (ao_uint_load_acq(&threads.world_gen) == gen)
         futex(&threads.world_gen, FUTEX_WAIT_PRIVATE, gen);
     (void)marker;
@@ -140,9 +144,13 @@ static void suspend_handler(int sig, siginfo_t *info, void *ctx)
 void spangc_stop_world(void)
 {
     slock_acquire(&threads.lock);
-    ao_add(&threads.stop_epoch, 1); /* odd: stopping */
     spangc_thread *self = spangc_self;
-    size_t n = 0;
+    unsigned n = 0;
+    for (spangc_thread *t = threads.list; t; t = t->next)
+        n += t != self;
+    ao_uint_store(&threads.acks, 0);
+    ao_uint_store(&threads.ack_target, n);
+    ao_add(&threads.stop_epoch, 1); /* odd: stopping */
     for (spangc_thread *t = threads.list; t; t = t->next) {
         if (t == self)
             continue;
@@ -151,13 +159,12 @@ void spangc_stop_world(void)
             spangc_throw("cannot signal registered thread %lu (error %d); did it exit "
                          "without unregistering?",
                          (unsigned long)t->pthread, err);
-        n++;
     }
-    while (n > 0) {
-        if (sem_wait(&threads.ack) == 0)
-            n--;
-        else if (errno != EINTR)
-            spangc_throw("sem_wait failed while stopping the world (errno %d)", errno);
+    for (;;) {
+        unsigned a = ao_uint_load_acq(&threads.acks);
+        if (a >= n)
+            break;
+        futex(&threads.acks, FUTEX_WAIT_PRIVATE, a);
     }
     uintptr_t epoch = ao_load(&threads.stop_epoch);
     for (spangc_thread *t = threads.list; t; t = t->next)
@@ -345,8 +352,6 @@ int spangc_thread_unregister(void)
 
 int spangc_threads_init(int suspend_signal)
 {
-    if (sem_init(&threads.ack, 0, 0) != 0)
-        return -errno;
     if (pthread_key_create(&threads.key, thread_exit_destructor) != 0)
         return -ENOMEM;
     struct sigaction sa;
@@ -392,6 +397,5 @@ void spangc_threads_after_fork_child(void)
         self->pthread = pthread_self();
     }
     slock_init(&threads.lock);
-    sem_destroy(&threads.ack);
-    sem_init(&threads.ack, 0, 0);
+    ao_uint_store(&threads.acks, 0);
 }

@@ -331,11 +331,12 @@ static void test_finalizer_thread(void **state)
     spangc_finalizer_thread_start();
     make_for_thread(1000);
     collect();
-    for (int i = 0; i < 500 && ao_load(&thread_calls) < 1000; i++) {
+    for (int i = 0; i < 500 && ao_load_acq(&thread_calls) < 1000; i++) {
         struct timespec ts = {0, 2 * 1000000};
         nanosleep(&ts, NULL);
     }
-    assert_int_equal(ao_load(&thread_calls), 1000);
+    /* Acquire: finalizer_tid was written before the last increment. */
+    assert_int_equal(ao_load_acq(&thread_calls), 1000);
     assert_false(pthread_equal(finalizer_tid, pthread_self()));
 }
 

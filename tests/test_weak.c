@@ -196,7 +196,8 @@ static void *reader(void *arg)
     gc_register_thread();
     while (!ao_load(&race_stop)) {
         for (int i = 0; i < SLOTS; i++) {
-            gc_weak *w = (gc_weak *)ao_load((ao_word *)&race_handles[i]);
+            /* Acquire: pairs with the release that published the handle. */
+            gc_weak *w = (gc_weak *)ao_load_acq((ao_word *)&race_handles[i]);
             if (!w)
                 continue;
             stamped *s = gc_weak_get(w);
@@ -226,7 +227,7 @@ static void test_reads_race_with_sweeper(void **state)
                 s->stamp = SLOT_MAGIC ^ (uint64_t)i;
                 holder[i] = gc_weak_new(s);
                 targets[i] = (round % 2) ? s : NULL; /* half die at once */
-                ao_store((ao_word *)&race_handles[i], (uintptr_t)holder[i]);
+                ao_store_rel((ao_word *)&race_handles[i], (uintptr_t)holder[i]);
             }
         }
         for (int k = 0; k < 2000; k++)
