@@ -48,6 +48,27 @@ static void die(const char *what)
     abort();
 }
 
+/* Allocate up to the next stress collection (or collect), so that the
+ * stress count starts from zero: an input then collects at the same points
+ * whether it runs first (reproducing a crash from its file) or after
+ * others in a fuzzing run. */
+static void collect_to_stress_boundary(void)
+{
+    if (!stress) {
+        gc_collect();
+        return;
+    }
+    gc_stats s;
+    gc_get_stats(&s);
+    uint64_t n = s.num_gc;
+    for (unsigned k = 0; k <= stress && s.num_gc == n; k++) {
+        (void)!gc_alloc_atomic(16);
+        gc_get_stats(&s);
+    }
+    if (s.num_gc == n)
+        die("no stress collection");
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
@@ -76,6 +97,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     object_init_types();
     intern_init();
     vm_init();
+    collect_to_stress_boundary();
 
     if (!((v = getenv("SPANGC_FUZZ_OUTPUT")) && *v == '1')) {
         /* libFuzzer reports on stderr, the sanitizers on descriptor 2:
@@ -106,23 +128,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(source);
 
     vm_reset();
-    /* Allocate up to the next stress collection: it frees this program's
-     * objects (and closes its temporary files, whose finalizers run
-     * below), and the next input's collections come at the same points
-     * whatever ran before it. */
-    if (stress) {
-        gc_stats s;
-        gc_get_stats(&s);
-        uint64_t n = s.num_gc;
-        for (unsigned k = 0; k <= stress && s.num_gc == n; k++) {
-            (void)!gc_alloc_atomic(16);
-            gc_get_stats(&s);
-        }
-        if (s.num_gc == n)
-            die("no stress collection");
-    } else {
-        gc_collect();
-    }
+    /* The collection frees this program's objects; the finalizers of its
+     * temporary files close them. */
+    collect_to_stress_boundary();
     gc_run_finalizers();
     return 0;
 }
