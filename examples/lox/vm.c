@@ -24,7 +24,9 @@
  * the VM calls gc_run_finalizers: at the end of each vm_interpret, and at
  * every SAFEPOINT_INTERVAL-th instruction that calls or jumps backwards
  * (so a program that never returns to the top level still gets its files
- * closed). Counting down a register costs next to nothing.
+ * closed). Counting down a register costs next to nothing. The same count
+ * enforces vm_limits.steps: each safepoint interval is shortened to what
+ * is left of the limit, so the limit costs nothing while it is off.
  *
  * Calls. A call pushes a CallFrame whose slots start at the callee's stack
  * slot: slot 0 is the callee (or the receiver, for methods) and the
@@ -37,6 +39,7 @@
 #include "intern.h"
 #include "natives.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,6 +59,12 @@ static struct {
     ObjString *init_string;
     ObjUpvalue *open_upvalues; /* sorted by stack slot, highest first */
 } vm;
+
+VmLimits vm_limits = {0, INT_MAX};
+
+/* Steps of vm_limits.steps left in this vm_interpret, not counting the
+ * interval run() is counting down. */
+static unsigned long steps_left;
 
 static void reset_stack(void)
 {
@@ -273,6 +282,16 @@ static void close_upvalues(const Value *last)
 
 #define SAFEPOINT_INTERVAL 1024
 
+/* The length of the next safepoint interval: 0 when the step limit is used up. */
+static unsigned next_interval(void)
+{
+    if (vm_limits.steps == 0)
+        return SAFEPOINT_INTERVAL;
+    unsigned n = steps_left < SAFEPOINT_INTERVAL ? (unsigned)steps_left : SAFEPOINT_INTERVAL;
+    steps_left -= n;
+    return n;
+}
+
 #if defined(__GNUC__) && !defined(LOX_NO_COMPUTED_GOTO)
 #define LOX_COMPUTED_GOTO 1
 #endif
@@ -284,7 +303,7 @@ static InterpretResult run(void)
     Value *slots;
     Value *constants;
     Value *sp;
-    unsigned safepoint_budget = SAFEPOINT_INTERVAL;
+    unsigned safepoint_budget = next_interval();
 
 #define LOAD_FRAME()                                                                           \
     do {                                                                                       \
@@ -324,8 +343,10 @@ static InterpretResult run(void)
 #define SAFEPOINT()                                                                            \
     do {                                                                                       \
         if (LOX_UNLIKELY(--safepoint_budget == 0)) {                                           \
-            safepoint_budget = SAFEPOINT_INTERVAL;                                             \
             gc_run_finalizers();                                                               \
+            safepoint_budget = next_interval();                                                \
+            if (LOX_UNLIKELY(safepoint_budget == 0))                                           \
+                RUNTIME_ERROR("Step limit exceeded.");                                         \
         }                                                                                      \
     } while (0)
 
@@ -498,6 +519,8 @@ dispatch:
         if (LOX_LIKELY(IS_NUMBER(a) && IS_NUMBER(b))) {
             sp[-2] = NUMBER_VAL(AS_NUMBER(a) + AS_NUMBER(b));
         } else if (IS_STRING(a) && IS_STRING(b)) {
+            if (LOX_UNLIKELY(AS_STRING(a)->length > vm_limits.string_length - AS_STRING(b)->length))
+                RUNTIME_ERROR("String too long.");
             sp[-2] = OBJ_VAL(string_concat(AS_STRING(a), AS_STRING(b)));
         } else {
             RUNTIME_ERROR("Operands must be two numbers or two strings.");
@@ -554,31 +577,34 @@ dispatch:
     CASE(OP_LOOP)
     {
         uint16_t distance = READ_SHORT();
+        SAFEPOINT(); /* before the jump: an error names this instruction's line */
         ip -= distance;
-        SAFEPOINT();
         DISPATCH();
     }
+    /* The safepoint comes before the call: a step-limit error then names
+     * the caller's line, not a callee that has run no instruction yet. */
     CASE(OP_CALL)
     {
+        SAFEPOINT();
         int argc = READ_BYTE();
         Value callee = PEEK(argc);
         if (LOX_LIKELY(IS_CLOSURE(callee)))
             CALL(call_closure(AS_CLOSURE(callee), argc));
         else
             CALL(call_value(callee, argc));
-        SAFEPOINT();
         DISPATCH();
     }
     CASE(OP_INVOKE)
     {
+        SAFEPOINT();
         ObjString *name = READ_STRING();
         int argc = READ_BYTE();
         CALL(invoke(name, argc));
-        SAFEPOINT();
         DISPATCH();
     }
     CASE(OP_SUPER_INVOKE)
     {
+        SAFEPOINT();
         ObjString *name = READ_STRING();
         int argc = READ_BYTE();
         ObjClass *superclass = AS_CLASS(POP());
@@ -683,6 +709,14 @@ void vm_init(void)
     natives_install();
 }
 
+void vm_reset(void)
+{
+    reset_stack();
+    vm_clear_dead_slots();
+    table_init(&vm.globals);
+    natives_install();
+}
+
 InterpretResult vm_interpret(const char *source)
 {
     ObjFunction *function = compile(source);
@@ -690,6 +724,7 @@ InterpretResult vm_interpret(const char *source)
         return INTERPRET_COMPILE_ERROR;
     ObjClosure *closure = new_closure(function);
     reset_stack();
+    steps_left = vm_limits.steps;
     *vm.stack_top++ = OBJ_VAL(closure);
     call_closure(closure, 0);
     InterpretResult result = run();

@@ -16,6 +16,22 @@ typedef enum InterpretResult {
 /* Once, after gc_init. Sets up the globals and the native functions. */
 void vm_init(void);
 
+/* Forget every global and define the natives afresh, as vm_init left
+ * them: a host that runs unrelated programs one after another (the fuzz
+ * target) keeps one from seeing the last one's state. May collect. */
+void vm_reset(void);
+
+/* Limits for programs that may never end or may build huge strings (the
+ * fuzz target runs arbitrary ones). A program that passes one stops with a
+ * runtime error. steps: calls and backward jumps per vm_interpret, 0 for no
+ * limit (the default). string_length: the longest string + may build; the
+ * default is the most an ObjString can hold. */
+typedef struct VmLimits {
+    unsigned long steps;
+    int string_length;
+} VmLimits;
+extern VmLimits vm_limits;
+
 /* Compile and run source in the global scope of the VM (globals persist
  * between calls, which is what the REPL needs). May collect. */
 InterpretResult vm_interpret(const char *source);
