@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -313,10 +314,13 @@ static void test_other_thread_roots(void **state)
 
 enum { CALLERS = 4 };
 
+static ao_word callers_asking;
+
 static void *caller(void *arg)
 {
     (void)arg;
     gc_register_thread();
+    ao_add(&callers_asking, 1);
     gc_collect();
     gc_unregister_thread();
     return NULL;
@@ -332,10 +336,16 @@ static void test_simultaneous_collect_runs_once(void **state)
         gc_stats a, b;
         gc_get_stats(&a);
         slock_acquire(&spangc_gc.world_lock);
+        ao_store(&callers_asking, 0);
         for (int i = 0; i < CALLERS; i++)
             pthread_create(&th[i], NULL, caller, NULL);
+        /* Every caller is registered and about to ask; the sleep covers the
+         * few instructions from there to waiting on the lock, even on a
+         * loaded machine. */
+        while (ao_load_acq(&callers_asking) < CALLERS)
+            sched_yield();
         struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL); /* every caller is now waiting */
+        nanosleep(&ts, NULL);
         slock_release(&spangc_gc.world_lock);
         for (int i = 0; i < CALLERS; i++)
             pthread_join(th[i], NULL);
