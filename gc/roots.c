@@ -24,6 +24,7 @@
 #include "../runtime/lock.h"
 #include "../runtime/metalloc.h"
 #include "../runtime/thread.h"
+#include "../runtime/track.h"
 
 #include <errno.h>
 #include <link.h>
@@ -103,10 +104,20 @@ static void mark_excluding_state(uintptr_t lo, uintptr_t hi)
         spangc_mark_range(shi, hi);
 }
 
+/* Stacks and added ranges (often malloc'd) hold uninitialised words that
+ * memcheck must not see us read (runtime/track.h). */
+static void mark_undefined_range(uintptr_t lo, uintptr_t hi)
+{
+    if (TRACK_VG_RUNNING())
+        track_vg_scan(lo, hi, spangc_mark_range);
+    else
+        spangc_mark_range(lo, hi);
+}
+
 static void mark_thread_range(uintptr_t lo, uintptr_t hi, void *arg)
 {
     (void)arg;
-    spangc_mark_range(lo, hi);
+    mark_undefined_range(lo, hi);
     spangc_mark_drain();
 }
 
@@ -118,7 +129,7 @@ void spangc_roots_mark(void)
     }
     lock_acquire(&roots.lock);
     for (size_t i = 0; i < roots.added.n; i++) {
-        spangc_mark_range(roots.added.r[i].lo, roots.added.r[i].hi);
+        mark_undefined_range(roots.added.r[i].lo, roots.added.r[i].hi);
         spangc_mark_drain();
     }
     lock_release(&roots.lock);
