@@ -191,7 +191,11 @@ int gc_add_roots(void *start, size_t len)
      * reachable, and pinning it as a root would make it immortal. */
     uintptr_t hlo = ao_load(&spangc_arenas.lo), hhi = ao_load(&spangc_arenas.hi);
     if (lo < hhi && lo + len > hlo) {
-        for (uintptr_t p = lo & ~(PAGE_SIZE - 1); p < lo + len; p += PAGE_SIZE)
+        /* Only the part inside the heap's bounds: a huge len must not
+         * mean a walk over every page of it. */
+        uintptr_t end = lo + len < hhi ? lo + len : hhi;
+        uintptr_t first = lo > hlo ? lo : hlo;
+        for (uintptr_t p = first & ~(PAGE_SIZE - 1); p < end; p += PAGE_SIZE)
             if (spangc_span_of(p))
                 return -EINVAL;
     }
