@@ -151,7 +151,10 @@ int gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg)
 
 size_t gc_run_finalizers(void)
 {
-    if (ao_load_acq(&finq.count) == 0)
+    /* An unregistered thread's stack is not scanned: obj and arg, once
+     * out of the queue, would be held only there and could be freed while
+     * the finalizer runs. */
+    if (ao_load_acq(&finq.count) == 0 || !spangc_self)
         return 0;
     size_t ran = 0;
     finq_entry e;

@@ -399,8 +399,17 @@ void gc_enable(void)
     }
 }
 
+/* Before gc_init the setters do nothing: gc_init sets every option, so
+ * a value stored earlier would be lost without a word. */
+static bool initialized(void)
+{
+    return ao_load(&spangc_gc.initialized) == 2;
+}
+
 int gc_set_percent(int percent)
 {
+    if (!initialized())
+        return 0;
     int old = spangc_gc_percent();
     ao_store(&spangc_cfg.gc_percent, (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent));
     ao_store(&spangc_gc.next_gc, compute_next_gc(ao_load(&spangc_gc.heap_marked)));
@@ -409,6 +418,8 @@ int gc_set_percent(int percent)
 
 uint64_t gc_set_memory_limit(uint64_t bytes)
 {
+    if (!initialized())
+        return 0;
     uint64_t old = ao_load(&spangc_cfg.memory_limit);
     ao_store(&spangc_cfg.memory_limit, bytes);
     ao_store(&spangc_gc.next_gc, compute_next_gc(ao_load(&spangc_gc.heap_marked)));

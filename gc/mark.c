@@ -411,11 +411,17 @@ static unsigned wanted_markers(void)
 static void start_workers(unsigned n)
 {
     while (mk.nworkers + 1 < n) {
+        marker *m = &mk.m[mk.nworkers + 1];
+        /* A first parallel mark may come when memory is short (a collection
+         * forced by a failed allocation): mark with fewer workers then,
+         * rather than die in marker_reset. */
+        if (!m->top && !(m->top = spangc_meta_alloc(sizeof(mark_chunk))))
+            break;
+        m->chunks = 1;
         pthread_t th;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        marker *m = &mk.m[mk.nworkers + 1];
         marker_reset(m, true);
         pthread_mutex_lock(&mk.wake_mu);
         m->seen_gen = mk.go_gen;

@@ -26,6 +26,8 @@
  */
 #include "profile.h"
 
+#include "gc.h"
+
 #include "specials.h"
 #include "options.h"
 #include "../runtime/lock.h"
@@ -78,6 +80,9 @@ void spangc_profile_init(void)
 
 void gc_set_profile_rate(size_t bytes)
 {
+    /* gc_init sets the default rate: an earlier value would be lost. */
+    if (ao_load(&spangc_gc.initialized) != 2)
+        return;
     ao_store(&spangc_cfg.profile_rate, bytes);
     ao_add(&prof.gen, 1);
 }

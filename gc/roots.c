@@ -24,6 +24,7 @@
 #include "../runtime/lock.h"
 #include "../runtime/metalloc.h"
 #include "../runtime/thread.h"
+#include "../runtime/track.h"
 
 #include <errno.h>
 #include <link.h>
@@ -103,10 +104,20 @@ static void mark_excluding_state(uintptr_t lo, uintptr_t hi)
         spangc_mark_range(shi, hi);
 }
 
+/* Stacks and added ranges (often malloc'd) hold uninitialised words that
+ * memcheck must not see us read (runtime/track.h). */
+static void mark_undefined_range(uintptr_t lo, uintptr_t hi)
+{
+    if (TRACK_VG_RUNNING())
+        track_vg_scan(lo, hi, spangc_mark_range);
+    else
+        spangc_mark_range(lo, hi);
+}
+
 static void mark_thread_range(uintptr_t lo, uintptr_t hi, void *arg)
 {
     (void)arg;
-    spangc_mark_range(lo, hi);
+    mark_undefined_range(lo, hi);
     spangc_mark_drain();
 }
 
@@ -118,7 +129,7 @@ void spangc_roots_mark(void)
     }
     lock_acquire(&roots.lock);
     for (size_t i = 0; i < roots.added.n; i++) {
-        spangc_mark_range(roots.added.r[i].lo, roots.added.r[i].hi);
+        mark_undefined_range(roots.added.r[i].lo, roots.added.r[i].hi);
         spangc_mark_drain();
     }
     lock_release(&roots.lock);
@@ -180,7 +191,11 @@ int gc_add_roots(void *start, size_t len)
      * reachable, and pinning it as a root would make it immortal. */
     uintptr_t hlo = ao_load(&spangc_arenas.lo), hhi = ao_load(&spangc_arenas.hi);
     if (lo < hhi && lo + len > hlo) {
-        for (uintptr_t p = lo & ~(PAGE_SIZE - 1); p < lo + len; p += PAGE_SIZE)
+        /* Only the part inside the heap's bounds: a huge len must not
+         * mean a walk over every page of it. */
+        uintptr_t end = lo + len < hhi ? lo + len : hhi;
+        uintptr_t first = lo > hlo ? lo : hlo;
+        for (uintptr_t p = first & ~(PAGE_SIZE - 1); p < end; p += PAGE_SIZE)
             if (spangc_span_of(p))
                 return -EINVAL;
     }

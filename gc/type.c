@@ -23,7 +23,10 @@ const gc_type *gc_type_new(size_t size, const size_t *pointer_offsets, size_t co
     }
     for (size_t i = 0; i < count; i++) {
         size_t off = pointer_offsets[i];
-        if (off % sizeof(void *) || off + sizeof(void *) > size) {
+        /* Not off + 8 > size, which wraps for an offset near SIZE_MAX;
+         * words[] holds 32-bit word indices. */
+        if (off % sizeof(void *) || off > size - sizeof(void *) ||
+            off / sizeof(void *) > UINT32_MAX) {
             errno = EINVAL;
             return NULL;
         }

@@ -23,6 +23,7 @@
 #include "sweep.h"
 #include "../runtime/metalloc.h"
 #include "../runtime/thread.h"
+#include "../runtime/track.h"
 
 #include <errno.h>
 
@@ -119,12 +120,26 @@ void *gc_weak_get(const gc_weak *cw)
 {
     gc_weak *w = (gc_weak *)cw;
     spangc_thread *t = spangc_self;
-    if (!w || !t)
+    if (!t) {
+        errno = EPERM;
+        return NULL;
+    }
+    if (!w)
         return NULL;
     void *result = NULL;
     runtime_enter(t);
+    /* Read the magic only at the base of a slot (an interior pointer
+     * would read into the next one) that memory checkers have not closed
+     * as freed (runtime/track.h). Whether the slot is allocated is not
+     * asked: handles are read from any thread, and the allocation state of
+     * a span another thread allocates from changes under us without
+     * synchronization. A freed handle that still holds its magic reads as
+     * cleared: it was cleared before it could be freed. */
     mspan *hs = spangc_span_of_heap((uintptr_t)w);
-    if (hs && hs->elemsize >= sizeof *w && w->magic == WEAK_MAGIC) {
+    uintptr_t p = (uintptr_t)w;
+    if (hs && hs->elemsize >= sizeof *w &&
+        p == hs->base + (uintptr_t)span_obj_index(hs, p) * hs->elemsize &&
+        track_readable(w, sizeof *w) && w->magic == WEAK_MAGIC) {
         uintptr_t addr = ao_load_acq(&w->addr);
         mspan *s = addr ? spangc_span_of_heap(addr) : NULL;
         if (s) {

@@ -20,8 +20,15 @@
  *    never abort on bad input.
  *  - Allocation returns NULL on failure. For out-of-memory that happens
  *    only after one forced collection and after the out-of-memory hook
- *    (gc_options.oom_fn) ran; errno is then ENOMEM. Calls before gc_init or
- *    from an unregistered thread return NULL with errno EPERM.
+ *    (gc_options.oom_fn) ran; errno is then ENOMEM. A size no heap could
+ *    hold (over 2^47 bytes, e.g. SIZE_MAX) fails at once with ENOMEM,
+ *    without the collection or the hook. Calls before gc_init or from an
+ *    unregistered thread return NULL with errno EPERM.
+ *  - Before gc_init, and from a thread that is not registered (which must
+ *    hold no heap pointers), nothing can be a heap object: gc_size gives
+ *    0, gc_base and gc_weak_get NULL, gc_run_finalizers 0, and functions
+ *    that take an object fail with EPERM. gc_type_new, gc_add_roots (after
+ *    gc_init), gc_collect and the statistics work from any thread.
  *  - Every object returned by an allocation function is zeroed, aligned to
  *    at least 16 bytes, and stays alive while any word in a root, a stack,
  *    a register or another live scanned object points anywhere inside it.
@@ -139,8 +146,10 @@ SPANGC_API SPANGC_MALLOC void *gc_alloc_atomic(size_t size);
  * still checked like a conservative word (it may be NULL, a tagged value or
  * point inside an object). A layout with no pointer words is allowed and
  * allocates pointer-free (atomic) objects.
- * Returns NULL with errno EINVAL (size 0, an offset out of range or
- * misaligned) or ENOMEM. */
+ * It may be called from any thread, also before gc_init.
+ * Returns NULL with errno EINVAL (size 0, pointer_offsets NULL with count
+ * above 0, more offsets than words, an offset out of range or misaligned)
+ * or ENOMEM. */
 typedef struct gc_type gc_type;
 SPANGC_API const gc_type *gc_type_new(size_t size, const size_t *pointer_offsets,
                                       size_t count);
@@ -156,7 +165,9 @@ SPANGC_API SPANGC_MALLOC void *gc_alloc_typed(size_t size, const gc_type *type);
  * atomic or typed) holding p's contents, or p itself if it is already big
  * enough (bytes past size are then cleared). p NULL is gc_alloc(size). The
  * old object is not freed: the collector reclaims it when it is unreachable.
- * p not the base of a heap object gives NULL with errno EINVAL. */
+ * p not the base of a live heap object (an interior, freed, stack, static
+ * or malloc'd address) gives NULL with errno EINVAL; out of memory gives
+ * NULL with errno ENOMEM and leaves p as it was. */
 SPANGC_API void *gc_realloc(void *p, size_t size);
 
 /* Usable size of the object whose base is p (at least what was asked for);
@@ -177,14 +188,17 @@ SPANGC_API void *gc_base(const void *p);
 SPANGC_API void gc_collect(void);
 
 /* gc_disable stops automatic collections until the matching gc_enable;
- * calls nest. gc_collect still collects. */
+ * calls nest, and a gc_enable without a gc_disable is ignored. gc_collect
+ * still collects. */
 SPANGC_API void gc_disable(void);
 SPANGC_API void gc_enable(void);
 
 /* Set the heap growth between collections (the GC_PERCENT option) and
  * return the previous value. A negative value turns automatic collection
- * off; 0 collects whenever the heap grows past the live data. The next
- * collection's goal changes at once. */
+ * off (and reads back as -1); 0 collects whenever the heap grows past the
+ * live data. The next collection's goal changes at once. Before gc_init
+ * this and gc_set_memory_limit do nothing (gc_init sets the options: use
+ * gc_options) and return 0. */
 SPANGC_API int gc_set_percent(int percent);
 
 /* Set the soft memory limit in bytes (the GC_MEMORY_LIMIT option; 0 for
@@ -200,8 +214,10 @@ SPANGC_API uint64_t gc_set_memory_limit(uint64_t bytes);
  * not: add it here if it holds the only pointer to an object. */
 
 /* Scan [start, start+len) conservatively at every collection. Returns 0,
- * -EINVAL (NULL start, len 0, or a range overlapping the GC heap), -EEXIST
- * if a range starting at start is already added, -ENOMEM. */
+ * -EINVAL (NULL start, len 0, a range that wraps around the address space,
+ * or a range overlapping the GC heap), -EEXIST if a range starting at start
+ * is already added, -EPERM before gc_init, -ENOMEM. Any thread may call
+ * it. */
 SPANGC_API int gc_add_roots(void *start, size_t len);
 
 /* Stop scanning the range added with this start. -ENOENT if none was. */
@@ -247,36 +263,45 @@ typedef void (*gc_finalizer_fn)(void *obj, void *arg);
  * finalizer thread with GC_OPT_FINALIZER_THREAD; never inside the collector
  * and never with a spangc lock held, so a finalizer may allocate, set
  * finalizers and call gc_collect.
- * obj must be the base of a heap object: -EINVAL for NULL, an interior
- * pointer, or a stack, static or malloc'd address; -EEXIST if obj already
- * has a finalizer; fn NULL removes the finalizer (-ENOENT if there was
- * none); -ENOMEM. */
+ * obj must be the base of a live heap object: -EINVAL for NULL, an interior
+ * pointer, a freed object, or a stack, static or malloc'd address; -EEXIST
+ * if obj already has a finalizer; fn NULL removes the finalizer (-ENOENT if
+ * there was none); -EPERM before gc_init or from an unregistered thread;
+ * -ENOMEM. */
 SPANGC_API int gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg);
 
 /* Run the finalizers queued so far on this thread; returns how many ran.
- * Costs one load when nothing is queued. */
+ * Costs one load when nothing is queued. An unregistered thread runs none
+ * (its stack is not scanned, so it could not keep obj alive): 0. */
 SPANGC_API size_t gc_run_finalizers(void);
 
 /* A weak handle: gc_weak_get gives the object while it is reachable, and
  * NULL from the moment a collection finds it unreachable (before its
  * finalizer, if any, runs). The handle is itself a heap object: keep it
  * reachable as long as you use it. gc_weak_new returns the same handle for
- * the same object while the object lives. NULL with errno EINVAL if obj is
- * not the base of a heap object, ENOMEM if out of memory. */
+ * the same object while the object lives. gc_weak_new: NULL with errno
+ * EINVAL if obj is not the base of a live heap object, EPERM before gc_init
+ * or from an unregistered thread, ENOMEM if out of memory. gc_weak_get:
+ * NULL for w NULL; NULL with errno EINVAL if w is not a handle made by
+ * gc_weak_new (an interior pointer, any other address); NULL with errno
+ * EPERM before gc_init or from an unregistered thread. A handle the
+ * collector freed gives NULL (with EINVAL under GC_DEBUG=poison or a
+ * memory checker), unless its memory already holds another handle. */
 typedef struct gc_weak gc_weak;
 SPANGC_API gc_weak *gc_weak_new(void *obj);
 SPANGC_API void *gc_weak_get(const gc_weak *w);
 
 /* Sample on average one allocation per bytes allocated for the heap profile
  * (exponentially distributed gaps). Default 512 KiB; 1 samples every
- * allocation; 0 turns profiling off. Set it early: objects allocated before
- * are not in the profile. */
+ * allocation; 0 turns profiling off. Set it early, after gc_init (before,
+ * it does nothing): objects allocated before are not in the profile. */
 SPANGC_API void gc_set_profile_rate(size_t bytes);
 
 /* Write the heap profile in the legacy text format ("heap_v2") that
  * google-pprof reads: in-use and allocated counts and bytes per allocation
  * stack, as of the last completed collection, followed by the process's
- * memory map. 0, -EINVAL for a NULL stream, -EIO on a write error. */
+ * memory map. 0, -EINVAL for a NULL stream, -EIO on a write error, -ENOMEM.
+ * Any thread may call it, also before gc_init (an empty profile). */
 SPANGC_API int gc_write_heap_profile(FILE *out);
 
 /* ------------------------------------------------------------------------
@@ -304,7 +329,7 @@ typedef struct gc_stats {
     uint64_t mark_stack_overflows; /* marks that had to rescan the heap      */
 } gc_stats;
 
-/* Fill *out (NULL is ignored). Counts of objects allocated by other threads
+/* Fill *out (NULL is ignored; before gc_init every field is 0). Counts of objects allocated by other threads
  * since their last cache refill may lag; after gc_collect every field is
  * exact. */
 SPANGC_API void gc_get_stats(gc_stats *out);

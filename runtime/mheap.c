@@ -29,6 +29,21 @@ static SPANGC_STATE heap_range *ranges, *last_range;
  * not touch the pages, so a larger step only costs address space. */
 #define GROW_MIN ((size_t)1 << 20)
 
+/* Where the first arena is asked for [Go: 0x00c0 << 32]. Left to itself
+ * the kernel (or Valgrind, which places mappings low) may put the heap at
+ * an address that is also a common non-pointer value: under Valgrind the
+ * first object landed on 0x8000000, which is DF_1_PIE, present in every
+ * PIE program's dynamic section, so it could never be freed. Words that
+ * look like 0xc0XXXXXXXX are rare. A hint the kernel cannot honour (a
+ * sanitizer's shadow is there) just falls back to its own choice;
+ * ThreadSanitizer only accepts application memory in its own ranges, so
+ * it keeps the kernel's. */
+#if defined(SPANGC_TSAN)
+#define HEAP_HINT ((uintptr_t)0)
+#else
+#define HEAP_HINT ((uintptr_t)0xc0 << 32)
+#endif
+
 void spangc_mheap_init(void)
 {
     spangc_heap.rng = 2463534242u;
@@ -228,7 +243,7 @@ static bool grow_locked(size_t npages)
     mheap *h = &spangc_heap;
     if (h->end - h->cur < need) {
         size_t len = need < ARENA_SIZE ? ARENA_SIZE : round_up(need, ARENA_SIZE);
-        uintptr_t base = spangc_arena_reserve(len, h->end);
+        uintptr_t base = spangc_arena_reserve(len, h->end ? h->end : HEAP_HINT);
         if (!base)
             return false;
         if (base != h->end || !last_range) {

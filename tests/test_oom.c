@@ -1,0 +1,354 @@
+/*
+ * test_oom.c - running out of OS memory (runtime/os.h's failure
+ * injection): allocation returns NULL with errno ENOMEM only after one
+ * forced collection and one call of gc_options.oom_fn, objects already
+ * allocated are untouched, the heap still verifies, and allocation works
+ * again once memory comes back. Also requests too big for any heap, and
+ * the metadata allocator failing under the public calls that need it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <spangc.h>
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "metalloc.h"
+#include "os.h"
+#include "testutil.h"
+
+/* What the out-of-memory hook saw. num_gc_at_call proves the forced
+ * collection came first. */
+static struct {
+    int calls;
+    size_t size;
+    uint64_t num_gc_at_call;
+    bool release; /* end the injected failure, as if memory was freed */
+} oom;
+
+static void on_oom(size_t size)
+{
+    gc_stats st;
+    gc_get_stats(&st);
+    oom.calls++;
+    oom.size = size;
+    oom.num_gc_at_call = st.num_gc;
+    if (oom.release)
+        spangc_os_inject_failure(0, false);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    /* The environment counts: ctest runs this again with
+     * GC_DEBUG=verify,poison. */
+    gc_options o = {.oom_fn = on_oom};
+    return gc_init(&o);
+}
+
+static void reset_oom(void)
+{
+    memset(&oom, 0, sizeof oom);
+}
+
+static uint64_t num_gc(void)
+{
+    gc_stats st;
+    gc_get_stats(&st);
+    return st.num_gc;
+}
+
+/* A large object size no free span can hold: the request must reach the
+ * OS. */
+static size_t needs_new_memory(void)
+{
+    gc_stats st;
+    gc_get_stats(&st);
+    return (size_t)st.heap_sys + ((size_t)1 << 20) + 1;
+}
+
+/* A request no heap could hold fails at once: no collection, no hook,
+ * and no overflow in the page arithmetic on the way. */
+static void test_impossible_sizes(void **state)
+{
+    (void)state;
+    const gc_type *t = GC_TYPE(struct { void *p; long x; }, 0);
+    assert_non_null(t);
+    size_t sizes[] = {SIZE_MAX, SIZE_MAX / 2, SIZE_MAX - 15, (size_t)1 << 48,
+                      ((size_t)1 << 47) + 1};
+    reset_oom();
+    uint64_t before = num_gc();
+    void *keep = gc_alloc(64);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        errno = 0;
+        assert_null(gc_alloc(sizes[i]));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(gc_alloc_atomic(sizes[i]));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(gc_alloc_typed(sizes[i], t));
+        assert_int_equal(errno, ENOMEM);
+        /* An element count times the element size, as a caller would
+         * write it, wrapped or not. */
+        errno = 0;
+        assert_null(gc_realloc(keep, sizes[i]));
+        assert_int_equal(errno, ENOMEM);
+    }
+    /* An element count times the element size, as a caller writes it. */
+    errno = 0;
+    assert_null(gc_alloc_typed((SIZE_MAX / 16) * 16, t));
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(oom.calls, 0);
+    assert_int_equal(num_gc(), before);
+    assert_int_equal(gc_size(keep), 64);
+    collect();
+}
+
+/* A large object with the OS refusing everything: NULL and ENOMEM, after
+ * one forced collection and one hook call with the requested size. */
+static void test_large_object_oom(void **state)
+{
+    (void)state;
+    gc_disable(); /* only the forced collection may run */
+    unsigned char *kept = gc_alloc(40000);
+    memset(kept, 0x5a, 40000);
+    reset_oom();
+    uint64_t before = num_gc();
+    size_t large = needs_new_memory();
+    spangc_os_inject_failure(1, true);
+    errno = 0;
+    void *p = gc_alloc(large);
+    int e = errno;
+    spangc_os_inject_failure(0, false);
+    assert_null(p);
+    assert_int_equal(e, ENOMEM);
+    assert_int_equal(oom.calls, 1);
+    assert_int_equal(oom.size, large);
+    assert_true(oom.num_gc_at_call == before + 1);
+    assert_int_equal(num_gc(), before + 1);
+    for (size_t i = 0; i < 40000; i++)
+        assert_int_equal(kept[i], 0x5a);
+    collect();
+
+    /* Memory is back: the same request succeeds and is usable. */
+    unsigned char *big = gc_alloc(large);
+    assert_non_null(big);
+    assert_int_equal(big[0], 0);
+    assert_int_equal(big[large - 1], 0);
+    big[0] = big[large - 1] = 1;
+    assert_int_equal(oom.calls, 1);
+    gc_enable();
+    collect();
+}
+
+/* gc_alloc_atomic, gc_alloc_typed and gc_realloc fail the same way; a
+ * failed gc_realloc leaves the old object as it was. */
+static void test_other_allocators_oom(void **state)
+{
+    (void)state;
+    const gc_type *t = GC_TYPE(struct { void *p; long x; }, 0);
+    assert_non_null(t);
+    gc_disable();
+    char *old = gc_alloc(100);
+    memcpy(old, "still here", 11);
+    size_t large = needs_new_memory();
+    spangc_os_inject_failure(1, true);
+    for (int i = 0; i < 3; i++) {
+        reset_oom();
+        uint64_t before = num_gc();
+        errno = 0;
+        void *p = i == 0   ? gc_alloc_atomic(large)
+                  : i == 1 ? gc_alloc_typed(large, t)
+                           : gc_realloc(old, large);
+        assert_null(p);
+        assert_int_equal(errno, ENOMEM);
+        assert_int_equal(oom.calls, 1);
+        assert_int_equal(oom.size, large);
+        assert_int_equal(num_gc(), before + 1);
+    }
+    spangc_os_inject_failure(0, false);
+    assert_string_equal(old, "still here");
+    assert_int_equal(gc_size(old), 112);
+    char *grown = gc_realloc(old, large);
+    assert_non_null(grown);
+    assert_string_equal(grown, "still here");
+    gc_enable();
+    collect();
+}
+
+/* Small objects: fill the heap with live 4 KiB objects while the OS
+ * refuses to grow it, until an allocation fails; then every object still
+ * holds what was written into it, the heap verifies, and allocation works
+ * again once the OS does. The objects are in a static array, a root. */
+enum { MAX_SMALL = 1 << 16, SMALL = 4096 };
+static unsigned char *small[MAX_SMALL];
+
+static void test_small_objects_oom(void **state)
+{
+    (void)state;
+    gc_disable();
+    reset_oom();
+    spangc_os_inject_failure(1, true);
+    uint64_t before = num_gc();
+    size_t n = 0;
+    int e = 0;
+    while (n < MAX_SMALL) {
+        errno = 0;
+        unsigned char *p = gc_alloc(SMALL);
+        if (!p) {
+            e = errno;
+            break;
+        }
+        memset(p, (int)(n % 251) + 1, SMALL);
+        small[n++] = p;
+    }
+    spangc_os_inject_failure(0, false);
+    assert_true(n < MAX_SMALL); /* it did run out */
+    assert_int_equal(e, ENOMEM);
+    assert_int_equal(oom.calls, 1);
+    assert_int_equal(oom.size, SMALL);
+    assert_true(oom.num_gc_at_call > before);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(small[i][0], i % 251 + 1);
+        assert_int_equal(small[i][SMALL - 1], i % 251 + 1);
+    }
+    collect();
+    for (int i = 0; i < 1000; i++)
+        assert_non_null(gc_alloc(SMALL));
+    memset(small, 0, sizeof small);
+    gc_enable();
+    collect();
+}
+
+/* The hook may release memory: the allocation is retried after it and
+ * succeeds, and NULL is not returned. */
+static void test_hook_releases_memory(void **state)
+{
+    (void)state;
+    gc_disable();
+    reset_oom();
+    oom.release = true;
+    spangc_os_inject_failure(1, true);
+    void *p = gc_alloc_atomic(needs_new_memory());
+    spangc_os_inject_failure(0, false);
+    assert_non_null(p);
+    assert_int_equal(oom.calls, 1);
+    reset_oom();
+    gc_enable();
+    collect();
+}
+
+/* A single failing request is absorbed by the retry after the forced
+ * collection: the hook is not called. */
+static void test_one_failure_is_retried(void **state)
+{
+    (void)state;
+    gc_disable();
+    reset_oom();
+    uint64_t before = num_gc();
+    size_t large = needs_new_memory();
+    spangc_os_inject_failure(1, false);
+    void *p = gc_alloc(large);
+    spangc_os_inject_failure(0, false);
+    assert_non_null(p);
+    assert_int_equal(oom.calls, 0);
+    assert_int_equal(num_gc(), before + 1);
+    gc_enable();
+    collect();
+}
+
+/* The metadata allocator (runtime/metalloc.c) failing: the public calls
+ * that need metadata return their documented ENOMEM, and work again
+ * afterwards. The metadata free lists and the current chunk are used up
+ * first, so that every metadata request reaches the OS. */
+typedef struct held {
+    struct held *next;
+    size_t size;
+} held;
+
+static held *exhaust_metadata(void)
+{
+    held *list = NULL;
+    for (size_t size = 32768; size >= 16; size /= 2) {
+        held *h;
+        while ((h = spangc_meta_alloc(size)) != NULL) {
+            h->next = list;
+            h->size = size;
+            list = h;
+        }
+    }
+    return list;
+}
+
+static void give_back(held *list)
+{
+    while (list) {
+        held *next = list->next;
+        spangc_meta_free(list, list->size);
+        list = next;
+    }
+}
+
+static void dummy_finalizer(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+}
+
+static void test_metadata_oom(void **state)
+{
+    (void)state;
+    static size_t offsets[8192];
+    for (size_t i = 0; i < 8192; i++)
+        offsets[i] = i * sizeof(void *);
+    char *obj = gc_alloc(64);
+    void *keep_weak = gc_alloc_atomic(16); /* a cached span for the handle */
+    (void)keep_weak;
+    static char range[64];
+
+    gc_disable();
+    spangc_os_inject_failure(1, true);
+    held *list = exhaust_metadata();
+    errno = 0;
+    /* Big layouts come straight from the OS. */
+    assert_null(gc_type_new(8192 * sizeof(void *), offsets, 8192));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(gc_type_new(16, offsets, 1));
+    assert_int_equal(errno, ENOMEM);
+    assert_int_equal(gc_set_finalizer(obj, dummy_finalizer, NULL), -ENOMEM);
+    errno = 0;
+    assert_null(gc_weak_new(obj));
+    assert_int_equal(errno, ENOMEM);
+    /* The first added range needs a table. */
+    assert_int_equal(gc_add_roots(range, sizeof range), -ENOMEM);
+    spangc_os_inject_failure(0, false);
+    give_back(list);
+    gc_enable();
+
+    assert_non_null(gc_type_new(8192 * sizeof(void *), offsets, 8192));
+    assert_int_equal(gc_set_finalizer(obj, dummy_finalizer, NULL), 0);
+    assert_int_equal(gc_set_finalizer(obj, NULL, NULL), 0);
+    assert_non_null(gc_weak_new(obj));
+    assert_int_equal(gc_add_roots(range, sizeof range), 0);
+    assert_int_equal(gc_remove_roots(range), 0);
+    collect();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_impossible_sizes),
+        cmocka_unit_test(test_large_object_oom),
+        cmocka_unit_test(test_other_allocators_oom),
+        cmocka_unit_test(test_small_objects_oom),
+        cmocka_unit_test(test_hook_releases_memory),
+        cmocka_unit_test(test_one_failure_is_retried),
+        cmocka_unit_test(test_metadata_oom),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
