@@ -7,6 +7,7 @@
 #include "os.h"
 #include "track.h"
 #include "../gc/debug.h"
+#include "../gc/options.h"
 #include "../gc/sweep.h"
 
 #include <string.h>
@@ -323,6 +324,28 @@ static mspan *carve_locked(mspan *s, size_t npages)
     return s;
 }
 
+static size_t release_idle(mspan *t, uint64_t cutoff, size_t *left);
+
+/* Over a soft memory limit, growing first gives free pages back to the OS,
+ * down to 95% of the limit [Go: the scavenging in mheap.grow]: the
+ * background worker may lag behind a thread that allocates fast, and the
+ * limit must hold anyway. The free spans are all too small for this
+ * request, or the heap would not be growing. */
+static void release_for_limit_locked(size_t npages)
+{
+    uint64_t limit = spangc_memory_limit();
+    if (!limit)
+        return;
+    mheap *h = &spangc_heap;
+    uint64_t target = limit - limit / 20;
+    uint64_t mapped = ao_load(&h->sys) - ao_load(&h->released) + spangc_meta_sys() +
+                      (uint64_t)npages * PAGE_SIZE;
+    if (mapped > target) {
+        size_t left = (size_t)(mapped - target);
+        release_idle(h->free_root, spangc_nanotime(), &left);
+    }
+}
+
 mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
 {
     mheap *h = &spangc_heap;
@@ -335,8 +358,11 @@ mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
         lock_acquire(&h->lock);
         s = treap_best_fit(npages);
     }
-    if (!s && grow_locked(npages))
-        s = treap_best_fit(npages);
+    if (!s) {
+        release_for_limit_locked(npages);
+        if (grow_locked(npages))
+            s = treap_best_fit(npages);
+    }
     if (s)
         s = carve_locked(s, npages);
     lock_release(&h->lock);

@@ -95,6 +95,10 @@ static void test_reused_pages_are_zeroed(void **state)
 {
     (void)state;
     spangc_thread *t = spangc_self;
+    /* No sweep may free other pages meanwhile, which the allocations below
+     * could take instead of the dirty ones. */
+    gc_collect();
+    gc_disable();
     /* Take a dirty span straight from mheap and give it back. */
     mspan *dirty = spangc_mheap_alloc(8, 1);
     uintptr_t base = dirty->base;
@@ -114,6 +118,7 @@ static void test_reused_pages_are_zeroed(void **state)
     assert_true(reused);
     char *big = gc_alloc(8 * PAGE_SIZE);
     assert_true(all_zero(big, gc_size(big)));
+    gc_enable();
 }
 
 static void test_realloc_api(void **state)

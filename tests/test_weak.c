@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 
 #include "atomic.h"
@@ -233,6 +234,9 @@ static void test_reads_race_with_sweeper(void **state)
         for (int k = 0; k < 2000; k++)
             (void)!gc_alloc(48); /* garbage: automatic cycles, lazy sweeping */
     }
+    /* On a loaded machine the reader may not have run yet. */
+    while (ao_load(&race_reads) == 0)
+        sched_yield();
     ao_store(&race_stop, 1);
     pthread_join(th, NULL);
     print_message("%lu weak reads raced with sweeping\n", (unsigned long)ao_load(&race_reads));
