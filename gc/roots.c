@@ -30,6 +30,8 @@
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define NO_SANITIZE_SCAN __attribute__((no_sanitize("address", "thread")))
 
@@ -180,6 +182,24 @@ void spangc_roots_explain(uintptr_t obj, size_t size)
 
 /* ---- gc_add_roots / gc_remove_roots ------------------------------------ */
 
+/* Whether every page of [lo, hi) is mapped: mincore fails with ENOMEM on
+ * a hole. A range with a hole would fault at the next collection, far
+ * from the call that added it. (A mapped page without read access is not
+ * caught.) */
+static bool range_mapped(uintptr_t lo, uintptr_t hi)
+{
+    enum { CHUNK_PAGES = 4096 };
+    unsigned char vec[CHUNK_PAGES]; /* residency, not looked at */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (uintptr_t p = lo & ~(uintptr_t)(page - 1); p < hi;) {
+        size_t len = hi - p > CHUNK_PAGES * page ? CHUNK_PAGES * page : hi - p;
+        if (mincore((void *)p, len, vec) != 0 && errno == ENOMEM)
+            return false;
+        p += len;
+    }
+    return true;
+}
+
 int gc_add_roots(void *start, size_t len)
 {
     uintptr_t lo = (uintptr_t)start;
@@ -199,6 +219,8 @@ int gc_add_roots(void *start, size_t len)
             if (spangc_span_of(p))
                 return -EINVAL;
     }
+    if (!range_mapped(lo, lo + len))
+        return -EFAULT;
     int err = 0;
     spangc_thread *t = spangc_self;
     if (t)

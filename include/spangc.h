@@ -215,9 +215,10 @@ SPANGC_API uint64_t gc_set_memory_limit(uint64_t bytes);
 
 /* Scan [start, start+len) conservatively at every collection. Returns 0,
  * -EINVAL (NULL start, len 0, a range that wraps around the address space,
- * or a range overlapping the GC heap), -EEXIST if a range starting at start
- * is already added, -EPERM before gc_init, -ENOMEM. Any thread may call
- * it. */
+ * or a range overlapping the GC heap), -EFAULT if part of the range is not
+ * mapped, -EEXIST if a range starting at start is already added, -EPERM
+ * before gc_init, -ENOMEM. Any thread may call it. The range must stay
+ * mapped and readable until gc_remove_roots. */
 SPANGC_API int gc_add_roots(void *start, size_t len);
 
 /* Stop scanning the range added with this start. -ENOENT if none was. */
@@ -329,9 +330,9 @@ typedef struct gc_stats {
     uint64_t mark_stack_overflows; /* marks that had to rescan the heap      */
 } gc_stats;
 
-/* Fill *out (NULL is ignored; before gc_init every field is 0). Counts of objects allocated by other threads
- * since their last cache refill may lag; after gc_collect every field is
- * exact. */
+/* Fill *out (NULL is ignored; before gc_init every field is 0). Counts of
+ * objects allocated by other threads since their last cache refill may
+ * lag; after gc_collect every field is exact. */
 SPANGC_API void gc_get_stats(gc_stats *out);
 
 #ifdef __cplusplus

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -427,6 +428,17 @@ static void test_other_arguments(void **state)
     assert_int_equal(gc_add_roots(static_buf, 0), -EINVAL);
     assert_int_equal(gc_add_roots((void *)(UINTPTR_MAX - 15), 64), -EINVAL);
     assert_int_equal(gc_add_roots((void *)4096, (size_t)1 << 47), -EINVAL);
+    /* A range with an unmapped page would fault at the next collection. */
+    long page = sysconf(_SC_PAGESIZE);
+    char *hole = mmap(NULL, (size_t)page * 3, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(hole != MAP_FAILED);
+    assert_int_equal(munmap(hole + page, (size_t)page), 0);
+    assert_int_equal(gc_add_roots(hole, (size_t)page * 3), -EFAULT);
+    assert_int_equal(gc_add_roots(hole, (size_t)page), 0);
+    assert_int_equal(gc_remove_roots(hole), 0);
+    munmap(hole, (size_t)page);
+    munmap(hole + 2 * page, (size_t)page);
     assert_int_equal(gc_add_roots(static_buf, sizeof static_buf), 0);
     assert_int_equal(gc_add_roots(static_buf, sizeof static_buf), -EEXIST);
     assert_int_equal(gc_remove_roots(static_buf), 0);
