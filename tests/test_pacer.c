@@ -166,9 +166,12 @@ static void test_heap_stays_near_goal(void **state)
 static void test_memory_limit(void **state)
 {
     (void)state;
-    /* The bound holds even if the background worker falls behind (as it
-     * does under Valgrind): growing the heap over the limit releases free
-     * pages first (runtime/mheap.c). */
+    /* The bound also needs the background worker to sweep about as fast
+     * as this loop allocates (growth over the limit releases free pages
+     * itself, but unswept garbage is not free yet). Valgrind runs one
+     * thread at a time, 50 times slower, and the worker falls behind. */
+    if (TRACK_VG_RUNNING())
+        skip();
     gc_set_percent(10000);
     gc_set_memory_limit(64 << 20);
     make_live(8 << 20);
