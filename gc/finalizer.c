@@ -221,6 +221,5 @@ void spangc_finq_unlock(void)
 
 void spangc_finq_reinit_child(void)
 {
-    lock_init(&finq.lock);
     ao_store(&finq.thread_started, 0); /* threads do not survive fork */
 }

@@ -475,11 +475,16 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
-    spangc_meta_reinit_child();
-    spangc_mheap_reinit_child();
+    /* The locks taken in atfork_prepare are held by this thread, the only
+     * one in the child: release them (re-initializing a held mutex is
+     * undefined, and ThreadSanitizer then reports the next lock of it as a
+     * double lock). */
+    spangc_meta_unlock_all();
+    spangc_finq_unlock();
+    spangc_profile_unlock();
+    spangc_mheap_unlock_all();
+    spangc_roots_unlock();
     spangc_mcentral_reinit_child();
-    spangc_roots_reinit_child();
-    spangc_profile_reinit_child();
     spangc_finq_reinit_child();
     spangc_mark_reinit_child();
     pthread_mutex_init(&bg.lock, NULL);

@@ -335,8 +335,3 @@ void spangc_profile_unlock(void)
 {
     lock_release(&prof.lock);
 }
-
-void spangc_profile_reinit_child(void)
-{
-    lock_init(&prof.lock);
-}

@@ -39,6 +39,5 @@ void spangc_profile_init(void);
 /* fork support */
 void spangc_profile_lock(void);
 void spangc_profile_unlock(void);
-void spangc_profile_reinit_child(void);
 
 #endif

@@ -267,8 +267,3 @@ void spangc_roots_unlock(void)
 {
     lock_release(&roots.lock);
 }
-
-void spangc_roots_reinit_child(void)
-{
-    lock_init(&roots.lock);
-}

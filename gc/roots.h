@@ -22,6 +22,5 @@ void spangc_roots_explain(uintptr_t obj, size_t size);
 /* fork support */
 void spangc_roots_lock(void);
 void spangc_roots_unlock(void);
-void spangc_roots_reinit_child(void);
 
 #endif

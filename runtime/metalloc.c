@@ -135,8 +135,3 @@ void spangc_meta_unlock_all(void)
 {
     lock_release(&meta.lock);
 }
-
-void spangc_meta_reinit_child(void)
-{
-    lock_init(&meta.lock);
-}

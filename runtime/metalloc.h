@@ -26,6 +26,5 @@ uint64_t spangc_meta_sys(void);
 /* fork support: take and release meta_lock (runtime/thread.c). */
 void spangc_meta_lock_all(void);
 void spangc_meta_unlock_all(void);
-void spangc_meta_reinit_child(void);
 
 #endif

@@ -510,8 +510,3 @@ void spangc_mheap_unlock_all(void)
 {
     lock_release(&spangc_heap.lock);
 }
-
-void spangc_mheap_reinit_child(void)
-{
-    lock_init(&spangc_heap.lock);
-}

@@ -82,6 +82,5 @@ void spangc_mheap_verify(void);
 /* fork support (runtime/thread.c). */
 void spangc_mheap_lock_all(void);
 void spangc_mheap_unlock_all(void);
-void spangc_mheap_reinit_child(void);
 
 #endif
