@@ -55,6 +55,8 @@
  */
 #include <spangc.h>
 
+#include "fuzz_env.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -1318,12 +1320,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     const char *v;
-    stress = 32;
-    if ((v = getenv("SPANGC_FUZZ_STRESS")))
-        stress = (unsigned)strtoul(v, NULL, 10);
-    unsigned debug = GC_DEBUG_POISON;
-    if ((v = getenv("SPANGC_FUZZ_DEBUG")))
-        debug = *v == '2' ? GC_DEBUG_POISON | GC_DEBUG_VERIFY : *v == '1' ? GC_DEBUG_POISON : 0;
+    unsigned debug;
+    fuzz_read_env(&stress, &debug);
     trace = (v = getenv("SPANGC_FUZZ_TRACE")) && *v == '1';
     unsigned flags = GC_OPT_IGNORE_ENV;
     if (!((v = getenv("SPANGC_FUZZ_BG_SWEEP")) && *v == '1'))

@@ -27,6 +27,8 @@
 #include "vm.h"
 
 #include <spangc.h>
+
+#include "fuzz_env.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,12 +76,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     const char *v;
-    stress = 32;
-    if ((v = getenv("SPANGC_FUZZ_STRESS")))
-        stress = (unsigned)strtoul(v, NULL, 10);
-    unsigned debug = GC_DEBUG_POISON;
-    if ((v = getenv("SPANGC_FUZZ_DEBUG")))
-        debug = *v == '2' ? GC_DEBUG_POISON | GC_DEBUG_VERIFY : *v == '1' ? GC_DEBUG_POISON : 0;
+    unsigned debug;
+    fuzz_read_env(&stress, &debug);
     vm_limits.steps = 2000;
     if ((v = getenv("SPANGC_FUZZ_STEPS")))
         vm_limits.steps = strtoul(v, NULL, 10);
