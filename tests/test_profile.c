@@ -97,8 +97,11 @@ static void test_exact_counts_at_rate_one(void **state)
     assert_int_equal(t.alloc_objs, WIDGETS);
     assert_int_equal(t.inuse_objs, WIDGETS);
     assert_int_equal(t.inuse_bytes, WIDGETS * 1024);
-    /* Dropped: the frees appear once the next collection has swept. */
+    /* Dropped: the frees appear once a collection has swept. Two, as a
+     * conservative collector may keep a dropped object for one cycle
+     * through a stale copy of its address in a reused frame slot. */
     global_root = NULL;
+    collect();
     collect();
     t = read_profile(1024, (const void *)allocate_widgets);
     assert_int_equal(t.alloc_objs, WIDGETS);
