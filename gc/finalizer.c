@@ -122,13 +122,9 @@ int gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg)
         return -ENOMEM;
     int err = 0;
     runtime_enter(t);
-    mspan *s = spangc_span_of_heap(p);
-    if (s) {
-        spangc_ensure_swept(s);
-        s = spangc_span_of_heap(p);
-    }
-    uint32_t idx = s ? span_obj_index(s, p) : 0;
-    if (!s || p != s->base + (uintptr_t)idx * s->elemsize || !span_slot_allocated(s, idx)) {
+    mspan *s;
+    uint32_t idx;
+    if (!spangc_find_base(p, &s, &idx)) {
         err = -EINVAL;
     } else if (fn) {
         rec->fn = fn;

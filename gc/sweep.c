@@ -163,6 +163,30 @@ void spangc_ensure_swept(mspan *s)
         sched_yield();
 }
 
+bool spangc_find_object(uintptr_t p, mspan **sp, uint32_t *idxp)
+{
+    mspan *s = spangc_span_of_heap(p);
+    if (!s)
+        return false;
+    spangc_ensure_swept(s);
+    /* Sweeping may have freed the span: look again. */
+    s = spangc_span_of_heap(p);
+    if (!s)
+        return false;
+    uint32_t idx = s->nelems == 1 ? 0 : span_obj_index(s, p);
+    if (!span_slot_allocated(s, idx))
+        return false;
+    *sp = s;
+    *idxp = idx;
+    return true;
+}
+
+bool spangc_find_base(uintptr_t p, mspan **sp, uint32_t *idxp)
+{
+    return spangc_find_object(p, sp, idxp) &&
+           p == (*sp)->base + (uintptr_t)*idxp * (*sp)->elemsize;
+}
+
 void spangc_sweep_finish(void)
 {
     while (spangc_sweep_one() >= 0)

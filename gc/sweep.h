@@ -49,6 +49,15 @@ void spangc_sweep_reclaim(size_t npages);
  * section (so that no new cycle starts meanwhile). */
 void spangc_ensure_swept(mspan *s);
 
+/* The live object containing p: its span and slot, after making sure the
+ * span is swept (so that a dead object is never reported). false for an
+ * address in no span or in a free slot. The caller is in a runtime
+ * section. */
+bool spangc_find_object(uintptr_t p, mspan **sp, uint32_t *idxp);
+
+/* The same, for p the base of the object only (not an interior pointer). */
+bool spangc_find_base(uintptr_t p, mspan **sp, uint32_t *idxp);
+
 /* Sweep everything left (sweep termination) and wait for other sweepers. */
 void spangc_sweep_finish(void);
 

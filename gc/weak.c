@@ -39,24 +39,6 @@ void spangc_weak_clear(gc_weak *w)
     ao_store_rel(&w->addr, 0);
 }
 
-/* The base of the live object at p (p itself), its span and slot, or
- * false. The caller is in a runtime section. */
-static bool live_base(uintptr_t p, mspan **sp)
-{
-    mspan *s = spangc_span_of_heap(p);
-    if (!s)
-        return false;
-    spangc_ensure_swept(s);
-    s = spangc_span_of_heap(p);
-    if (!s)
-        return false;
-    uint32_t idx = span_obj_index(s, p);
-    if (p != s->base + (uintptr_t)idx * s->elemsize || !span_slot_allocated(s, idx))
-        return false;
-    *sp = s;
-    return true;
-}
-
 /* The existing handle of obj, or NULL. */
 static gc_weak *existing_handle(mspan *s, uintptr_t obj)
 {
@@ -76,8 +58,9 @@ gc_weak *gc_weak_new(void *ptr)
         return NULL;
     }
     mspan *s;
+    uint32_t idx;
     runtime_enter(t);
-    bool ok = live_base(obj, &s);
+    bool ok = spangc_find_base(obj, &s, &idx);
     gc_weak *w = ok ? existing_handle(s, obj) : NULL;
     runtime_leave(t);
     if (!ok) {
@@ -99,7 +82,7 @@ gc_weak *gc_weak_new(void *ptr)
     ao_store(&fresh->addr, obj);
     rec->handle = fresh;
     runtime_enter(t);
-    if (!live_base(obj, &s))
+    if (!spangc_find_base(obj, &s, &idx))
         spangc_throw("weak handle target %p died while held", ptr);
     /* Another thread may have made one meanwhile: there is one handle per
      * object, so use it and let ours be collected. */

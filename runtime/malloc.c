@@ -231,27 +231,6 @@ void *gc_alloc_typed(size_t size, const gc_type *type)
 
 /* ---- object lookup ------------------------------------------------------ */
 
-/* The live object containing p: its span and slot, after making sure the
- * span is swept (so a dead object is never reported). Caller is in a
- * runtime section. */
-static bool find_object(uintptr_t p, mspan **sp, uint32_t *idxp)
-{
-    mspan *s = spangc_span_of_heap(p);
-    if (!s)
-        return false;
-    spangc_ensure_swept(s);
-    /* Sweeping may have freed the span: look again. */
-    s = spangc_span_of_heap(p);
-    if (!s)
-        return false;
-    uint32_t idx = s->nelems == 1 ? 0 : span_obj_index(s, p);
-    if (!span_slot_allocated(s, idx))
-        return false;
-    *sp = s;
-    *idxp = idx;
-    return true;
-}
-
 void *gc_base(const void *ptr)
 {
     spangc_thread *t = spangc_self;
@@ -262,7 +241,7 @@ void *gc_base(const void *ptr)
     mspan *s;
     uint32_t idx;
     runtime_enter(t);
-    if (find_object(p, &s, &idx))
+    if (spangc_find_object(p, &s, &idx))
         base = (void *)(s->base + (uintptr_t)idx * s->elemsize);
     runtime_leave(t);
     return base;
@@ -278,7 +257,7 @@ size_t gc_size(const void *ptr)
     mspan *s;
     uint32_t idx;
     runtime_enter(t);
-    if (find_object(p, &s, &idx) && p == s->base + (uintptr_t)idx * s->elemsize)
+    if (spangc_find_base(p, &s, &idx))
         size = s->elemsize;
     runtime_leave(t);
     return size;
@@ -301,8 +280,7 @@ void *gc_realloc(void *ptr, size_t size)
     int noscan = 0;
     const gc_type *type = NULL;
     runtime_enter(t);
-    if (spangc_in_heap_range(p) && find_object(p, &s, &idx) &&
-        p == s->base + (uintptr_t)idx * s->elemsize) {
+    if (spangc_in_heap_range(p) && spangc_find_base(p, &s, &idx)) {
         ok = true;
         old_size = s->elemsize;
         noscan = span_is_noscan(s);
