@@ -79,6 +79,14 @@ static void bench_oom(size_t size)
     exit(3);
 }
 
+/* p, or the run ends if the allocation failed. */
+static inline void *bench_checked(void *p, size_t size)
+{
+    if (__builtin_expect(!p, 0))
+        bench_oom(size);
+    return p;
+}
+
 typedef struct bench_stats {
     uint64_t num_gc;
     uint64_t pause_total_ns;
@@ -113,20 +121,8 @@ static inline void bench_thread_end(void)
 {
     gc_unregister_thread();
 }
-static inline void *bench_alloc(size_t n)
-{
-    void *p = gc_alloc(n);
-    if (__builtin_expect(!p, 0))
-        bench_oom(n);
-    return p;
-}
-static inline void *bench_alloc_atomic(size_t n)
-{
-    void *p = gc_alloc_atomic(n);
-    if (__builtin_expect(!p, 0))
-        bench_oom(n);
-    return p;
-}
+static inline void *bench_alloc(size_t n) { return bench_checked(gc_alloc(n), n); }
+static inline void *bench_alloc_atomic(size_t n) { return bench_checked(gc_alloc_atomic(n), n); }
 static inline void bench_free(void *p) { (void)p; }
 static inline void bench_collect(void) { gc_collect(); }
 static inline void bench_disable(void) { gc_disable(); }
@@ -191,20 +187,8 @@ static inline void bench_thread_begin(void)
         bench_fail("GC_register_my_thread: %d", r);
 }
 static inline void bench_thread_end(void) { GC_unregister_my_thread(); }
-static inline void *bench_alloc(size_t n)
-{
-    void *p = GC_MALLOC(n);
-    if (__builtin_expect(!p, 0))
-        bench_oom(n);
-    return p;
-}
-static inline void *bench_alloc_atomic(size_t n)
-{
-    void *p = GC_MALLOC_ATOMIC(n);
-    if (__builtin_expect(!p, 0))
-        bench_oom(n);
-    return p;
-}
+static inline void *bench_alloc(size_t n) { return bench_checked(GC_MALLOC(n), n); }
+static inline void *bench_alloc_atomic(size_t n) { return bench_checked(GC_MALLOC_ATOMIC(n), n); }
 static inline void bench_free(void *p) { (void)p; }
 static inline void bench_collect(void) { GC_gcollect(); }
 static inline void bench_disable(void) { GC_disable(); }
@@ -236,20 +220,8 @@ static inline void bench_init(void) {}
 static inline void bench_threads_init(void) {}
 static inline void bench_thread_begin(void) {}
 static inline void bench_thread_end(void) {}
-static inline void *bench_alloc(size_t n)
-{
-    void *p = calloc(1, n);
-    if (__builtin_expect(!p, 0))
-        bench_oom(n);
-    return p;
-}
-static inline void *bench_alloc_atomic(size_t n)
-{
-    void *p = malloc(n);
-    if (__builtin_expect(!p, 0))
-        bench_oom(n);
-    return p;
-}
+static inline void *bench_alloc(size_t n) { return bench_checked(calloc(1, n), n); }
+static inline void *bench_alloc_atomic(size_t n) { return bench_checked(malloc(n), n); }
 static inline void bench_free(void *p) { free(p); }
 static inline void bench_collect(void) {}
 static inline void bench_disable(void) {}
@@ -268,20 +240,8 @@ static inline void bench_init(void) {}
 static inline void bench_threads_init(void) {}
 static inline void bench_thread_begin(void) {}
 static inline void bench_thread_end(void) {}
-static inline void *bench_alloc(size_t n)
-{
-    void *p = mi_zalloc(n);
-    if (__builtin_expect(!p, 0))
-        bench_oom(n);
-    return p;
-}
-static inline void *bench_alloc_atomic(size_t n)
-{
-    void *p = mi_malloc(n);
-    if (__builtin_expect(!p, 0))
-        bench_oom(n);
-    return p;
-}
+static inline void *bench_alloc(size_t n) { return bench_checked(mi_zalloc(n), n); }
+static inline void *bench_alloc_atomic(size_t n) { return bench_checked(mi_malloc(n), n); }
 static inline void bench_free(void *p) { mi_free(p); }
 static inline void bench_collect(void) {}
 static inline void bench_disable(void) {}
