@@ -30,22 +30,9 @@
  * Usage: binarytrees-<contender> [-d depth] [-t threads]
  */
 #include "shim.h"
+#include "tree.h"
 
 #include <unistd.h>
-
-typedef struct node {
-    struct node *left, *right;
-} node;
-
-static node *bottom_up(int depth)
-{
-    node *n = bench_alloc(sizeof *n);
-    if (depth > 0) {
-        n->left = bottom_up(depth - 1);
-        n->right = bottom_up(depth - 1);
-    }
-    return n;
-}
 
 static long check(const node *n)
 {

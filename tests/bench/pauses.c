@@ -22,24 +22,11 @@
  * Usage: pauses-<contender> [-l live_MiB] [-c collections]
  */
 #include "shim.h"
+#include "tree.h"
 
 #include <unistd.h>
 
 enum { TREE_DEPTH = 16 };
-
-typedef struct node {
-    struct node *left, *right;
-} node;
-
-static node *bottom_up(int depth)
-{
-    node *n = bench_alloc(sizeof *n);
-    if (depth > 0) {
-        n->left = bottom_up(depth - 1);
-        n->right = bottom_up(depth - 1);
-    }
-    return n;
-}
 
 static long count(const node *n)
 {
