@@ -128,19 +128,6 @@ static uint64_t compute_next_gc(uint64_t marked)
     return goal;
 }
 
-/* Over a soft memory limit, give free pages back at once, down to 95% of
- * the limit, instead of waiting for them to go idle [Go: the scavenger's
- * memory-limit goal]. */
-static void scavenge_for_limit(void)
-{
-    uint64_t limit = spangc_memory_limit();
-    if (!limit)
-        return;
-    uint64_t target = limit - limit / 20, mapped = mapped_bytes();
-    if (mapped > target)
-        spangc_mheap_scavenge(0, mapped - target);
-}
-
 /* ---- the background worker ---------------------------------------------- */
 
 static void *bg_worker(void *arg)
@@ -163,7 +150,7 @@ static void *bg_worker(void *arg)
                     sched_yield();
             if (!spangc_sweep_unfinished())
                 spangc_profile_flush(true);
-            scavenge_for_limit();
+            spangc_mheap_scavenge_to_limit();
             pthread_mutex_lock(&bg.lock);
             continue;
         }
@@ -346,7 +333,7 @@ static NOINLINE void collect_now(enum collect_kind kind)
     if (kind == COLLECT_FULL) {
         spangc_sweep_finish();
         spangc_profile_flush(true);
-        scavenge_for_limit();
+        spangc_mheap_scavenge_to_limit();
     }
     SPANGC_KEEP_FRAME();
 }

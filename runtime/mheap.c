@@ -326,24 +326,30 @@ static mspan *carve_locked(mspan *s, size_t npages)
 
 static size_t release_idle(mspan *t, uint64_t cutoff, size_t *left);
 
-/* Over a soft memory limit, growing first gives free pages back to the OS,
- * down to 95% of the limit [Go: the scavenging in mheap.grow]: the
- * background worker may lag behind a thread that allocates fast, and the
- * limit must hold anyway. The free spans are all too small for this
- * request, or the heap would not be growing. */
-static void release_for_limit_locked(size_t npages)
+/* How far the memory spangc maps, plus extra bytes about to be mapped,
+ * is over 95% of the soft memory limit (0 if under, or no limit). The
+ * margin leaves room to grow before the next release [Go: the scavenger's
+ * memory-limit goal]. */
+static size_t over_limit(uint64_t extra)
 {
     uint64_t limit = spangc_memory_limit();
     if (!limit)
-        return;
+        return 0;
     mheap *h = &spangc_heap;
     uint64_t target = limit - limit / 20;
-    uint64_t mapped = ao_load(&h->sys) - ao_load(&h->released) + spangc_meta_sys() +
-                      (uint64_t)npages * PAGE_SIZE;
-    if (mapped > target) {
-        size_t left = (size_t)(mapped - target);
-        release_idle(h->free_root, spangc_nanotime(), &left);
-    }
+    uint64_t mapped = ao_load(&h->sys) - ao_load(&h->released) + spangc_meta_sys() + extra;
+    return mapped > target ? (size_t)(mapped - target) : 0;
+}
+
+/* Over the limit, growing first gives free pages back to the OS, on the
+ * allocating thread: the background worker may lag behind a thread that
+ * allocates fast, and the limit must hold anyway. The free spans are all
+ * too small for this request, or the heap would not be growing. */
+static void release_for_limit_locked(size_t npages)
+{
+    size_t left = over_limit((uint64_t)npages * PAGE_SIZE);
+    if (left)
+        release_idle(spangc_heap.free_root, spangc_nanotime(), &left);
 }
 
 mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
@@ -410,6 +416,13 @@ size_t spangc_mheap_scavenge(uint64_t min_idle_ns, size_t want)
     size_t done = release_idle(spangc_heap.free_root, cutoff, &left);
     lock_release(&spangc_heap.lock);
     return done;
+}
+
+void spangc_mheap_scavenge_to_limit(void)
+{
+    lock_acquire(&spangc_heap.lock);
+    release_for_limit_locked(0);
+    lock_release(&spangc_heap.lock);
 }
 
 /* ---- walking and checking ---------------------------------------------- */

@@ -66,6 +66,10 @@ void spangc_mheap_free(mspan *s);
  * every idle span). Returns bytes released. */
 size_t spangc_mheap_scavenge(uint64_t min_idle_ns, size_t want);
 
+/* Over a soft memory limit, give free pages back at once, down to 95% of
+ * the limit, instead of waiting for them to go idle. */
+void spangc_mheap_scavenge_to_limit(void);
+
 /* Calls fn on every IN_USE span. The world must be stopped, or the caller
  * must otherwise know the set of spans cannot change. */
 void spangc_mheap_for_each_span(void (*fn)(mspan *s, void *arg), void *arg);
