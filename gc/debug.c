@@ -130,7 +130,10 @@ static void check_compare(mspan *s, void *arg)
         uint64_t missed = s->check_bits[w] & ~s->mark_bits[w];
         if (missed) {
             uint32_t idx = w * 64 + (uint32_t)__builtin_ctzll(missed);
-            spangc_roots_explain(s->base + (uintptr_t)idx * s->elemsize, s->elemsize);
+            spangc_referrers n = spangc_roots_explain(
+                stderr, s->base + (uintptr_t)idx * s->elemsize, s->elemsize);
+            if (!n.data && !n.added && !n.threads)
+                fprintf(stderr, "spangc: verify: it is referenced only from the heap\n");
             spangc_throw("verify: object %p (size %zu, span %p) is reachable but was not "
                          "marked",
                          (void *)(s->base + (uintptr_t)idx * s->elemsize), s->elemsize,

@@ -27,6 +27,7 @@
 #include "../runtime/track.h"
 
 #include <errno.h>
+#include <dlfcn.h>
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
@@ -140,44 +141,59 @@ void spangc_roots_mark(void)
     spangc_specials_mark();
 }
 
-/* ---- explaining a verify failure ---------------------------------------- */
+/* ---- explaining why an object is alive --------------------------------- */
 
 typedef struct referrer_search {
+    FILE *out;
     uintptr_t lo, hi; /* the object */
     const char *what;
-    int found;
+    int *count; /* of the current kind of root */
+    int printed;
 } referrer_search;
 
 static NO_SANITIZE_SCAN void search_range(uintptr_t lo, uintptr_t hi, referrer_search *rs)
 {
+    uintptr_t slo, shi; /* spangc's state is not a root (mark_excluding_state) */
+    spangc_state_bounds(&slo, &shi);
     for (uintptr_t a = round_up(lo, sizeof(uintptr_t)); a + sizeof(uintptr_t) <= hi;
          a += sizeof(uintptr_t)) {
         uintptr_t w = *(const uintptr_t *)a;
-        if (w >= rs->lo && w < rs->hi && rs->found++ < 8)
-            fprintf(stderr, "spangc: verify: %p is referenced from %s [%p, %p) at %p\n",
-                    (void *)rs->lo, rs->what, (void *)lo, (void *)hi, (void *)a);
+        if (a >= slo && a < shi)
+            continue;
+        if (w < rs->lo || w >= rs->hi)
+            continue;
+        (*rs->count)++;
+        if (rs->printed++ < 8) {
+            Dl_info di;
+            const char *sym = dladdr((void *)a, &di) && di.dli_sname ? di.dli_sname : "?";
+            fprintf(rs->out, "spangc: %p is referenced from %s [%p, %p) at %p (%s, %#lx below the top)\n",
+                    (void *)rs->lo, rs->what, (void *)lo, (void *)hi, (void *)a, sym,
+                    (unsigned long)(hi - a));
+        }
     }
 }
 
 static void search_thread_range(uintptr_t lo, uintptr_t hi, void *arg)
 {
-    referrer_search *rs = arg;
-    rs->what = "a thread's stack or TLS";
-    search_range(lo, hi, rs);
+    search_range(lo, hi, arg);
 }
 
-void spangc_roots_explain(uintptr_t obj, size_t size)
+spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
 {
-    referrer_search rs = {.lo = obj, .hi = obj + size};
+    spangc_referrers n = {0};
+    referrer_search rs = {.out = out, .lo = obj, .hi = obj + size};
     rs.what = "a data segment";
+    rs.count = &n.data;
     for (size_t i = 0; i < roots.segments.n; i++)
         search_range(roots.segments.r[i].lo, roots.segments.r[i].hi, &rs);
     rs.what = "an added root range";
+    rs.count = &n.added;
     for (size_t i = 0; i < roots.added.n; i++)
         search_range(roots.added.r[i].lo, roots.added.r[i].hi, &rs);
+    rs.what = "a thread's stack or TLS";
+    rs.count = &n.threads;
     spangc_threads_scan(search_thread_range, &rs);
-    if (!rs.found)
-        fprintf(stderr, "spangc: verify: %p is referenced only from the heap\n", (void *)obj);
+    return n;
 }
 
 /* ---- gc_add_roots / gc_remove_roots ------------------------------------ */

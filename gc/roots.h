@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Before stopping the world: list the writable segments of the program
  * and its shared libraries (dl_iterate_phdr takes a lock that a stopped
@@ -15,9 +16,18 @@ void spangc_roots_prepare(void);
 /* With the world stopped: mark from every root. */
 void spangc_roots_mark(void);
 
-/* Verify mode found [obj, obj + size) unmarked but reachable: print which
- * roots point into it, to stderr (world stopped). */
-void spangc_roots_explain(uintptr_t obj, size_t size);
+/* Where the words that point into an object were found. */
+typedef struct spangc_referrers {
+    int data;    /* data segments */
+    int added;   /* ranges added with gc_add_roots */
+    int threads; /* thread stacks, saved registers and TLS */
+    int heap;    /* other allocated objects (spangc_debug_explain only) */
+} spangc_referrers;
+
+/* With the world stopped: print to out the root words that point into
+ * [obj, obj + size) (at most eight), and count them. For verify failures
+ * and spangc_debug_explain. */
+spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size);
 
 /* fork support */
 void spangc_roots_lock(void);

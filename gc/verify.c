@@ -11,11 +11,14 @@
 #include "verify.h"
 
 #include "gc.h"
+#include "roots.h"
 #include "sweep.h"
 #include "../runtime/mcentral.h"
 #include "../runtime/mheap.h"
 #include "../runtime/mstats.h"
 #include "../runtime/thread.h"
+
+#include <stdio.h>
 
 typedef struct totals {
     uint64_t bytes, objects, spans;
@@ -85,4 +88,74 @@ static void verify_cb(void *arg)
 void spangc_verify_heap(void)
 {
     spangc_with_world_stopped(verify_cb, NULL);
+}
+
+/* ---- why is an object alive? -------------------------------------------- */
+
+typedef struct referrer_walk {
+    FILE *out;
+    uintptr_t lo, hi; /* the object whose referrers are wanted */
+    int depth, found;
+} referrer_walk;
+
+static spangc_referrers explain_object(FILE *out, uintptr_t obj, size_t size, int depth);
+
+/* Allocated objects of s with a word pointing into w's object (other
+ * than the object itself), each explained in turn, a few levels up. */
+static void find_heap_referrers(mspan *s, void *arg)
+{
+    referrer_walk *w = arg;
+    if (span_is_noscan(s))
+        return;
+    for (uint32_t i = 0; i < s->nelems && w->found < 8; i++) {
+        uintptr_t base = s->base + (uintptr_t)i * s->elemsize;
+        if (!span_slot_allocated(s, i) || (base <= w->lo && w->lo < base + s->elemsize))
+            continue;
+        for (uintptr_t a = base; a + sizeof(uintptr_t) <= base + s->elemsize;
+             a += sizeof(uintptr_t)) {
+            uintptr_t v = *(const uintptr_t *)a;
+            if (v < w->lo || v >= w->hi)
+                continue;
+            w->found++;
+            fprintf(w->out, "spangc:%*s%p is referenced from heap object %p (size %zu) at %p\n",
+                    1 + 2 * w->depth, "", (void *)w->lo, (void *)base, s->elemsize, (void *)a);
+            if (w->depth < 4)
+                (void)explain_object(w->out, base, s->elemsize, w->depth + 1);
+            break;
+        }
+    }
+}
+
+static spangc_referrers explain_object(FILE *out, uintptr_t obj, size_t size, int depth)
+{
+    spangc_referrers n = spangc_roots_explain(out, obj, size);
+    referrer_walk w = {.out = out, .lo = obj, .hi = obj + size, .depth = depth};
+    spangc_mheap_for_each_span(find_heap_referrers, &w);
+    n.heap = w.found;
+    return n;
+}
+
+typedef struct explain_request {
+    FILE *out;
+    const void *obj;
+    spangc_referrers n;
+    bool found;
+} explain_request;
+
+static void explain_cb(void *arg)
+{
+    explain_request *r = arg;
+    mspan *s;
+    uint32_t idx;
+    r->found = spangc_find_object((uintptr_t)r->obj, &s, &idx);
+    if (r->found)
+        r->n = explain_object(r->out, s->base + (uintptr_t)idx * s->elemsize, s->elemsize, 0);
+}
+
+bool spangc_debug_explain(FILE *out, const void *obj, spangc_referrers *n)
+{
+    explain_request r = {.out = out, .obj = obj};
+    spangc_with_world_stopped(explain_cb, &r);
+    *n = r.n;
+    return r.found;
 }

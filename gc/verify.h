@@ -5,6 +5,9 @@
 #define SPANGC_VERIFY_H
 
 #include <stdbool.h>
+#include <stdio.h>
+
+#include "roots.h"
 
 /* Check every span and list against the invariants of mspan.h and
  * mcentral.h, and the statistics against the spans; dies with
@@ -14,5 +17,12 @@
  * and every mcache flushed. */
 void spangc_verify_heap(void);
 void spangc_verify_heap_stopped(void);
+
+/* Print to out what refers to the allocated object containing obj: root
+ * words (data segments, added ranges, thread stacks and TLS) and heap
+ * objects, following heap referrers a few levels up; *n counts the direct
+ * referrers by kind. False if obj is not in an allocated object. A tool
+ * for "why is this dropped object still alive?" (tests/testutil.h). */
+bool spangc_debug_explain(FILE *out, const void *obj, spangc_referrers *n);
 
 #endif

@@ -166,6 +166,61 @@ static void test_stress_collects_every_n(void **state)
     assert_in_range(b.num_gc - a.num_gc, 99, 101);
 }
 
+/* ---- why an object is alive: spangc_debug_explain and fate_of ------------- */
+
+static void *volatile data_root;
+
+static __attribute__((noinline)) enum fate fate_while_on_stack(uintptr_t h)
+{
+    volatile uintptr_t slot = (uintptr_t)SHOW(h);
+    collect();
+    enum fate f = fate_of(h, HERE);
+    slot = 0;
+    (void)slot;
+    return f;
+}
+
+/* Explain into a file: the counts, and whether the text names what. */
+static spangc_referrers explain(uintptr_t h, const char *what)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    spangc_referrers n;
+    assert_true(spangc_debug_explain(f, SHOW(h), &n));
+    rewind(f);
+    char text[4096];
+    size_t len = fread(text, 1, sizeof text - 1, f);
+    text[len] = 0;
+    fclose(f);
+    assert_non_null(strstr(text, what));
+    return n;
+}
+
+static void test_explain_names_the_referrer(void **state)
+{
+    (void)state;
+    uintptr_t h = make(64);
+    /* A word of a live frame: what a stale stack slot looks like. */
+    assert_int_equal(fate_while_on_stack(h), HELD_BY_STACK);
+    /* An interior pointer in a data segment: a real root. */
+    store((volatile uintptr_t *)&data_root, h, 8);
+    collect();
+    assert_int_equal(fate_of(h, HERE), WRONGLY_ALIVE);
+    assert_int_equal(explain(h, "data segment").data, 1);
+    /* Held by a heap object, itself held by the data segment. */
+    data_root = gc_alloc(4 * sizeof(void *));
+    store(&((volatile uintptr_t *)data_root)[2], h, 0);
+    collect();
+    spangc_referrers n = explain(h, "heap object");
+    assert_int_equal(n.heap, 1);
+    assert_int_equal(n.data, 0);
+    assert_int_equal(fate_of(h, HERE), WRONGLY_ALIVE);
+    /* Dropped. */
+    data_root = NULL;
+    collect();
+    assert_dead(h);
+}
+
 /* ---- AddressSanitizer sees freed objects ----------------------------------- */
 
 #if defined(SPANGC_ASAN)
@@ -192,6 +247,7 @@ int main(void)
         cmocka_unit_test(test_verify_catches_bad_counts),
         cmocka_unit_test(test_corrupted_span_is_fatal),
         cmocka_unit_test(test_stress_collects_every_n),
+        cmocka_unit_test(test_explain_names_the_referrer),
 #if defined(SPANGC_ASAN)
         cmocka_unit_test(test_asan_reports_use_after_free),
 #endif

@@ -161,7 +161,7 @@ static void test_resurrection(void **state)
     collect();
     collect();
     assert_int_equal(gc_run_finalizers(), 0);
-    assert_false(alive(h));
+    assert_dead(h);
     assert_int_equal(resurrect_calls, 1);
 }
 

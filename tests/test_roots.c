@@ -38,7 +38,7 @@ static void test_global_root(void **state)
     assert_true(alive(h));
     global_root = NULL;
     collect();
-    assert_false(alive(h));
+    assert_dead(h);
 }
 
 static void test_added_roots(void **state)
@@ -48,7 +48,7 @@ static void test_added_roots(void **state)
     uintptr_t h = make(100);
     store(&box[2], h, 0);
     collect();
-    assert_false(alive(h));
+    assert_dead(h);
     h = make(100);
     store(&box[2], h, 0);
     assert_int_equal(gc_add_roots(box, 4 * sizeof *box), 0);
@@ -58,7 +58,7 @@ static void test_added_roots(void **state)
     assert_int_equal(gc_remove_roots(box), 0);
     assert_int_equal(gc_remove_roots(box), -ENOENT);
     collect();
-    assert_false(alive(h));
+    assert_dead(h);
     free(box);
     /* Bad arguments. */
     assert_int_equal(gc_add_roots(NULL, 8), -EINVAL);
@@ -80,7 +80,7 @@ static void test_stack_slot(void **state)
     assert_true(alive(h));
     slot = 0;
     collect();
-    assert_false(alive(h));
+    assert_dead(h);
 }
 
 #if defined(__x86_64__)
@@ -114,8 +114,8 @@ static void test_interior_pointer(void **state)
     interior_root = 0;
     global_root = NULL;
     collect();
-    assert_false(alive(h));
-    assert_false(alive(hl));
+    assert_dead(h);
+    assert_dead(hl);
 }
 
 static void test_scanned_object_pointer(void **state)
@@ -128,7 +128,7 @@ static void test_scanned_object_pointer(void **state)
     assert_true(alive(h));
     ((void **)global_root)[5] = NULL;
     collect();
-    assert_false(alive(h));
+    assert_dead(h);
     global_root = NULL;
 }
 
@@ -149,7 +149,7 @@ static void test_precise_fields(void **state)
     store(&obj[0], dropped, 0);
     collect();
     assert_true(alive(kept));
-    assert_false(alive(dropped)); /* a non-pointer field keeps nothing */
+    assert_dead(dropped); /* a non-pointer field keeps nothing */
     /* An array of the type: every element's pointer field counts. */
     global_root = gc_alloc_typed(50 * sizeof(struct typed), t);
     obj = global_root;
@@ -168,7 +168,7 @@ static void test_atomic_not_scanned(void **state)
     store(&((volatile uintptr_t *)global_root)[3], h, 0);
     collect();
     assert_true(alive(HIDE(global_root)));
-    assert_false(alive(h));
+    assert_dead(h);
     global_root = NULL;
 }
 
@@ -183,7 +183,7 @@ static void test_thread_local(void **state)
     assert_true(alive(h));
     tls_root = NULL;
     collect();
-    assert_false(alive(h));
+    assert_dead(h);
 }
 
 static void test_shared_library_data(void **state)
@@ -195,7 +195,7 @@ static void test_shared_library_data(void **state)
     assert_true(alive(h));
     roots_lib_slot = NULL;
     collect();
-    assert_false(alive(h));
+    assert_dead(h);
 }
 
 int main(void)

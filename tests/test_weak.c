@@ -53,13 +53,16 @@ static void test_cleared_when_target_dies(void **state)
         collect();
         assert_true(weak_is(h)); /* never cleared while it lives */
     }
-    /* Two collections: a conservative collector may keep a dropped object
-     * for one cycle through a stale copy of its address in a frame slot. */
     global_root = NULL;
     collect();
-    collect();
+    enum fate f = fate_of(h, HERE);
+    assert_int_not_equal(f, WRONGLY_ALIVE);
+    if (f == HELD_BY_STACK) {
+        /* A stale stack word keeps it (testutil.h): the handle agrees. */
+        assert_true(weak_is(h));
+        return;
+    }
     assert_null(gc_weak_get(weak_root));
-    assert_false(alive(h));
     /* Once cleared, always cleared. */
     collect();
     assert_null(gc_weak_get(weak_root));
@@ -156,7 +159,7 @@ static void test_handle_is_collectable(void **state)
     uintptr_t hw = make_dropped_handle();
     collect(); /* the target dies, the record goes */
     collect(); /* now nothing holds the handle */
-    assert_false(alive(hw));
+    assert_dead(hw);
 }
 
 static int static_word;
