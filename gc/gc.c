@@ -299,13 +299,19 @@ static void run_cycle(bool forced)
         trace_cycle(n, pause, before, marked, goal, left_unswept, nthreads);
 }
 
-/* Zero the dead stack below the caller, so that the frames of the
- * collection, which are laid over it and scanned in part (the entry
- * function's, see SPANGC_SAVE_CONTEXT), hold no stale address left there
- * by a call that has returned [bdwgc: GC_clear_stack]. */
+/* Zero the dead stack below the caller [bdwgc: GC_clear_stack]. Called
+ * on the way in to a collection, so that the frames of the collection,
+ * which are laid over it and scanned in part (the entry function's, see
+ * SPANGC_SAVE_CONTEXT), hold no stale address left there by a call that
+ * has returned; and on the way out of spangc's deep paths (gc_init, a
+ * collection), whose frames held heap addresses: the program's later
+ * frames reuse that stack, and a slot they never write would keep alive
+ * whatever object then lives at the stale address. The first object
+ * allocated sits at the first arena's base, an address gc_init handles
+ * many times. */
 static NOINLINE void clear_dead_stack(void)
 {
-    volatile uintptr_t dead[1024];
+    volatile uintptr_t dead[2048];
     for (size_t i = 0; i < sizeof dead / sizeof dead[0]; i++)
         dead[i] = 0;
 }
@@ -344,6 +350,7 @@ void spangc_collect(enum collect_kind kind)
         return;
     clear_dead_stack();
     collect_now(kind);
+    clear_dead_stack();
 }
 
 static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
@@ -485,7 +492,7 @@ static void atfork_child(void)
 
 /* ---- initialization ------------------------------------------------------ */
 
-int gc_init(const gc_options *opts)
+static NOINLINE int init(const gc_options *opts)
 {
     if (!ao_cas(&spangc_gc.initialized, 0, 1))
         return -EEXIST;
@@ -510,3 +517,9 @@ int gc_init(const gc_options *opts)
     return 0;
 }
 
+int gc_init(const gc_options *opts)
+{
+    int err = init(opts);
+    clear_dead_stack();
+    return err;
+}

@@ -238,12 +238,22 @@ void spangc_mheap_free(mspan *s)
 
 /* ---- growth ------------------------------------------------------------ */
 
+/* The first page of a reservation that does not continue the heap is
+ * never used. Copies of a reservation's base address are everywhere a
+ * conservative scan looks: gc_init's and the first growth's dead frames,
+ * and (when the kernel places the heap) the end address of the mapping
+ * just below it, such as a thread stack's top. An object at that address
+ * would be kept alive by any of them, which is how the first object of a
+ * program used to survive collections it should not have. */
+#define GUARD_SIZE PAGE_SIZE
+
 static bool grow_locked(size_t npages)
 {
     size_t need = npages * PAGE_SIZE;
     mheap *h = &spangc_heap;
     if (h->end - h->cur < need) {
-        size_t len = need < ARENA_SIZE ? ARENA_SIZE : round_up(need, ARENA_SIZE);
+        size_t want = need + GUARD_SIZE;
+        size_t len = want < ARENA_SIZE ? ARENA_SIZE : round_up(want, ARENA_SIZE);
         uintptr_t base = spangc_arena_reserve(len, h->end ? h->end : HEAP_HINT);
         if (!base)
             return false;
@@ -253,13 +263,13 @@ static bool grow_locked(size_t npages)
             heap_range *r = spangc_meta_alloc(sizeof *r);
             if (!r)
                 return false;
-            r->base = r->end = base;
+            r->base = r->end = base + GUARD_SIZE;
             if (last_range)
                 last_range->next = r;
             else
                 ranges = r;
             last_range = r;
-            h->cur = base;
+            h->cur = base + GUARD_SIZE;
         }
         h->end = base + len;
     }
