@@ -173,9 +173,25 @@ static NO_SANITIZE_SCAN void search_range(uintptr_t lo, uintptr_t hi, referrer_s
     }
 }
 
-static void search_thread_range(uintptr_t lo, uintptr_t hi, void *arg)
+/* The search under way, for search_chunk: track_vg_scan's callback takes
+ * no argument. Written and read only by the thread that has stopped the
+ * world (it holds world_lock). */
+static SPANGC_STATE referrer_search *current_search;
+
+static void search_chunk(uintptr_t lo, uintptr_t hi)
 {
-    search_range(lo, hi, arg);
+    search_range(lo, hi, current_search);
+}
+
+/* Stacks and added ranges hold uninitialised words (mark_undefined_range). */
+static void search_undefined_range(uintptr_t lo, uintptr_t hi, void *arg)
+{
+    if (TRACK_VG_RUNNING()) {
+        current_search = arg;
+        track_vg_scan(lo, hi, search_chunk);
+    } else {
+        search_range(lo, hi, arg);
+    }
 }
 
 spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
@@ -189,10 +205,10 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
     rs.what = "an added root range";
     rs.count = &n.added;
     for (size_t i = 0; i < roots.added.n; i++)
-        search_range(roots.added.r[i].lo, roots.added.r[i].hi, &rs);
+        search_undefined_range(roots.added.r[i].lo, roots.added.r[i].hi, &rs);
     rs.what = "a thread's stack or TLS";
     rs.count = &n.threads;
-    spangc_threads_scan(search_thread_range, &rs);
+    spangc_threads_scan(search_undefined_range, &rs);
     return n;
 }
 
