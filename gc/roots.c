@@ -27,7 +27,6 @@
 #include "../runtime/track.h"
 
 #include <errno.h>
-#include <dlfcn.h>
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
@@ -163,13 +162,12 @@ static NO_SANITIZE_SCAN void search_range(uintptr_t lo, uintptr_t hi, referrer_s
         if (w < rs->lo || w >= rs->hi)
             continue;
         (*rs->count)++;
-        if (rs->printed++ < 8) {
-            Dl_info di;
-            const char *sym = dladdr((void *)a, &di) && di.dli_sname ? di.dli_sname : "?";
-            fprintf(rs->out, "spangc: %p is referenced from %s [%p, %p) at %p (%s, %#lx below the top)\n",
-                    (void *)rs->lo, rs->what, (void *)lo, (void *)hi, (void *)a, sym,
+        /* No dladdr here: it takes the dynamic linker's lock, which a
+         * stopped thread may hold. */
+        if (rs->printed++ < 8)
+            fprintf(rs->out, "spangc: %p is referenced from %s [%p, %p) at %p (%#lx below its top)\n",
+                    (void *)rs->lo, rs->what, (void *)lo, (void *)hi, (void *)a,
                     (unsigned long)(hi - a));
-        }
     }
 }
 

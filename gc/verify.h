@@ -22,7 +22,9 @@ void spangc_verify_heap_stopped(void);
  * words (data segments, added ranges, thread stacks and TLS) and heap
  * objects, following heap referrers a few levels up; *n counts the direct
  * referrers by kind. False if obj is not in an allocated object. A tool
- * for "why is this dropped object still alive?" (tests/testutil.h). */
+ * for "why is this dropped object still alive?" (tests/testutil.h). It
+ * prints with the world stopped: no other registered thread may be using
+ * out (its lock would never be released). */
 bool spangc_debug_explain(FILE *out, const void *obj, spangc_referrers *n);
 
 #endif
