@@ -60,8 +60,6 @@ SPANGC_STATE gc_state spangc_gc = {.world_lock = SPANGC_SLOCK_INIT};
 SPANGC_STATE void (*spangc_test_after_mark)(void);
 SPANGC_STATE mstats spangc_mstats;
 
-#define MIN_HEAP ((uint64_t)4 << 20)
-
 /* Mark in parallel only if the last cycle marked at least this much. */
 #define PARALLEL_MARK_MIN ((uint64_t)4 << 20)
 
@@ -105,8 +103,8 @@ static uint64_t compute_next_gc(uint64_t marked)
     uint64_t goal = UINT64_MAX;
     if (percent >= 0) {
         goal = marked + marked / 100 * (uint64_t)percent;
-        if (goal < MIN_HEAP)
-            goal = MIN_HEAP;
+        if (goal < spangc_cfg.min_heap)
+            goal = spangc_cfg.min_heap;
     }
     if (limit) {
         /* Memory that is mapped but holds neither live objects nor free
@@ -502,7 +500,6 @@ static NOINLINE int init(const gc_options *opts)
         spangc_mheap_init();
         spangc_mcentral_init();
         ao_store(&spangc_gc.next_gc, compute_next_gc(0));
-        spangc_profile_init();
         spangc_debug_init();
         err = spangc_threads_init(spangc_cfg.suspend_signal);
     }

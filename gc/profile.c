@@ -37,7 +37,6 @@
 
 #include <errno.h>
 #include <execinfo.h>
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,14 +69,6 @@ static SPANGC_STATE struct {
     ao_word gen; /* bumped by every gc_set_profile_rate */
 } prof = {.lock = SPANGC_LOCK_INIT};
 
-void spangc_profile_init(void)
-{
-    /* The first backtrace() loads the unwinder library; do it now rather
-     * than inside some allocation. */
-    void *pcs[2];
-    (void)backtrace(pcs, 2);
-}
-
 void gc_set_profile_rate(size_t bytes)
 {
     /* gc_init sets the default rate: an earlier value would be lost. */
@@ -104,6 +95,30 @@ static uint64_t xorshift(uint64_t *state)
     return x;
 }
 
+/* ln(x) for a normal x > 0, to about 1e-9 relative error, without libm:
+ * linking libm would map half a megabyte of it into every program for
+ * this one call [Go: fastlog2 in fastlog2.go, for the same purpose]. With
+ * x = m * 2^e and m in [sqrt(1/2), sqrt(2)), ln(m) = 2 atanh(s) for
+ * s = (m - 1) / (m + 1), |s| < 0.172, and the odd series of atanh
+ * converges fast. */
+static double natural_log(double x)
+{
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof bits);
+    int e = (int)((bits >> 52) & 0x7ff) - 1023;
+    bits = (bits & ((1ull << 52) - 1)) | (1023ull << 52); /* m in [1, 2) */
+    double m;
+    memcpy(&m, &bits, sizeof m);
+    if (m > 1.4142135623730951) {
+        m /= 2;
+        e++;
+    }
+    double s = (m - 1) / (m + 1), s2 = s * s;
+    double series = s * (2 + s2 * (2.0 / 3 + s2 * (2.0 / 5 + s2 * (2.0 / 7 + s2 * (2.0 / 9 +
+                                                                          s2 * (2.0 / 11))))));
+    return series + e * 0.6931471805599453;
+}
+
 uint64_t spangc_profile_next_sample(mcache *c)
 {
     c->profile_gen = ao_load(&prof.gen);
@@ -114,7 +129,7 @@ uint64_t spangc_profile_next_sample(mcache *c)
         return 0;
     /* -ln(U) * rate, U uniform in (0, 1]: exponentially distributed. */
     double u = (double)((xorshift(&c->rng) >> 11) + 1) / 9007199254740992.0;
-    double x = -log(u) * (double)rate;
+    double x = -natural_log(u) * (double)rate;
     return x >= 1e18 ? UINT64_MAX : (uint64_t)x;
 }
 
@@ -157,6 +172,9 @@ static prof_bucket *bucket_for(const uintptr_t *stk, size_t nstk, size_t size)
 
 void spangc_profile_sample(uintptr_t obj, size_t elemsize, void *caller)
 {
+    /* The process's first backtrace() loads the unwinder (libgcc_s) with
+     * dlopen. Here no spangc lock is held and the thread is not in a
+     * runtime section, and a program that never samples never maps it. */
     void *pcs[MAX_STACK + SKIP_SEARCH];
     int n = backtrace(pcs, MAX_STACK + SKIP_SEARCH);
     /* Start at the caller of the allocation function. */

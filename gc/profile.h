@@ -33,9 +33,6 @@ void spangc_profile_next_cycle(void);
  * complete (see the three-cycle scheme in profile.c). */
 void spangc_profile_flush(bool sweep_done);
 
-/* Called once by gc_init. */
-void spangc_profile_init(void);
-
 /* fork support */
 void spangc_profile_lock(void);
 void spangc_profile_unlock(void);
