@@ -2,9 +2,10 @@
  * test_debug.c - the debug modes catch what they promise: poison catches
  * a write after free, verify catches an object the mark missed and a span
  * whose counts are wrong, the slow path refuses a corrupted span, stress
- * collects every N allocations, and (in an AddressSanitizer build) a read
- * of a freed object is reported by ASan. Each bug is staged in a forked
- * child, which must die with the expected message.
+ * collects every N allocations, spangc_debug_explain names what keeps an
+ * object alive, and (in an AddressSanitizer build) a read of a freed object
+ * is reported by ASan. Each bug is staged in a forked child, which must die
+ * with the expected message.
  */
 #include <stdarg.h>
 #include <stddef.h>
