@@ -24,6 +24,7 @@ SPANGC_STATE spangc_config spangc_cfg;
 #define DEFAULT_GC_PERCENT      100
 #define DEFAULT_SCAVENGE_DELAY  1000 /* ms */
 #define DEFAULT_PROFILE_RATE    (512 * 1024)
+#define DEFAULT_MIN_HEAP        ((uint64_t)4 << 20) /* [Go: heapminimum] */
 
 bool spangc_parse_bytes(const char *s, uint64_t *out)
 {
@@ -125,6 +126,12 @@ int spangc_options_load(const gc_options *opts)
     if (!limit && (v = env_value(env, "GC_MEMORY_LIMIT")) && !spangc_parse_bytes(v, &limit))
         return -EINVAL;
     c.memory_limit = limit;
+
+    uint64_t min_heap = o.min_heap;
+    if (!min_heap && (v = env_value(env, "GC_MIN_HEAP")) &&
+        (!spangc_parse_bytes(v, &min_heap) || min_heap == 0))
+        return -EINVAL;
+    c.min_heap = min_heap ? min_heap : DEFAULT_MIN_HEAP;
 
     c.trace = o.flags & GC_OPT_TRACE;
     if (!c.trace && (v = env_value(env, "GC_TRACE")))

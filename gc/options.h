@@ -15,6 +15,7 @@
 typedef struct spangc_config {
     ao_word gc_percent;        /* (runtime) intptr_t; < 0: no automatic cycles */
     ao_word memory_limit;      /* (runtime) 0: none */
+    uint64_t min_heap;         /* the smallest next_gc */
     bool trace;
     bool finalizer_thread;
     bool background_sweep;

@@ -107,6 +107,9 @@ typedef struct gc_options {
                                    (default: one per CPU, at most 8)           */
     void (*oom_fn)(size_t size); /* called once before an allocation of size
                                     bytes returns NULL; it may release memory  */
+    uint64_t min_heap;      /* GC_MIN_HEAP (e.g. 1MiB): the smallest collection
+                               goal; no automatic cycle runs before the heap
+                               holds this much (default 4MiB)                  */
 } gc_options;
 
 /* Initialize the collector. opts NULL means all defaults (and the

@@ -15,7 +15,8 @@
 static void clear_env(void)
 {
     const char *vars[] = {"GC_PERCENT", "GC_MEMORY_LIMIT", "GC_TRACE", "GC_DEBUG",
-                          "GC_SUSPEND_SIGNAL", "GC_SCAVENGE_DELAY_MS", "GC_FINALIZER_THREAD"};
+                          "GC_SUSPEND_SIGNAL", "GC_SCAVENGE_DELAY_MS", "GC_FINALIZER_THREAD",
+                          "GC_MIN_HEAP"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }
@@ -32,6 +33,7 @@ static void test_defaults(void **state)
     assert_int_equal(spangc_cfg.suspend_signal, SIGPWR);
     assert_true(spangc_cfg.background_sweep);
     assert_int_equal(spangc_cfg.profile_rate, 512 * 1024);
+    assert_int_equal(spangc_cfg.min_heap, 4 << 20);
 }
 
 static void test_environment(void **state)
@@ -44,7 +46,9 @@ static void test_environment(void **state)
     setenv("GC_DEBUG", "verify,poison,stress=7", 1);
     setenv("GC_SUSPEND_SIGNAL", "34", 1);
     setenv("GC_SCAVENGE_DELAY_MS", "250", 1);
+    setenv("GC_MIN_HEAP", "768KiB", 1);
     assert_int_equal(spangc_options_load(NULL), 0);
+    assert_int_equal(spangc_cfg.min_heap, 768 << 10);
     assert_int_equal(spangc_gc_percent(), 50);
     assert_int_equal(spangc_memory_limit(), 512ull << 20);
     assert_true(spangc_cfg.trace);
@@ -61,9 +65,10 @@ static void test_environment(void **state)
     assert_true(spangc_gc_percent() < 0);
 
     /* Options win over the environment; IGNORE_ENV ignores it. */
-    gc_options o = {.gc_percent = 200};
+    gc_options o = {.gc_percent = 200, .min_heap = 2 << 20};
     assert_int_equal(spangc_options_load(&o), 0);
     assert_int_equal(spangc_gc_percent(), 200);
+    assert_int_equal(spangc_cfg.min_heap, 2 << 20);
     gc_options ignore = {.flags = GC_OPT_IGNORE_ENV};
     assert_int_equal(spangc_options_load(&ignore), 0);
     assert_int_equal(spangc_gc_percent(), 100);
@@ -81,7 +86,8 @@ static void test_bad_values(void **state)
         {"GC_MEMORY_LIMIT", "99999999999999999999GiB"},
         {"GC_DEBUG", "verify,frobnicate"}, {"GC_DEBUG", "stress=x"},
         {"GC_SUSPEND_SIGNAL", "9"},      {"GC_SUSPEND_SIGNAL", "1000"},
-        {"GC_SCAVENGE_DELAY_MS", "-3"},
+        {"GC_SCAVENGE_DELAY_MS", "-3"},  {"GC_MIN_HEAP", "0"},
+        {"GC_MIN_HEAP", "1.5MiB"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         clear_env();

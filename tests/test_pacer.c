@@ -109,6 +109,32 @@ static __attribute__((noinline)) void make_live(size_t bytes)
     global_root = v;
 }
 
+/* With little live data the goal is min_heap (gc_options.min_heap,
+ * GC_MIN_HEAP), and automatic cycles come about once per min_heap of
+ * allocation. */
+static void test_min_heap_is_the_smallest_goal(void **state)
+{
+    (void)state;
+    collect();
+    gc_stats a, b;
+    gc_get_stats(&a);
+    assert_true(a.heap_live < (1 << 20));
+    assert_int_equal(a.next_gc, 4 << 20);
+    uint64_t saved = spangc_cfg.min_heap;
+    spangc_cfg.min_heap = 1 << 20;
+    collect();
+    gc_get_stats(&a);
+    assert_int_equal(a.next_gc, 1 << 20);
+    for (int i = 0; i < 8 * 1024; i++)
+        (void)!gc_alloc_atomic(1000); /* 8 MiB of garbage */
+    gc_get_stats(&b);
+    assert_in_range(b.num_gc - a.num_gc, 6, 9);
+    spangc_cfg.min_heap = saved;
+    collect();
+    gc_get_stats(&a);
+    assert_int_equal(a.next_gc, 4 << 20);
+}
+
 static void test_goal_follows_gc_percent(void **state)
 {
     (void)state;
@@ -304,6 +330,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats_after_collect),
         cmocka_unit_test(test_disable_enable),
+        cmocka_unit_test(test_min_heap_is_the_smallest_goal),
         cmocka_unit_test(test_goal_follows_gc_percent),
         cmocka_unit_test(test_heap_stays_near_goal),
         cmocka_unit_test(test_memory_limit),
