@@ -126,6 +126,7 @@ static void check_discard(mspan *s, void *arg)
 static void check_compare(mspan *s, void *arg)
 {
     (void)arg;
+    span_fold_marks(s);
     for (uint32_t w = 0; w * 64 < s->nelems; w++) {
         uint64_t missed = s->check_bits[w] & ~s->mark_bits[w];
         if (missed) {

@@ -23,9 +23,8 @@
  * stack. A marker that runs out of work takes a chunk of grey objects from
  * a shared pool; a busy marker that sees idle markers gives half of its
  * top chunk to the pool. Marking ends when every marker is idle and the
- * pool is empty. Two markers may mark the same word of a bitmap, so mark
- * bits are then set with a compare-and-swap (with one marker, a plain
- * store). The collecting thread scans all the roots, sharing as it goes;
+ * pool is empty. Markers set mark bits without locked instructions, each
+ * in words of its own (mspan.h, "Marks of a parallel mark"). The collecting thread scans all the roots, sharing as it goes;
  * the workers start on what it shares. gc.c asks for parallel marking only
  * after a cycle that marked PARALLEL_MARK_MIN bytes: on a small heap,
  * waking the workers costs more than the marking they would take over.
@@ -193,21 +192,45 @@ static inline bool pop(marker *m, grey *g)
 
 /* ---- marking a word --------------------------------------------------------- */
 
-/* Set the bit; false if it was set already. */
-static inline bool set_mark(marker *m, uint64_t *word, uint64_t bit)
+/* Mark slot idx of s; false if it was marked already. With one marker,
+ * plain stores into mark_bits; in a parallel mark, each marker writes its
+ * own words and none needs a locked instruction but the third and later
+ * (see "Marks of a parallel mark" in mspan.h). */
+static inline __attribute__((always_inline)) bool set_mark(marker *m, mspan *s, uint32_t idx)
 {
-    uint64_t old = *word;
-    if (old & bit)
-        return false;
-    if (likely(!m->parallel)) {
-        *word = old | bit;
+    uint32_t w = idx >> 6;
+    uint64_t bit = (uint64_t)1 << (idx & 63);
+    if (unlikely(mk.bits_fn != NULL)) { /* verify's second mark: one marker */
+        uint64_t *word = &mk.bits_fn(s)[w];
+        if (*word & bit)
+            return false;
+        *word |= bit;
         return true;
     }
-    while (!ao_cas((ao_word *)word, old, old | bit)) {
-        old = ao_load((ao_word *)word);
-        if (old & bit)
+    if (likely(!m->parallel)) {
+        if (s->mark_bits[w] & bit)
             return false;
+        s->mark_bits[w] |= bit;
+        return true;
     }
+    ao_word *mine = (ao_word *)&s->mark_bits[w];
+    ao_word *first = (ao_word *)&s->par_bits[w][0];
+    ao_word *rest = (ao_word *)&s->par_bits[w][1];
+    if ((ao_load(mine) | ao_load(first) | ao_load(rest)) & bit)
+        return false;
+    if (m != collector) {
+        mine = m == &mk.m[1] ? first : rest;
+        if (mine == rest) {
+            for (;;) {
+                ao_word old = ao_load(rest);
+                if (old & bit)
+                    return false;
+                if (ao_cas(rest, old, old | bit))
+                    return true;
+            }
+        }
+    }
+    ao_store(mine, ao_load(mine) | bit); /* this marker's word alone */
     return true;
 }
 
@@ -226,8 +249,7 @@ static inline __attribute__((always_inline)) void mark_candidate(marker *m, uint
     uint32_t idx = span_obj_index(s, p); /* 0 for large spans (div_mul 0) */
     if (!span_slot_allocated(s, idx))
         return;
-    uint64_t *bits = unlikely(mk.bits_fn != NULL) ? mk.bits_fn(s) : s->mark_bits;
-    if (!set_mark(m, &bits[idx >> 6], (uint64_t)1 << (idx & 63)))
+    if (!set_mark(m, s, idx))
         return;
     m->bytes += s->elemsize;
     if (!span_is_noscan(s))
@@ -469,6 +491,8 @@ static void rescan_span(mspan *s, void *arg)
     (void)arg;
     if (span_is_noscan(s))
         return;
+    if (!mk.bits_fn)
+        span_fold_marks(s);
     uint64_t *bits = mk.bits_fn ? mk.bits_fn(s) : s->mark_bits;
     for (uint32_t w = 0; w * 64 < s->nelems; w++) {
         for (uint64_t m = bits[w]; m; m &= m - 1) {

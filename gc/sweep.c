@@ -68,6 +68,7 @@ bool spangc_span_sweep(mspan *s, bool preserve)
                      (void *)s->base, (unsigned)ao_load(&s->state),
                      (unsigned long)ao_load(&s->sweepgen), (unsigned long)sg);
     ao_sub(&spangc_sweep.unswept, 1);
+    span_fold_marks(s);
 
     if (s->specials)
         spangc_specials_sweep(s);

@@ -35,7 +35,7 @@ static void check_span(mspan *s, void *arg)
     for (uint32_t i = 0; i < s->nelems; i++) {
         if (span_slot_allocated(s, i))
             allocated++;
-        if (bitmap_get(s->mark_bits, i))
+        if (bitmap_get(s->mark_bits, i) || (s->par_bits[i >> 6][0] | s->par_bits[i >> 6][1]) >> (i & 63) & 1)
             spangc_throw("verify: span %p slot %u marked outside a mark", (void *)s->base, i);
     }
     if (allocated != s->alloc_count)

@@ -25,6 +25,7 @@ void spangc_span_init(mspan *s, unsigned spanclass)
     s->alloc_count = 0;
     s->alloc_count_base = 0;
     memset(s->bits, 0, sizeof s->bits);
+    memset(s->par_bits, 0, sizeof s->par_bits);
     s->alloc_bits = s->bits[0];
     s->mark_bits = s->bits[1];
     s->alloc_cache = ~(uint64_t)0;

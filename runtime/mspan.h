@@ -17,7 +17,17 @@
  * freeindex, shifted so that bit 0 is slot freeindex: the fast path finds a
  * free slot with one count-trailing-zeros. mark_bits are set by marking;
  * sweeping makes them the new alloc_bits and clears the old ones for the
- * next mark. Both bitmaps live in the span structure, never in the objects.
+ * next mark. The bitmaps live in the span structure, never in the objects.
+ *
+ * Marks of a parallel mark. A locked read-modify-write per newly marked
+ * object was a third of the marking time, so each marker writes words no
+ * other marker writes: the collecting thread mark_bits, the first worker
+ * par_bits[w][0], and the other workers (more than two CPUs) par_bits[w][1],
+ * with compare-and-swap among themselves. An object is marked if its bit
+ * is set in any of the three; two markers may both find it unmarked and
+ * both scan it, which is only repeated work. Whoever next needs the marks
+ * as one bitmap folds them in (span_fold_marks): the sweeper, the
+ * overflow rescan, and verify's check.
  *
  * The sweepgen protocol. mheap.sweepgen (sg) grows by 2 at every mark
  * termination, while the world is stopped. Relative to it:
@@ -39,7 +49,8 @@
  *  - freeindex, alloc_cache, alloc_count, types[]: the mcache that caches
  *    the span, or the sweeper that owns it, or an mcentral lock holder
  *    when the span is on none of those.
- *  - mark_bits: the marker (world stopped) and sweep (owner).
+ *  - mark_bits, par_bits: the markers (world stopped), as described
+ *    above, and sweep (owner).
  *  - next, prev, list: the lock of the mcentral whose list holds it.
  *  - specials: the sweep owner, or speciallock once the span is swept.
  */
@@ -114,6 +125,7 @@ struct mspan {
     struct special *specials;
 
     uint64_t bits[2][SPAN_BITMAP_WORDS];
+    uint64_t par_bits[SPAN_BITMAP_WORDS][2]; /* [w][0], [w][1]: one cache line */
 };
 
 static inline bool span_is_noscan(const mspan *s)
@@ -159,6 +171,21 @@ static inline mspan *spangc_span_of_heap(uintptr_t p)
     if (p < s->base || p >= s->limit)
         return NULL;
     return s;
+}
+
+/* Make mark_bits the whole mark: fold in, and clear, the words the
+ * workers of a parallel mark set. The world is stopped, or the caller owns
+ * the span (its sweeper). */
+static inline void span_fold_marks(mspan *s)
+{
+    for (uint32_t w = 0; w * 64 < s->nelems; w++) {
+        uint64_t par = s->par_bits[w][0] | s->par_bits[w][1];
+        if (par) {
+            s->mark_bits[w] |= par;
+            s->par_bits[w][0] = 0;
+            s->par_bits[w][1] = 0;
+        }
+    }
 }
 
 /* The slots of word w (64 slots from w * 64) that are allocated in the
