@@ -63,14 +63,16 @@ SPANGC_STATE mstats spangc_mstats;
 /* Mark in parallel only if the last cycle marked at least this much. */
 #define PARALLEL_MARK_MIN ((uint64_t)4 << 20)
 
-/* The background worker. lock guards the fields; started is read without
- * it by the collector only (which holds world_lock). */
+/* The background worker. lock guards cycles_seen and the wake-ups;
+ * started (0, STARTING, 1) is atomic: whoever moves it from 0 starts the
+ * worker. */
 static SPANGC_STATE struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
-    bool started;
+    ao_word started;
     uint64_t cycles_seen; /* cycles the worker has started sweeping */
 } bg = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+#define BG_STARTING 2
 
 /* Cycles that have stopped the world, for merging concurrent gc_collect
  * calls: a request made before a cycle stops the world is served by that
@@ -180,24 +182,34 @@ static void *bg_worker(void *arg)
     return NULL;
 }
 
+/* Start the worker, once (again in a fork child). Outside any runtime
+ * section and lock: pthread_create takes the dynamic linker's lock, which
+ * a thread stopped inside dlopen holds, and a thread that waits for it in
+ * a runtime section would never acknowledge the stop. */
+static void bg_start(void)
+{
+    if (ao_load_acq(&bg.started) || !ao_cas(&bg.started, 0, BG_STARTING))
+        return;
+    pthread_t th;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool ok = pthread_create(&th, &attr, bg_worker, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    ao_store_rel(&bg.started, ok ? 1 : 0); /* on failure, retry next cycle */
+}
+
 static void bg_wake(void)
 {
     if (!spangc_cfg.background_sweep)
         return;
+    bg_start();
     /* A runtime section: a thread stopped while holding bg.lock would
      * stall the worker for the whole stop. */
     spangc_thread *self = spangc_self;
     if (self)
         runtime_enter(self);
     pthread_mutex_lock(&bg.lock);
-    if (!bg.started) {
-        pthread_t th;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        bg.started = pthread_create(&th, &attr, bg_worker, NULL) == 0;
-        pthread_attr_destroy(&attr);
-    }
     pthread_cond_signal(&bg.wake);
     pthread_mutex_unlock(&bg.lock);
     if (self)
@@ -238,11 +250,15 @@ static void start_world_and_sweeper(void)
     spangc_start_world();
 }
 
-/* Mark with the world stopped; returns the bytes marked. */
-static uint64_t mark_phase(void)
+/* Waking mark workers costs more than marking a small heap alone. */
+static bool mark_in_parallel(void)
 {
-    /* Waking mark workers costs more than marking a small heap alone. */
-    bool parallel = ao_load(&spangc_gc.heap_marked) >= PARALLEL_MARK_MIN;
+    return ao_load(&spangc_gc.heap_marked) >= PARALLEL_MARK_MIN;
+}
+
+/* Mark with the world stopped; returns the bytes marked. */
+static uint64_t mark_phase(bool parallel)
+{
     spangc_mark_begin(parallel);
     spangc_roots_mark();
     uint64_t marked = spangc_mark_finish();
@@ -258,6 +274,9 @@ static void run_cycle(bool forced)
     spangc_sweep_finish();
     spangc_roots_prepare();
     uint64_t before = ao_load(&spangc_mstats.heap_alloc);
+    bool parallel = mark_in_parallel();
+    if (parallel)
+        spangc_mark_start_workers();
 
     uint64_t t0 = spangc_nanotime();
     ao_add(&cycles_stopped, 1);
@@ -267,7 +286,7 @@ static void run_cycle(bool forced)
     if (spangc_cfg.verify)
         spangc_verify_heap_stopped();
 
-    uint64_t marked = mark_phase();
+    uint64_t marked = mark_phase(parallel);
     if (spangc_test_after_mark)
         spangc_test_after_mark();
     if (spangc_cfg.verify)
@@ -322,8 +341,10 @@ static NOINLINE void collect_now(enum collect_kind kind)
     uint64_t seen = ao_load(&spangc_gc.num_gc);
     spangc_thread *self = spangc_self;
     slock_acquire(&spangc_gc.world_lock);
-    if (self)
+    if (self) {
         SPANGC_SAVE_CONTEXT(self);
+        self->holds_world = true;
+    }
     if (kind == COLLECT_AUTO) {
         /* Another thread may have collected while we waited. */
         if (ao_load(&spangc_gc.num_gc) == seen && spangc_gc_due())
@@ -331,6 +352,8 @@ static NOINLINE void collect_now(enum collect_kind kind)
     } else if (ao_load(&spangc_gc.num_gc) < want) {
         run_cycle(kind == COLLECT_FULL);
     }
+    if (self)
+        self->holds_world = false;
     slock_release(&spangc_gc.world_lock);
     bg_wake();
     spangc_finalizer_thread_start();
@@ -355,13 +378,17 @@ static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
 {
     spangc_thread *self = spangc_self;
     slock_acquire(&spangc_gc.world_lock);
-    if (self)
+    if (self) {
         SPANGC_SAVE_CONTEXT(self);
+        self->holds_world = true;
+    }
     spangc_sweep_finish();
     stop_world_and_sweeper();
     spangc_threads_flush_caches();
     fn(arg);
     start_world_and_sweeper();
+    if (self)
+        self->holds_world = false;
     slock_release(&spangc_gc.world_lock);
     SPANGC_KEEP_FRAME();
 }
@@ -446,6 +473,8 @@ int gc_unregister_thread(void)
 static void atfork_prepare(void)
 {
     slock_acquire(&spangc_gc.world_lock);
+    if (spangc_self)
+        spangc_self->holds_world = true;
     stop_world_and_sweeper();
     spangc_roots_lock();
     spangc_mheap_lock_all();
@@ -462,6 +491,8 @@ static void atfork_parent(void)
     spangc_mheap_unlock_all();
     spangc_roots_unlock();
     start_world_and_sweeper();
+    if (spangc_self)
+        spangc_self->holds_world = false;
     slock_release(&spangc_gc.world_lock);
 }
 
@@ -481,10 +512,12 @@ static void atfork_child(void)
     spangc_mark_reinit_child();
     pthread_mutex_init(&bg.lock, NULL);
     pthread_cond_init(&bg.wake, NULL);
-    bg.started = false; /* threads do not survive fork; restarted lazily */
+    ao_store(&bg.started, 0); /* threads do not survive fork; restarted lazily */
     spangc_threads_after_fork_child();
     ao_store(&spangc_sweep.world_stopped, 0);
     ao_store(&spangc_sweep.active, 0);
+    if (spangc_self)
+        spangc_self->holds_world = false;
     slock_init(&spangc_gc.world_lock);
 }
 

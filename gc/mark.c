@@ -458,11 +458,16 @@ static void start_workers(unsigned n)
 
 /* ---- the mark ------------------------------------------------------------------------ */
 
+void spangc_mark_start_workers(void)
+{
+    unsigned n = wanted_markers();
+    if (n > 1)
+        start_workers(n);
+}
+
 void spangc_mark_begin(bool parallel)
 {
     unsigned n = parallel && !mk.bits_fn ? wanted_markers() : 1;
-    if (n > 1)
-        start_workers(n);
     if (n > mk.nworkers + 1)
         n = mk.nworkers + 1;
     mk.nmarkers = n;

@@ -6,9 +6,14 @@
 
 #include "../runtime/mspan.h"
 
-/* Prepare for a mark (world stopped). With parallel, mark workers join
- * (gc_options.markers); they take work as the collecting thread shares
- * it. */
+/* Start the mark workers a parallel mark will use (gc_options.markers),
+ * if they are not running yet. Before the world is stopped, never while:
+ * pthread_create takes the dynamic linker's and malloc's locks, which a
+ * stopped thread may hold. */
+void spangc_mark_start_workers(void);
+
+/* Prepare for a mark (world stopped). With parallel, the started mark
+ * workers join; they take work as the collecting thread shares it. */
 void spangc_mark_begin(bool parallel);
 
 /* Scan [lo, hi) conservatively: every aligned word that points into an

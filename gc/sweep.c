@@ -93,7 +93,7 @@ bool spangc_span_sweep(mspan *s, bool preserve)
     memset(old, 0, sizeof(uint64_t) * ((s->nelems + 63) / 64));
     s->alloc_count = nalloc;
     s->alloc_count_base = nalloc;
-    s->freeindex = 0;
+    span_set_freeindex(s, 0);
     spangc_span_refill_cache(s);
 
     if (ao_load(&s->sweepgen) != sg - 1)

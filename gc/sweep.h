@@ -5,6 +5,7 @@
 #define SPANGC_SWEEP_H
 
 #include "../runtime/mspan.h"
+#include "../runtime/thread.h"
 
 /* Counts threads inside a sweep of one span; sweep termination waits for
  * it to reach zero. Every CAS sg-2 -> sg-1 happens between begin and end. */
@@ -17,14 +18,22 @@ typedef struct sweep_state {
 
 extern SPANGC_STATE sweep_state spangc_sweep;
 
+/* A program thread sweeps in a runtime section: it takes mcentral and
+ * mheap locks (runtime/lock.h). */
 static inline void spangc_sweep_begin(void)
 {
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_enter(t);
     ao_add(&spangc_sweep.active, 1);
 }
 
 static inline void spangc_sweep_end(void)
 {
     ao_sub(&spangc_sweep.active, 1);
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_leave(t);
 }
 
 /* True while spans of the last cycle may still need sweeping. */

@@ -75,6 +75,18 @@ static inline void ao_uint_store(ao_uint *p, unsigned v)
     AO_int_store_release(p, v);
 }
 
+/* Relaxed: a plain mov on x86-64, but a load or store other threads may
+ * race with (a span's freeindex, see mspan.h). */
+static inline unsigned ao_uint_load_relaxed(const ao_uint *p)
+{
+    return AO_int_load(p);
+}
+
+static inline void ao_uint_store_relaxed(ao_uint *p, unsigned v)
+{
+    AO_int_store(p, v);
+}
+
 static inline unsigned ao_uint_add(ao_uint *p, unsigned v)
 {
     return AO_int_fetch_and_add_full(p, v);

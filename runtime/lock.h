@@ -53,8 +53,17 @@ static inline void lock_init(spangc_lock *l)
     pthread_mutex_init(&l->mu, NULL);
 }
 
+/* Dies ("spangc: fatal:") if the calling thread is a registered one that
+ * is neither in a runtime section nor the holder of world_lock: the first
+ * rule above, checked at every acquisition (runtime/thread.c). A thread
+ * stopped while it holds one of these locks deadlocks the collector, but
+ * only when a stop happens to land there; the check finds the caller at
+ * once. */
+void spangc_lock_check_section(void);
+
 static inline void lock_acquire(spangc_lock *l)
 {
+    spangc_lock_check_section();
     pthread_mutex_lock(&l->mu);
 }
 
@@ -85,12 +94,35 @@ static inline void slock_init(spangc_slock *l)
  * not stopped for it yet (runtime/thread.c). */
 void spangc_thread_poll_stop(void);
 
+/* runtime_enter / runtime_leave for the calling thread, if registered
+ * (runtime/thread.c; thread.h cannot be included here). */
+void spangc_section_enter(void);
+void spangc_section_leave(void);
+
+/* Under ThreadSanitizer, mu is held inside a runtime section. It may
+ * deliver the suspend signal as pthread_mutex_lock returns, and a thread
+ * stopped there would hold mu while the others, queued on it, never see
+ * their signal (a mutex wait is not a point where ThreadSanitizer delivers
+ * one); the stop is deferred to the moment mu is released instead, at the
+ * cost of a stop waiting up to a timed wait (2 ms) for a thread queued on
+ * the lock. With real signals a thread blocked on mu is stopped all the
+ * same, and the one holding it releases mu after the restart. */
+#if defined(SPANGC_TSAN)
+#define slock_section_enter() spangc_section_enter()
+#define slock_section_leave() spangc_section_leave()
+#else
+#define slock_section_enter() ((void)0)
+#define slock_section_leave() ((void)0)
+#endif
+
 static inline void slock_acquire(spangc_slock *l)
 {
+    slock_section_enter();
     pthread_mutex_lock(&l->mu);
     while (l->held) {
-        /* Wake now and then to offer to stop: a thread that is exiting
-         * under ThreadSanitizer never runs the handler of the signal. */
+        /* Wake now and then to offer to stop: a signal that arrived while
+         * waiting may have been deferred, and a thread that is exiting
+         * under ThreadSanitizer never runs the handler at all. */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 2000000;
@@ -100,20 +132,25 @@ static inline void slock_acquire(spangc_slock *l)
         }
         if (pthread_cond_timedwait(&l->cv, &l->mu, &ts) != 0) {
             pthread_mutex_unlock(&l->mu);
+            slock_section_leave();
             spangc_thread_poll_stop();
+            slock_section_enter();
             pthread_mutex_lock(&l->mu);
         }
     }
     l->held = 1;
     pthread_mutex_unlock(&l->mu);
+    slock_section_leave();
 }
 
 static inline void slock_release(spangc_slock *l)
 {
+    slock_section_enter();
     pthread_mutex_lock(&l->mu);
     l->held = 0;
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
+    slock_section_leave();
 }
 
 #endif

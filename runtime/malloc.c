@@ -58,7 +58,7 @@ static void *alloc_large(spangc_thread *t, size_t size, int noscan, const gc_typ
         runtime_leave(t);
         return NULL;
     }
-    s->freeindex = 1;
+    span_set_freeindex(s, 1);
     s->alloc_count = 1;
     s->alloc_count_base = 1;
     s->alloc_cache = 0;

@@ -430,9 +430,16 @@ size_t spangc_mheap_scavenge(uint64_t min_idle_ns, size_t want)
 
 void spangc_mheap_scavenge_to_limit(void)
 {
+    if (!over_limit(0))
+        return; /* no limit, or under it: the usual case needs no lock */
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_enter(t); /* for mheap.lock (runtime/lock.h) */
     lock_acquire(&spangc_heap.lock);
     release_for_limit_locked(0);
     lock_release(&spangc_heap.lock);
+    if (t)
+        runtime_leave(t);
 }
 
 /* ---- walking and checking ---------------------------------------------- */

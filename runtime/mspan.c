@@ -21,7 +21,7 @@ void spangc_span_init(mspan *s, unsigned spanclass)
         s->divmul = class_to_divmul[sizeclass];
     }
     s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
-    s->freeindex = 0;
+    span_set_freeindex(s, 0);
     s->alloc_count = 0;
     s->alloc_count_base = 0;
     memset(s->bits, 0, sizeof s->bits);
@@ -59,7 +59,7 @@ uint32_t spangc_span_next_free(mspan *s)
     while (cache == 0) {
         fi = (fi + 64) & ~(uint32_t)63;
         if (fi >= s->nelems) {
-            s->freeindex = s->nelems;
+            span_set_freeindex(s, s->nelems);
             s->alloc_cache = 0;
             return s->nelems;
         }
@@ -68,11 +68,11 @@ uint32_t spangc_span_next_free(mspan *s)
     unsigned bit = (unsigned)__builtin_ctzll(cache);
     uint32_t idx = fi + bit;
     if (idx >= s->nelems) {
-        s->freeindex = s->nelems;
+        span_set_freeindex(s, s->nelems);
         s->alloc_cache = 0;
         return s->nelems;
     }
-    s->freeindex = idx + 1;
+    span_set_freeindex(s, idx + 1);
     s->alloc_cache = (cache >> bit) >> 1;
     if ((s->freeindex & 63) == 0)
         spangc_span_refill_cache(s);

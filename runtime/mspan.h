@@ -155,9 +155,20 @@ static inline void bitmap_set(uint64_t *bits, uint32_t i)
     bits[i >> 6] |= (uint64_t)1 << (i & 63);
 }
 
+/* Also called from other threads than the span's owner (gc_base of an
+ * object another thread just allocated): freeindex is read, and moved by
+ * the allocator, with relaxed atomics. It only grows while the span is
+ * cached, so a stale value errs towards "free" only for slots handed out
+ * after the caller got its pointer. */
 static inline bool span_slot_allocated(const mspan *s, uint32_t idx)
 {
-    return idx < s->freeindex || bitmap_get(s->alloc_bits, idx);
+    return idx < ao_uint_load_relaxed((const ao_uint *)&s->freeindex) ||
+           bitmap_get(s->alloc_bits, idx);
+}
+
+static inline void span_set_freeindex(mspan *s, uint32_t fi)
+{
+    ao_uint_store_relaxed((ao_uint *)&s->freeindex, fi);
 }
 
 /* The in-use span containing p, with p in [base, limit); else NULL. Safe
@@ -216,7 +227,7 @@ static inline uintptr_t span_next_free_fast(mspan *s)
             if (unlikely((next & 63) == 0 && next != s->nelems))
                 return 0;
             s->alloc_cache = (cache >> bit) >> 1;
-            s->freeindex = next;
+            span_set_freeindex(s, next);
             s->alloc_count++;
             return s->base + (uintptr_t)idx * s->elemsize;
         }

@@ -112,6 +112,27 @@ static NOINLINE void stop_self(spangc_thread *t)
     ao_signal_fence();
 }
 
+void spangc_lock_check_section(void)
+{
+    spangc_thread *t = spangc_self;
+    if (t && !t->in_runtime && !t->holds_world)
+        spangc_throw("a spangc lock taken outside a runtime section (runtime/lock.h)");
+}
+
+void spangc_section_enter(void)
+{
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_enter(t);
+}
+
+void spangc_section_leave(void)
+{
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_leave(t);
+}
+
 void spangc_thread_poll_stop(void)
 {
     spangc_thread *t = spangc_self;

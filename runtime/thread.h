@@ -41,6 +41,7 @@ typedef struct spangc_thread {
     /* Only this thread and its own signal handler touch these. */
     volatile sig_atomic_t in_runtime;   /* runtime-section depth        */
     volatile sig_atomic_t stop_pending; /* a stop arrived in a section  */
+    bool holds_world;                   /* holds world_lock (gc/gc.c)   */
 
     /* Registry (threads_lock). */
     struct spangc_thread *next, *prev;

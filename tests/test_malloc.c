@@ -100,10 +100,12 @@ static void test_reused_pages_are_zeroed(void **state)
     gc_collect();
     gc_disable();
     /* Take a dirty span straight from mheap and give it back. */
+    runtime_enter(t); /* as spangc itself does around mheap (lock.h) */
     mspan *dirty = spangc_mheap_alloc(8, 1);
     uintptr_t base = dirty->base;
     memset((void *)base, 0xee, 8 * PAGE_SIZE);
     spangc_mheap_free(dirty);
+    runtime_leave(t);
     /* Drop our cached spans so the next allocations take fresh ones. */
     runtime_enter(t);
     spangc_mcache_release_all(&t->cache);

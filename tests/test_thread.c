@@ -310,6 +310,52 @@ static void test_other_thread_roots(void **state)
     pthread_join(th, NULL);
 }
 
+/* ---- objects handed to another thread ---------------------------------------- */
+
+enum { CHECKS = 5000 };
+
+static ao_word handed;        /* the last object made, published with release */
+static ao_word consumer_done; /* set once the consumer has checked CHECKS */
+
+static void *producer(void *arg)
+{
+    (void)arg;
+    gc_register_thread();
+    void *volatile keep[64];
+    for (unsigned i = 0; !ao_load_acq(&consumer_done); i++) {
+        void *p = gc_alloc(48);
+        keep[i % 64] = p;
+        ao_store_rel(&handed, (uintptr_t)p);
+    }
+    (void)keep;
+    gc_unregister_thread();
+    return NULL;
+}
+
+/* A consumer asks gc_base and gc_size about objects another thread has
+ * just allocated, while that thread keeps allocating from the same span:
+ * the answers are right, and (under ThreadSanitizer) the reads of the
+ * span's allocation state do not race with the allocator's writes. The
+ * consumer's own copy of each address keeps the object alive. */
+static void test_objects_from_another_thread(void **state)
+{
+    (void)state;
+    pthread_t th;
+    ao_store(&handed, 0);
+    ao_store(&consumer_done, 0);
+    pthread_create(&th, NULL, producer, NULL);
+    for (unsigned checked = 0; checked < CHECKS;) {
+        void *p = (void *)ao_load_acq(&handed);
+        if (!p)
+            continue;
+        assert_ptr_equal(gc_base((char *)p + 17), p);
+        assert_true(gc_size(p) >= 48);
+        checked++;
+    }
+    ao_store_rel(&consumer_done, 1);
+    pthread_join(th, NULL);
+}
+
 /* ---- concurrent collection requests ---------------------------------------- */
 
 enum { CALLERS = 4 };
@@ -445,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_thread_churn),
         cmocka_unit_test(test_blocked_threads),
         cmocka_unit_test(test_other_thread_roots),
+        cmocka_unit_test(test_objects_from_another_thread),
         cmocka_unit_test(test_simultaneous_collect_runs_once),
         cmocka_unit_test(test_concurrent_collect_storm),
         cmocka_unit_test(test_fork_from_threaded_program),
