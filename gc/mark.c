@@ -24,8 +24,10 @@
  * a shared pool; a busy marker that sees idle markers gives half of its
  * top chunk to the pool. Marking ends when every marker is idle and the
  * pool is empty. Markers set mark bits without locked instructions, each
- * in words of its own (mspan.h, "Marks of a parallel mark"). The collecting thread scans all the roots, sharing as it goes;
- * the workers start on what it shares. gc.c asks for parallel marking only
+ * in words of its own (mspan.h, "Marks of a parallel mark"). The
+ * collecting thread scans all the roots, sharing as it goes; the workers
+ * start on what it shares. Workers are started before the world is
+ * stopped (spangc_mark_start_workers). gc.c asks for parallel marking only
  * after a cycle that marked PARALLEL_MARK_MIN bytes: on a small heap,
  * waking the workers costs more than the marking they would take over.
  *

@@ -20,8 +20,9 @@
  * next mark. The bitmaps live in the span structure, never in the objects.
  *
  * Marks of a parallel mark. A locked read-modify-write per newly marked
- * object was a third of the marking time, so each marker writes words no
- * other marker writes: the collecting thread mark_bits, the first worker
+ * object was the hottest instruction of marking (40 % of mark_range's
+ * samples in binarytrees), so each marker writes words no other marker
+ * writes: the collecting thread mark_bits, the first worker
  * par_bits[w][0], and the other workers (more than two CPUs) par_bits[w][1],
  * with compare-and-swap among themselves. An object is marked if its bit
  * is set in any of the three; two markers may both find it unmarked and
