@@ -254,15 +254,21 @@ static bool grow_locked(size_t npages)
     if (h->end - h->cur < need) {
         size_t want = need + GUARD_SIZE;
         size_t len = want < ARENA_SIZE ? ARENA_SIZE : round_up(want, ARENA_SIZE);
-        uintptr_t base = spangc_arena_reserve(len, h->end ? h->end : HEAP_HINT);
-        if (!base)
+        /* The range record is allocated first: address space reserved
+         * without one could never be used nor given back. */
+        heap_range *r = spangc_meta_alloc(sizeof *r);
+        if (!r)
             return false;
-        if (base != h->end || !last_range) {
+        uintptr_t base = spangc_arena_reserve(len, h->end ? h->end : HEAP_HINT);
+        if (!base) {
+            spangc_meta_free(r, sizeof *r);
+            return false;
+        }
+        if (base == h->end && last_range) {
+            spangc_meta_free(r, sizeof *r); /* contiguous: the last range grows */
+        } else {
             /* Not contiguous: the rest of the old reservation is left as
              * unused address space. */
-            heap_range *r = spangc_meta_alloc(sizeof *r);
-            if (!r)
-                return false;
             r->base = r->end = base + GUARD_SIZE;
             if (last_range)
                 last_range->next = r;
