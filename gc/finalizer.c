@@ -83,9 +83,7 @@ void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg)
 /* Take one entry; false if the queue is empty. */
 static bool finq_pop(finq_entry *out)
 {
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_enter(t);
+    spangc_thread *t = runtime_enter_self();
     lock_acquire(&finq.lock);
     finq_block *b = finq.full;
     bool got = false;
@@ -104,8 +102,7 @@ static bool finq_pop(finq_entry *out)
     lock_release(&finq.lock);
     if (got)
         ao_sub(&finq.count, 1);
-    if (t)
-        runtime_leave(t);
+    runtime_leave_self(t);
     return got;
 }
 

@@ -206,14 +206,11 @@ static void bg_wake(void)
     bg_start();
     /* A runtime section: a thread stopped while holding bg.lock would
      * stall the worker for the whole stop. */
-    spangc_thread *self = spangc_self;
-    if (self)
-        runtime_enter(self);
+    spangc_thread *t = runtime_enter_self();
     pthread_mutex_lock(&bg.lock);
     pthread_cond_signal(&bg.wake);
     pthread_mutex_unlock(&bg.lock);
-    if (self)
-        runtime_leave(self);
+    runtime_leave_self(t);
 }
 
 /* ---- the cycle ---------------------------------------------------------- */

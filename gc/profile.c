@@ -241,9 +241,7 @@ static void add_counts(mem_counts *to, mem_counts *from)
 
 void spangc_profile_flush(bool sweep_done)
 {
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_enter(t);
+    spangc_thread *t = runtime_enter_self();
     lock_acquire(&prof.lock);
     for (prof_bucket *b = prof.all; b; b = b->allnext) {
         add_counts(&b->active, &b->future[prof.cycle % 3]);
@@ -251,8 +249,7 @@ void spangc_profile_flush(bool sweep_done)
             add_counts(&b->active, &b->future[(prof.cycle + 1) % 3]);
     }
     lock_release(&prof.lock);
-    if (t)
-        runtime_leave(t);
+    runtime_leave_self(t);
 }
 
 /* One bucket's published counts, copied out under the lock. */

@@ -252,9 +252,7 @@ int gc_add_roots(void *start, size_t len)
     if (!range_mapped(lo, lo + len))
         return -EFAULT;
     int err = 0;
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_enter(t);
+    spangc_thread *t = runtime_enter_self();
     lock_acquire(&roots.lock);
     for (size_t i = 0; i < roots.added.n; i++)
         if (roots.added.r[i].lo == lo)
@@ -262,8 +260,7 @@ int gc_add_roots(void *start, size_t len)
     if (!err && !range_push(&roots.added, lo, lo + len))
         err = -ENOMEM;
     lock_release(&roots.lock);
-    if (t)
-        runtime_leave(t);
+    runtime_leave_self(t);
     return err;
 }
 
@@ -271,9 +268,7 @@ int gc_remove_roots(void *start)
 {
     uintptr_t lo = (uintptr_t)start;
     int err = -ENOENT;
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_enter(t);
+    spangc_thread *t = runtime_enter_self();
     lock_acquire(&roots.lock);
     for (size_t i = 0; i < roots.added.n; i++) {
         if (roots.added.r[i].lo == lo) {
@@ -283,8 +278,7 @@ int gc_remove_roots(void *start)
         }
     }
     lock_release(&roots.lock);
-    if (t)
-        runtime_leave(t);
+    runtime_leave_self(t);
     return err;
 }
 

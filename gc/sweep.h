@@ -22,18 +22,14 @@ extern SPANGC_STATE sweep_state spangc_sweep;
  * mheap locks (runtime/lock.h). */
 static inline void spangc_sweep_begin(void)
 {
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_enter(t);
+    (void)runtime_enter_self();
     ao_add(&spangc_sweep.active, 1);
 }
 
 static inline void spangc_sweep_end(void)
 {
     ao_sub(&spangc_sweep.active, 1);
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_leave(t);
+    runtime_leave_self(spangc_self);
 }
 
 /* True while spans of the last cycle may still need sweeping. */

@@ -53,9 +53,7 @@ void *spangc_meta_alloc(size_t size)
     void *p = NULL;
     /* A runtime section, so that a registered thread is never stopped
      * while holding meta_lock (the collector allocates metadata). */
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_enter(t);
+    spangc_thread *t = runtime_enter_self();
     lock_acquire(&meta.lock);
     if (meta.free[c]) {
         meta_block *b = meta.free[c];
@@ -78,8 +76,7 @@ void *spangc_meta_alloc(size_t size)
             char *chunk = spangc_os_alloc(META_CHUNK);
             if (!chunk) {
                 lock_release(&meta.lock);
-                if (t)
-                    runtime_leave(t);
+                runtime_leave_self(t);
                 return NULL;
             }
             ao_add(&meta.sys, META_CHUNK);
@@ -90,8 +87,7 @@ void *spangc_meta_alloc(size_t size)
         meta.chunk_cur += bsize;
     }
     lock_release(&meta.lock);
-    if (t)
-        runtime_leave(t);
+    runtime_leave_self(t);
     memset(p, 0, bsize);
     return p;
 }
@@ -110,15 +106,12 @@ void spangc_meta_free(void *p, size_t size)
     }
     unsigned c = meta_class(size);
     meta_block *b = p;
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_enter(t);
+    spangc_thread *t = runtime_enter_self();
     lock_acquire(&meta.lock);
     b->next = meta.free[c];
     meta.free[c] = b;
     lock_release(&meta.lock);
-    if (t)
-        runtime_leave(t);
+    runtime_leave_self(t);
 }
 
 uint64_t spangc_meta_sys(void)

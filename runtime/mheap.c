@@ -438,14 +438,11 @@ void spangc_mheap_scavenge_to_limit(void)
 {
     if (!over_limit(0))
         return; /* no limit, or under it: the usual case needs no lock */
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_enter(t); /* for mheap.lock (runtime/lock.h) */
+    spangc_thread *t = runtime_enter_self(); /* for mheap.lock (runtime/lock.h) */
     lock_acquire(&spangc_heap.lock);
     release_for_limit_locked(0);
     lock_release(&spangc_heap.lock);
-    if (t)
-        runtime_leave(t);
+    runtime_leave_self(t);
 }
 
 /* ---- walking and checking ---------------------------------------------- */

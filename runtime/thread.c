@@ -121,16 +121,12 @@ void spangc_lock_check_section(void)
 
 void spangc_section_enter(void)
 {
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_enter(t);
+    (void)runtime_enter_self();
 }
 
 void spangc_section_leave(void)
 {
-    spangc_thread *t = spangc_self;
-    if (t)
-        runtime_leave(t);
+    runtime_leave_self(spangc_self);
 }
 
 void spangc_thread_poll_stop(void)

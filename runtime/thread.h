@@ -78,6 +78,23 @@ static inline void runtime_leave(spangc_thread *t)
         spangc_thread_stop_deferred(t);
 }
 
+/* A runtime section for whichever thread calls: registered threads enter
+ * one; spangc's own threads (and unregistered callers) are never stopped
+ * and need none. Pass the result to runtime_leave_self. */
+static inline spangc_thread *runtime_enter_self(void)
+{
+    spangc_thread *t = spangc_self;
+    if (t)
+        runtime_enter(t);
+    return t;
+}
+
+static inline void runtime_leave_self(spangc_thread *t)
+{
+    if (t)
+        runtime_leave(t);
+}
+
 /* Set up the registry, register the calling (main) thread, and install
  * the suspend signal handler. Returns 0 or a negative errno. */
 int spangc_threads_init(int suspend_signal);
