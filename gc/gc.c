@@ -330,6 +330,23 @@ static NOINLINE void clear_dead_stack(void)
         dead[i] = 0;
 }
 
+/* world_lock, and the mark that lets its holder take inner locks outside
+ * a runtime section (spangc_lock_check_section): with world_lock held, no
+ * one else can stop the world. */
+static void world_lock_acquire(void)
+{
+    slock_acquire(&spangc_gc.world_lock);
+    if (spangc_self)
+        spangc_self->holds_world = true;
+}
+
+static void world_lock_release(void)
+{
+    if (spangc_self)
+        spangc_self->holds_world = false;
+    slock_release(&spangc_gc.world_lock);
+}
+
 static NOINLINE void collect_now(enum collect_kind kind)
 {
     /* A cycle that stops the world after this point satisfies the request:
@@ -337,11 +354,9 @@ static NOINLINE void collect_now(enum collect_kind kind)
     uint64_t want = ao_load(&cycles_stopped) + 1;
     uint64_t seen = ao_load(&spangc_gc.num_gc);
     spangc_thread *self = spangc_self;
-    slock_acquire(&spangc_gc.world_lock);
-    if (self) {
+    world_lock_acquire();
+    if (self)
         SPANGC_SAVE_CONTEXT(self);
-        self->holds_world = true;
-    }
     if (kind == COLLECT_AUTO) {
         /* Another thread may have collected while we waited. */
         if (ao_load(&spangc_gc.num_gc) == seen && spangc_gc_due())
@@ -349,9 +364,7 @@ static NOINLINE void collect_now(enum collect_kind kind)
     } else if (ao_load(&spangc_gc.num_gc) < want) {
         run_cycle(kind == COLLECT_FULL);
     }
-    if (self)
-        self->holds_world = false;
-    slock_release(&spangc_gc.world_lock);
+    world_lock_release();
     bg_wake();
     spangc_finalizer_thread_start();
     if (kind == COLLECT_FULL) {
@@ -374,19 +387,15 @@ void spangc_collect(enum collect_kind kind)
 static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
 {
     spangc_thread *self = spangc_self;
-    slock_acquire(&spangc_gc.world_lock);
-    if (self) {
+    world_lock_acquire();
+    if (self)
         SPANGC_SAVE_CONTEXT(self);
-        self->holds_world = true;
-    }
     spangc_sweep_finish();
     stop_world_and_sweeper();
     spangc_threads_flush_caches();
     fn(arg);
     start_world_and_sweeper();
-    if (self)
-        self->holds_world = false;
-    slock_release(&spangc_gc.world_lock);
+    world_lock_release();
     SPANGC_KEEP_FRAME();
 }
 
@@ -469,9 +478,7 @@ int gc_unregister_thread(void)
 
 static void atfork_prepare(void)
 {
-    slock_acquire(&spangc_gc.world_lock);
-    if (spangc_self)
-        spangc_self->holds_world = true;
+    world_lock_acquire();
     stop_world_and_sweeper();
     spangc_roots_lock();
     spangc_mheap_lock_all();
@@ -488,9 +495,7 @@ static void atfork_parent(void)
     spangc_mheap_unlock_all();
     spangc_roots_unlock();
     start_world_and_sweeper();
-    if (spangc_self)
-        spangc_self->holds_world = false;
-    slock_release(&spangc_gc.world_lock);
+    world_lock_release();
 }
 
 static void atfork_child(void)
