@@ -69,18 +69,26 @@ static __attribute__((noinline, unused)) enum fate fate_of(uintptr_t h, const ch
 {
     if (!alive(h))
         return FREED;
-    fprintf(stderr, "%s: dropped object %p is still allocated\n", where, SHOW(h));
+    /* One explanation (one stop of the world), written to both places. */
+    char *text = NULL;
+    size_t len = 0;
+    FILE *buf = open_memstream(&text, &len);
+    if (!buf)
+        return WRONGLY_ALIVE;
+    fprintf(buf, "%s: dropped object %p is still allocated\n", where, SHOW(h));
     spangc_referrers n;
-    if (!spangc_debug_explain(stderr, SHOW(h), &n))
-        return FREED; /* freed by the explain's own sweep: cannot happen after collect() */
+    bool found = spangc_debug_explain(buf, SHOW(h), &n);
+    fclose(buf);
+    fputs(text, stderr);
     const char *log = getenv("SPANGC_RETENTION_LOG");
     FILE *f = log ? fopen(log, "a") : NULL;
     if (f) {
-        fprintf(f, "%s: dropped object %p is still allocated\n", where, SHOW(h));
-        spangc_referrers ignored;
-        (void)spangc_debug_explain(f, SHOW(h), &ignored);
+        fputs(text, f);
         fclose(f);
     }
+    free(text);
+    if (!found)
+        return FREED; /* freed by the explain's own sweep: cannot happen after collect() */
     return n.threads > 0 && !n.data && !n.added && !n.heap ? HELD_BY_STACK : WRONGLY_ALIVE;
 }
 
