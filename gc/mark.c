@@ -215,25 +215,23 @@ static inline __attribute__((always_inline)) bool set_mark(marker *m, mspan *s, 
         s->mark_bits[w] |= bit;
         return true;
     }
-    ao_word *mine = (ao_word *)&s->mark_bits[w];
-    ao_word *first = (ao_word *)&s->par_bits[w][0];
-    ao_word *rest = (ao_word *)&s->par_bits[w][1];
-    if ((ao_load(mine) | ao_load(first) | ao_load(rest)) & bit)
+    ao_word *collector_word = (ao_word *)&s->mark_bits[w];
+    ao_word *first_worker = (ao_word *)&s->par_bits[w][0];
+    ao_word *other_workers = (ao_word *)&s->par_bits[w][1];
+    if ((ao_load(collector_word) | ao_load(first_worker) | ao_load(other_workers)) & bit)
         return false;
-    if (m != collector) {
-        mine = m == &mk.m[1] ? first : rest;
-        if (mine == rest) {
-            for (;;) {
-                ao_word old = ao_load(rest);
-                if (old & bit)
-                    return false;
-                if (ao_cas(rest, old, old | bit))
-                    return true;
-            }
-        }
+    if (m == collector || m == &mk.m[1]) {
+        ao_word *mine = m == collector ? collector_word : first_worker;
+        ao_store(mine, ao_load(mine) | bit); /* no other marker writes it */
+        return true;
     }
-    ao_store(mine, ao_load(mine) | bit); /* this marker's word alone */
-    return true;
+    for (;;) {
+        ao_word old = ao_load(other_workers);
+        if (old & bit)
+            return false;
+        if (ao_cas(other_workers, old, old | bit))
+            return true;
+    }
 }
 
 /* Mark the object containing p if p is a heap pointer [Go: greyobject]. */
