@@ -150,16 +150,25 @@ typedef struct referrer_search {
     int printed;
 } referrer_search;
 
-static NO_SANITIZE_SCAN void search_range(uintptr_t lo, uintptr_t hi, referrer_search *rs)
+NO_SANITIZE_SCAN uintptr_t spangc_find_word_into(uintptr_t lo, uintptr_t hi, uintptr_t tlo,
+                                                uintptr_t thi)
 {
-    uintptr_t slo, shi; /* spangc's state is not a root (mark_excluding_state) */
-    spangc_state_bounds(&slo, &shi);
     for (uintptr_t a = round_up(lo, sizeof(uintptr_t)); a + sizeof(uintptr_t) <= hi;
          a += sizeof(uintptr_t)) {
         uintptr_t w = *(const uintptr_t *)a;
+        if (w >= tlo && w < thi)
+            return a;
+    }
+    return 0;
+}
+
+static void search_range(uintptr_t lo, uintptr_t hi, referrer_search *rs)
+{
+    uintptr_t slo, shi; /* spangc's state is not a root (mark_excluding_state) */
+    spangc_state_bounds(&slo, &shi);
+    for (uintptr_t a = lo; (a = spangc_find_word_into(a, hi, rs->lo, rs->hi)) != 0;
+         a += sizeof(uintptr_t)) {
         if (a >= slo && a < shi)
-            continue;
-        if (w < rs->lo || w >= rs->hi)
             continue;
         (*rs->count)++;
         /* No dladdr here: it takes the dynamic linker's lock, which a

@@ -16,6 +16,10 @@ void spangc_roots_prepare(void);
 /* With the world stopped: mark from every root. */
 void spangc_roots_mark(void);
 
+/* The address of the first aligned word in [lo, hi) whose value lies in
+ * [tlo, thi), or 0. */
+uintptr_t spangc_find_word_into(uintptr_t lo, uintptr_t hi, uintptr_t tlo, uintptr_t thi);
+
 /* Where the words that point into an object were found. */
 typedef struct spangc_referrers {
     int data;    /* data segments */

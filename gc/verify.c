@@ -111,18 +111,14 @@ static void find_heap_referrers(mspan *s, void *arg)
         uintptr_t base = s->base + (uintptr_t)i * s->elemsize;
         if (!span_slot_allocated(s, i) || (base <= w->lo && w->lo < base + s->elemsize))
             continue;
-        for (uintptr_t a = base; a + sizeof(uintptr_t) <= base + s->elemsize;
-             a += sizeof(uintptr_t)) {
-            uintptr_t v = *(const uintptr_t *)a;
-            if (v < w->lo || v >= w->hi)
-                continue;
-            w->found++;
-            fprintf(w->out, "spangc:%*s%p is referenced from heap object %p (size %zu) at %p\n",
-                    1 + 2 * w->depth, "", (void *)w->lo, (void *)base, s->elemsize, (void *)a);
-            if (w->depth < 4)
-                (void)explain_object(w->out, base, s->elemsize, w->depth + 1);
-            break;
-        }
+        uintptr_t a = spangc_find_word_into(base, base + s->elemsize, w->lo, w->hi);
+        if (!a)
+            continue;
+        w->found++;
+        fprintf(w->out, "spangc:%*s%p is referenced from heap object %p (size %zu) at %p\n",
+                1 + 2 * w->depth, "", (void *)w->lo, (void *)base, s->elemsize, (void *)a);
+        if (w->depth < 4)
+            (void)explain_object(w->out, base, s->elemsize, w->depth + 1);
     }
 }
 
