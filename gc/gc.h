@@ -14,6 +14,7 @@ typedef struct gc_state {
     ao_word num_forced_gc;
     ao_word disabled;       /* gc_disable depth                           */
     ao_word next_gc;        /* heap_live that triggers the next cycle     */
+    ao_word early_gc;       /* ... or this, if the heap would have to grow */
     ao_word heap_marked;    /* bytes marked by the last cycle             */
     ao_word pause_total_ns, last_pause_ns, max_pause_ns;
     ao_word mark_overflows; /* cycles whose mark stack overflowed         */
@@ -23,11 +24,18 @@ typedef struct gc_state {
  * collector (holding world_lock) and read anywhere. */
 extern SPANGC_STATE gc_state spangc_gc;
 
-/* True when the heap has grown to the pacer's goal. */
+bool spangc_gc_due_early(void);
+
+/* True when the heap has grown to the pacer's goal, or to the early
+ * trigger while reaching the goal would take memory the heap does not
+ * have (see Pacing in gc.c). */
 static inline bool spangc_gc_due(void)
 {
-    return ao_load(&spangc_mstats.heap_live) >= ao_load(&spangc_gc.next_gc) &&
-           ao_load(&spangc_gc.disabled) == 0;
+    if (ao_load(&spangc_gc.disabled) != 0)
+        return false;
+    uint64_t live = ao_load(&spangc_mstats.heap_live);
+    return live >= ao_load(&spangc_gc.next_gc) ||
+           (live >= ao_load(&spangc_gc.early_gc) && spangc_gc_due_early());
 }
 
 enum collect_kind {

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "gc.h"
+#include "mheap.h"
+#include "thread.h"
 #include "options.h"
 #include "testutil.h"
 #include "track.h"
@@ -194,6 +196,66 @@ static void test_heap_stays_near_goal(void **state)
     global_root = NULL;
 }
 
+static uint64_t committed(const gc_stats *st)
+{
+    return st->heap_sys - st->heap_released;
+}
+
+/* The early trigger (gc.c, Pacing): three quarters of the way to the
+ * goal, a heap that would have to take pages from the OS to reach the
+ * goal collects first. A 16 MiB structure sets a 32 MiB goal and then dies:
+ * the heap must find that out before it grows to 32 MiB. */
+static void test_early_cycle_before_growing(void **state)
+{
+    (void)state;
+    global_root = NULL;
+    collect();
+    spangc_section_enter();
+    spangc_mheap_scavenge(0, 0); /* no committed free pages left */
+    spangc_section_leave();
+    make_live(16 << 20);
+    collect();
+    gc_stats a, st;
+    gc_get_stats(&a);
+    assert_true(committed(&a) < a.next_gc);
+    global_root = NULL;
+    /* heap_alloc, not committed memory: sweeping the dead structure
+     * merges its pages with released neighbours, which then count as
+     * committed (runtime/mheap.c). */
+    uint64_t most = 0;
+    for (int i = 0; i < 15 * 1024; i++) { /* 15 MiB: 16 + 15 < 32 */
+        (void)!gc_alloc_atomic(1000);
+        if (i % 256 == 0) {
+            gc_get_stats(&st);
+            if (st.heap_alloc > most)
+                most = st.heap_alloc;
+        }
+    }
+    gc_get_stats(&st);
+    assert_true(st.num_gc > a.num_gc);
+    assert_true(most < a.next_gc - (2 << 20)); /* the trigger is at 28 */
+}
+
+/* ... and a heap that already has the memory for its goal collects only
+ * at the goal: 8 MiB live, goal 16 MiB, 6 MiB of garbage, no cycle. */
+static void test_no_early_cycle_with_memory_at_hand(void **state)
+{
+    (void)state;
+    make_live(24 << 20);
+    global_root = NULL;
+    collect(); /* 24 MiB committed and free */
+    make_live(8 << 20);
+    collect();
+    gc_stats a, b;
+    gc_get_stats(&a);
+    assert_true(committed(&a) >= a.next_gc);
+    for (int i = 0; i < 6 * 1024; i++)
+        (void)!gc_alloc_atomic(1000);
+    gc_get_stats(&b);
+    assert_int_equal(b.num_gc, a.num_gc);
+    global_root = NULL;
+}
+
 /* A soft limit lowers the goal: with gc_percent so high that it alone
  * would let the heap grow to 800 MiB, a 64 MiB limit keeps it near 64. */
 static void test_memory_limit(void **state)
@@ -333,6 +395,8 @@ int main(void)
         cmocka_unit_test(test_min_heap_is_the_smallest_goal),
         cmocka_unit_test(test_goal_follows_gc_percent),
         cmocka_unit_test(test_heap_stays_near_goal),
+        cmocka_unit_test(test_early_cycle_before_growing),
+        cmocka_unit_test(test_no_early_cycle_with_memory_at_hand),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_scavenger_releases_idle_pages),
         cmocka_unit_test(test_trace_line),
