@@ -55,21 +55,22 @@ void spangc_mheap_init(void)
 
 static mspan *span_struct_alloc(void)
 {
-    mspan *s = spangc_heap.span_pool;
+    mheap *h = &spangc_heap;
+    mspan *s = h->span_pool;
     if (s) {
-        spangc_heap.span_pool = s->next;
+        h->span_pool = s->next;
     } else {
-        /* A batch at a time; the pool never gives structures back. */
-        enum { BATCH = 64 };
-        mspan *batch = spangc_meta_alloc(BATCH * sizeof(mspan));
-        if (!batch)
-            return NULL;
-        for (int i = 1; i < BATCH; i++) {
-            lock_init(&batch[i].speciallock);
-            batch[i].next = spangc_heap.span_pool;
-            spangc_heap.span_pool = &batch[i];
+        /* Carved from a batch one at a time, so that a small heap touches
+         * only the structures it uses; the pool never gives them back. */
+        if (h->span_batch_cur == h->span_batch_end) {
+            enum { BATCH = 64 };
+            mspan *batch = spangc_meta_alloc(BATCH * sizeof(mspan));
+            if (!batch)
+                return NULL;
+            h->span_batch_cur = batch;
+            h->span_batch_end = batch + BATCH;
         }
-        s = &batch[0];
+        s = h->span_batch_cur++;
         lock_init(&s->speciallock);
     }
     s->next = NULL;
@@ -86,26 +87,42 @@ static void span_struct_free(mspan *s)
 
 /* ---- the free-span treap ----------------------------------------------- */
 
-static bool key_less(const mspan *t, size_t npages, uintptr_t base)
+/* Free spans in address order; each node also keeps tmax, the most pages
+ * of any span in its subtree, so the lowest-addressed span that fits is
+ * found in one descent [Go: the page allocator's radix summaries serve
+ * the same address-ordered first fit]. Every function that changes a
+ * node's children recomputes its tmax on the way back up. */
+static size_t tmax_of(const mspan *t)
 {
-    return t->npages < npages || (t->npages == npages && t->base < base);
+    return t ? t->tmax : 0;
 }
 
-/* Split t into l (keys < (npages, base)) and r (keys >= it). */
-static void treap_split(mspan *t, size_t npages, uintptr_t base, mspan **l, mspan **r)
+static void treap_update(mspan *t)
+{
+    size_t m = t->npages, l = tmax_of(t->tleft), r = tmax_of(t->tright);
+    if (l > m)
+        m = l;
+    t->tmax = r > m ? r : m;
+}
+
+/* Split t into l (bases < base) and r (bases >= base). */
+static void treap_split(mspan *t, uintptr_t base, mspan **l, mspan **r)
 {
     if (!t) {
         *l = *r = NULL;
-    } else if (key_less(t, npages, base)) {
-        treap_split(t->tright, npages, base, &t->tright, r);
+        return;
+    }
+    if (t->base < base) {
+        treap_split(t->tright, base, &t->tright, r);
         *l = t;
     } else {
-        treap_split(t->tleft, npages, base, l, &t->tleft);
+        treap_split(t->tleft, base, l, &t->tleft);
         *r = t;
     }
+    treap_update(t);
 }
 
-/* Merge a and b, all keys of a below all keys of b. */
+/* Merge a and b, every base in a below every base in b. */
 static mspan *treap_merge(mspan *a, mspan *b)
 {
     if (!a)
@@ -114,9 +131,11 @@ static mspan *treap_merge(mspan *a, mspan *b)
         return a;
     if (a->tprio > b->tprio) {
         a->tright = treap_merge(a->tright, b);
+        treap_update(a);
         return a;
     }
     b->tleft = treap_merge(a, b->tleft);
+    treap_update(b);
     return b;
 }
 
@@ -130,34 +149,36 @@ static void treap_insert(mspan *s)
     spangc_heap.rng = x;
     s->tprio = x;
     s->tleft = s->tright = NULL;
-    treap_split(spangc_heap.free_root, s->npages, s->base, &l, &r);
+    s->tmax = s->npages;
+    treap_split(spangc_heap.free_root, s->base, &l, &r);
     spangc_heap.free_root = treap_merge(treap_merge(l, s), r);
 }
 
 static void treap_remove(mspan *s)
 {
     mspan *l, *m, *r;
-    treap_split(spangc_heap.free_root, s->npages, s->base, &l, &r);
-    treap_split(r, s->npages, s->base + 1, &m, &r);
+    treap_split(spangc_heap.free_root, s->base, &l, &r);
+    treap_split(r, s->base + 1, &m, &r);
     if (m != s || s->tleft || s->tright)
         spangc_throw("free span %p (%zu pages) missing from the free set", (void *)s->base,
                      s->npages);
     spangc_heap.free_root = treap_merge(l, r);
 }
 
-/* The smallest free span of at least npages pages, lowest address first. */
-static mspan *treap_best_fit(size_t npages)
+/* The lowest-addressed free span of at least npages pages. */
+static mspan *treap_first_fit(size_t npages)
 {
-    mspan *best = NULL;
-    for (mspan *t = spangc_heap.free_root; t;) {
-        if (t->npages >= npages) {
-            best = t;
+    mspan *t = spangc_heap.free_root;
+    if (tmax_of(t) < npages)
+        return NULL;
+    for (;;) {
+        if (tmax_of(t->tleft) >= npages)
             t = t->tleft;
-        } else {
-            t = t->tright;
-        }
+        else if (t->npages >= npages)
+            return t;
+        else
+            t = t->tright; /* tmax says a fit is there */
     }
-    return best;
 }
 
 /* ---- freeing and coalescing -------------------------------------------- */
@@ -372,18 +393,18 @@ mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
 {
     mheap *h = &spangc_heap;
     lock_acquire(&h->lock);
-    mspan *s = treap_best_fit(npages);
+    mspan *s = treap_first_fit(npages);
     if (!s && spangc_sweep_unfinished()) {
         /* Sweeping may free whole spans; try that before growing. */
         lock_release(&h->lock);
         spangc_sweep_reclaim(npages);
         lock_acquire(&h->lock);
-        s = treap_best_fit(npages);
+        s = treap_first_fit(npages);
     }
     if (!s) {
         release_for_limit_locked(npages);
         if (grow_locked(npages))
-            s = treap_best_fit(npages);
+            s = treap_first_fit(npages);
     }
     if (s)
         s = carve_locked(s, npages);
@@ -511,8 +532,16 @@ static size_t treap_check(const mspan *t, const mspan *lo, const mspan *hi)
         return 0;
     if (ao_load(&t->state) != SPAN_FREE)
         spangc_throw("span %p in the free set is not free", (void *)t->base);
-    if ((lo && key_less(t, lo->npages, lo->base + 1)) || (hi && !key_less(t, hi->npages, hi->base)))
+    if ((lo && t->base <= lo->base) || (hi && t->base >= hi->base))
         spangc_throw("free set out of order at span %p", (void *)t->base);
+    size_t most = t->npages;
+    if (tmax_of(t->tleft) > most)
+        most = tmax_of(t->tleft);
+    if (tmax_of(t->tright) > most)
+        most = tmax_of(t->tright);
+    if (t->tmax != most)
+        spangc_throw("free set: span %p records %zu pages as its subtree's most, not %zu",
+                     (void *)t->base, t->tmax, most);
     if ((t->tleft && t->tleft->tprio > t->tprio) || (t->tright && t->tright->tprio > t->tprio))
         spangc_throw("free set heap order broken at span %p", (void *)t->base);
     return 1 + treap_check(t->tleft, lo, t) + treap_check(t->tright, t, hi);

@@ -3,10 +3,14 @@
  *
  * mheap owns every page of the heap. A page is in exactly one span; a span
  * is FREE (in the free-span treap) or IN_USE (holding objects). Requests
- * take the best fit: the smallest free span that is large enough, the
- * lowest address among equals, so that the heap stays compact and high
- * addresses stay free for the scavenger. The front of the chosen span is
- * used and the rest stays free. A span that becomes free coalesces with
+ * take the first fit in address order: the lowest-addressed free span that
+ * is large enough [Go: the page allocator]. The heap thus stays packed at
+ * its low end, which is the part that stays resident, while free pages
+ * gather at high addresses, where they go idle and the scavenger returns
+ * them (best fit, which this replaced, spread a small heap's pages over
+ * every free span of about the right size and so kept more of it
+ * resident). The front of the chosen span is used and the rest stays
+ * free. A span that becomes free coalesces with
  * free neighbours on both sides, so two adjacent free spans never exist.
  * When nothing fits, the heap first reclaims pages by sweeping (if the
  * last collection's sweep is unfinished) and then grows: it commits more
@@ -32,8 +36,9 @@
 
 typedef struct mheap {
     spangc_lock lock;
-    mspan *free_root;   /* treap of FREE spans, keyed by (npages, base) */
+    mspan *free_root;   /* treap of FREE spans, keyed by base */
     mspan *span_pool;   /* DEAD span structures, linked through next */
+    mspan *span_batch_cur, *span_batch_end; /* never used yet */
     uint32_t rng;       /* treap priorities */
     uintptr_t cur, end; /* uncommitted rest of the current reservation */
 

@@ -83,9 +83,11 @@ struct mspan {
     size_t npages;
     ao_word state; /* enum span_state; atomic for lock-free lookups */
 
-    /* Free spans: the free-span treap keyed by (npages, base), and the
-     * scavenger's bookkeeping (mheap.lock). */
+    /* Free spans: the free-span treap in address order, with the most
+     * pages of any span in the subtree, and the scavenger's bookkeeping
+     * (mheap.lock). */
     mspan *tleft, *tright;
+    size_t tmax;
     uint32_t tprio;
     bool released;       /* every page returned to the OS */
     uint64_t free_since; /* nanotime when it became free */

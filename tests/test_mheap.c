@@ -1,5 +1,5 @@
 /*
- * test_mheap.c - the page heap: best fit, coalescing, growth, and many
+ * test_mheap.c - the page heap: first fit, coalescing, growth, and many
  * random sequences checked against a simple model.
  */
 #include <stdarg.h>
@@ -42,8 +42,8 @@ static void collect_free(mspan *s, void *arg)
     }
 }
 
-/* The span best fit would choose now: smallest that fits, lowest address
- * among equals; 0 if none. */
+/* The span first fit would choose now: the lowest-addressed free span
+ * that fits; 0 if none. */
 static uintptr_t expected_fit(size_t npages)
 {
     static free_list f;
@@ -51,18 +51,11 @@ static uintptr_t expected_fit(size_t npages)
     lock_acquire(&spangc_heap.lock);
     spangc_mheap_walk(collect_free, &f);
     lock_release(&spangc_heap.lock);
-    uintptr_t best = 0;
-    size_t best_pages = 0;
-    for (size_t i = 0; i < f.n; i++) {
-        if (f.npages[i] < npages)
-            continue;
-        if (!best || f.npages[i] < best_pages ||
-            (f.npages[i] == best_pages && f.base[i] < best)) {
-            best = f.base[i];
-            best_pages = f.npages[i];
-        }
-    }
-    return best;
+    uintptr_t first = 0;
+    for (size_t i = 0; i < f.n; i++)
+        if (f.npages[i] >= npages && (!first || f.base[i] < first))
+            first = f.base[i];
+    return first;
 }
 
 /* Freeing three neighbours in any order leaves one free span. */
@@ -87,15 +80,17 @@ static void test_coalesce_neighbours(void **state)
     assert_true(whole->npages >= 15);
 }
 
-/* A request takes the smallest free span that fits, lowest address on a
- * tie, and its front part. */
-static void test_best_fit(void **state)
+/* A request takes the lowest-addressed free span that fits, and its front
+ * part, even where a smaller span higher up would fit. */
+static void test_first_fit(void **state)
 {
     (void)state;
     mspan *hold[8];
     for (int i = 0; i < 8; i++)
-        hold[i] = spangc_mheap_alloc(i % 2 ? 1 : 4 + (size_t)i, 1);
-    /* Free spans of 4, 6, 8 and 10 pages, separated by 1-page spans. */
+        hold[i] = spangc_mheap_alloc(i % 2 ? 1 : 10 - (size_t)i, 1);
+    uintptr_t biggest = hold[0]->base;
+    /* Free spans of 10, 8, 6 and 4 pages, in address order, separated by
+     * 1-page spans (a free span may also follow the last). */
     for (int i = 0; i < 8; i += 2)
         spangc_mheap_free(hold[i]);
     spangc_mheap_verify();
@@ -104,6 +99,9 @@ static void test_best_fit(void **state)
         mspan *s = spangc_mheap_alloc(want, 1);
         assert_non_null(s);
         assert_int_equal(s->base, expect);
+        /* The 10-page span fits every request, so nothing above it is
+         * taken; best fit would take the 4-page span above for 4. */
+        assert_true(s->base <= biggest);
         spangc_mheap_free(s);
     }
     for (int i = 1; i < 8; i += 2)
@@ -195,7 +193,7 @@ static void test_huge_span(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_coalesce_neighbours), cmocka_unit_test(test_best_fit),
+        cmocka_unit_test(test_coalesce_neighbours), cmocka_unit_test(test_first_fit),
         cmocka_unit_test(test_random_sequences),    cmocka_unit_test(test_needzero_and_release),
         cmocka_unit_test(test_huge_span),
     };
