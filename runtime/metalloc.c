@@ -51,6 +51,7 @@ void *spangc_meta_alloc(size_t size)
     unsigned c = meta_class(size);
     size_t bsize = (size_t)1 << (c + META_MIN_SHIFT);
     void *p = NULL;
+    bool fresh = false; /* never handed out: still the OS's zero pages */
     /* A runtime section, so that a registered thread is never stopped
      * while holding meta_lock (the collector allocates metadata). */
     spangc_thread *t = runtime_enter_self();
@@ -85,10 +86,13 @@ void *spangc_meta_alloc(size_t size)
         }
         p = meta.chunk_cur;
         meta.chunk_cur += bsize;
+        fresh = true;
     }
     lock_release(&meta.lock);
     runtime_leave_self(t);
-    memset(p, 0, bsize);
+    /* Clearing fresh memory would only make its pages resident. */
+    if (!fresh)
+        memset(p, 0, bsize);
     return p;
 }
 
