@@ -80,9 +80,11 @@ static void start_gc(const Flags *flags)
         fprintf(stderr, "lox: gc_init failed: %s\n", strerror(-err));
         exit(EXIT_RUNTIME_ERROR);
     }
-    /* Before the first allocation: earlier objects are not sampled. */
-    if (flags->profile)
-        gc_set_profile_rate(PROFILE_RATE);
+    /* Before the first allocation: earlier objects are not sampled.
+     * Without --heap-profile, sampling is off: spangc samples by default
+     * (as Go does), and the first sample loads the unwinder and a bucket
+     * table, about 250 KB that a small script would notice. */
+    gc_set_profile_rate(flags->profile ? PROFILE_RATE : 0);
 }
 
 /* The profile describes the heap as of the last collection: collect first,
