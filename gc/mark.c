@@ -276,7 +276,7 @@ static NO_SANITIZE void scan_typed(marker *m, uintptr_t obj, size_t size, const 
 /* Scan an object of a scan span: by its layout if typed, else every word. */
 static inline void scan(marker *m, uintptr_t obj, mspan *s)
 {
-    const gc_type *t = s->types ? s->types[span_obj_index(s, obj)] : NULL;
+    const gc_type *t = span_type_of(s, span_obj_index(s, obj));
     if (t)
         scan_typed(m, obj, s->elemsize, t);
     else

@@ -50,13 +50,20 @@ static void free_slots_accounting(mspan *s, uint32_t nfreed)
     ao_sub(&spangc_mstats.heap_alloc, (uintptr_t)nfreed * s->elemsize);
 }
 
-/* Free slots keep a NULL type (malloc.c), so that a conservative
- * allocation need not write one. */
+/* Free slots keep no layout (mspan.h), so that a conservative allocation
+ * need not write one. */
 static void clear_freed_types(mspan *s)
 {
-    for (uint32_t w = 0; w * 64 < s->nelems; w++)
-        for (uint64_t freed = span_freed_word(s, w); freed; freed &= freed - 1)
-            s->types[w * 64 + (uint32_t)__builtin_ctzll(freed)] = NULL;
+    const struct gc_type **full = span_full_types(s);
+    for (uint32_t w = 0; w * 64 < s->nelems; w++) {
+        for (uint64_t freed = span_freed_word(s, w); freed; freed &= freed - 1) {
+            uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(freed);
+            if (full)
+                full[i] = NULL;
+            else
+                s->type_idx[i] = 0;
+        }
+    }
 }
 
 bool spangc_span_sweep(mspan *s, bool preserve)
@@ -81,7 +88,7 @@ bool spangc_span_sweep(mspan *s, bool preserve)
     if (nfreed) {
         s->needzero = 1;
         free_slots_accounting(s, nfreed);
-        if (s->types && s->nelems > 1)
+        if ((ao_load(&s->types) || s->type_idx) && s->nelems > 1)
             clear_freed_types(s);
         if (spangc_track_slots)
             spangc_debug_freed(s);

@@ -39,12 +39,46 @@
 
 /* ---- slow path ---------------------------------------------------------- */
 
-static bool ensure_type_table(mspan *s)
+/* The palette is full: give the span one layout pointer per slot. */
+static bool span_types_overflow(mspan *s)
 {
-    if (s->types || s == &spangc_empty_span)
-        return true;
-    s->types = spangc_meta_alloc(s->nelems * sizeof(gc_type *));
-    return s->types != NULL;
+    const gc_type **full = spangc_meta_alloc(s->nelems * sizeof *full);
+    if (!full)
+        return false;
+    for (uint32_t i = 0; i < s->nelems; i++)
+        full[i] = s->type_idx[i] ? s->palette[s->type_idx[i] - 1] : NULL;
+    s->last_type = NULL; /* typed allocations now take the slow path */
+    ao_store_rel(&s->types, (uintptr_t)full);
+    return true;
+}
+
+/* Record type as the layout of slot idx (mspan.h); false when out of
+ * metadata memory. */
+static bool span_set_type(mspan *s, uint32_t idx, const gc_type *type)
+{
+    const gc_type **full = span_full_types(s);
+    if (!full && s->last_type != type) {
+        if (!s->type_idx && !(s->type_idx = spangc_meta_alloc(s->nelems)))
+            return false;
+        unsigned k = 0;
+        while (k < s->npalette && s->palette[k] != type)
+            k++;
+        if (k == SPAN_PALETTE) {
+            if (!span_types_overflow(s))
+                return false;
+            full = span_full_types(s);
+        } else {
+            if (k == s->npalette)
+                s->palette[s->npalette++] = type;
+            s->last_type = type;
+            s->last_idx = (uint8_t)(k + 1);
+        }
+    }
+    if (full)
+        full[idx] = type;
+    else
+        s->type_idx[idx] = s->last_idx;
+    return true;
 }
 
 static void *alloc_large(spangc_thread *t, size_t size, int noscan, const gc_type *type)
@@ -64,7 +98,7 @@ static void *alloc_large(spangc_thread *t, size_t size, int noscan, const gc_typ
     s->alloc_cache = 0;
     if (type && !noscan) {
         s->large_type = type;
-        s->types = &s->large_type;
+        ao_store_rel(&s->types, (uintptr_t)&s->large_type);
     }
     bool needzero = s->needzero;
     if (spangc_track_slots)
@@ -97,7 +131,7 @@ static void *alloc_small(spangc_thread *t, size_t size, int noscan, const gc_typ
             goto out;
         idx = spangc_span_next_free(s);
     }
-    if (type && !ensure_type_table(s)) {
+    if (type && !span_set_type(s, idx, type)) {
         /* The slot stays taken until the next sweep frees it. */
         goto out;
     }
@@ -106,8 +140,6 @@ static void *alloc_small(spangc_thread *t, size_t size, int noscan, const gc_typ
         spangc_debug_alloc(s, idx);
     if (s->needzero)
         memset(p, 0, s->elemsize);
-    if (type)
-        s->types[idx] = type;
 out:
     runtime_leave(t);
     return p;
@@ -191,7 +223,8 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, int n
          * this cache. */
         mspan *s = t->cache.alloc[sc];
         uintptr_t p;
-        if (likely(!type || s->types) && likely((p = span_next_free_fast(s)) != 0)) {
+        if (likely(!type || s->last_type == type) &&
+            likely((p = span_next_free_fast(s)) != 0)) {
             t->cache.fast_budget -= size;
 #if defined(SPANGC_ASAN)
             track_alloc((void *)p, s->elemsize);
@@ -199,7 +232,7 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, int n
             if (s->needzero)
                 memset((void *)p, 0, s->elemsize);
             if (type)
-                s->types[s->freeindex - 1] = type;
+                s->type_idx[s->freeindex - 1] = s->last_idx;
             runtime_leave(t);
             return (void *)p;
         }
@@ -284,7 +317,7 @@ void *gc_realloc(void *ptr, size_t size)
         ok = true;
         old_size = s->elemsize;
         noscan = span_is_noscan(s);
-        type = s->types ? s->types[idx] : NULL;
+        type = span_type_of(s, idx);
     }
     runtime_leave(t);
     if (!ok) {

@@ -250,9 +250,12 @@ void spangc_mheap_free(mspan *s)
     s->needzero = 1;
     s->released = false;
     s->free_since = spangc_nanotime();
-    if (s->types && s->types != &s->large_type)
-        spangc_meta_free(s->types, s->nelems * sizeof *s->types);
-    s->types = NULL;
+    const struct gc_type **full = span_full_types(s);
+    if (full && full != &s->large_type)
+        spangc_meta_free(full, s->nelems * sizeof *full);
+    ao_store(&s->types, 0);
+    spangc_meta_free(s->type_idx, s->nelems);
+    s->type_idx = NULL;
     free_locked(s);
     lock_release(&spangc_heap.lock);
 }

@@ -29,8 +29,12 @@ void spangc_span_init(mspan *s, unsigned spanclass)
     s->alloc_bits = s->bits[0];
     s->mark_bits = s->bits[1];
     s->alloc_cache = ~(uint64_t)0;
-    s->types = NULL;
+    ao_store(&s->types, 0);
     s->large_type = NULL;
+    s->type_idx = NULL;
+    s->npalette = 0;
+    s->last_idx = 0;
+    s->last_type = NULL;
     s->specials = NULL;
     s->list = NULL;
     s->next = s->prev = NULL;

@@ -47,7 +47,7 @@
  *  - base, npages, state: mheap.lock.
  *  - spanclass, elemsize, nelems, limit, divmul: set when the span is
  *    carved out, fixed while IN_USE.
- *  - freeindex, alloc_cache, alloc_count, types[]: the mcache that caches
+ *  - freeindex, alloc_cache, alloc_count, the type tables: the mcache that caches
  *    the span, or the sweeper that owns it, or an mcentral lock holder
  *    when the span is on none of those.
  *  - mark_bits, par_bits: the markers (world stopped), as described
@@ -67,6 +67,7 @@
 enum span_state { SPAN_DEAD = 0, SPAN_FREE = 1, SPAN_IN_USE = 2, SPAN_INIT = 3 };
 
 #define SPAN_BITMAP_WORDS (MAX_OBJECTS_PER_SPAN / 64)
+#define SPAN_PALETTE 7 /* object layouts a span tells apart by a byte */
 
 struct gc_type;
 struct special;
@@ -113,11 +114,25 @@ struct mspan {
     uint64_t *mark_bits;
     ao_word sweepgen;
 
-    /* Precise layouts of typed objects, one per slot (NULL: conservative,
-     * and every free slot); allocated on first typed allocation in a scan
-     * span; sweeping clears the entries of the slots it frees. */
-    const struct gc_type **types;
-    const struct gc_type *large_type; /* types[] storage when nelems == 1 */
+    /* Precise layouts of typed objects (see span_type_of). A span that
+     * holds typed objects has a palette of up to SPAN_PALETTE layouts and
+     * one byte per slot, type_idx: 0 for a conservative object and for
+     * every free slot, else 1 + the layout's palette index. A span that
+     * meets more layouts than its palette holds switches to types, one
+     * pointer per slot (type_idx is then kept, unread, until the span is
+     * freed, so that a reader never sees it go away). A large span uses
+     * types = &large_type. Both tables are allocated on the first typed
+     * allocation that needs them; sweeping clears the entries of the
+     * slots it frees. last_type and last_idx remember the palette entry of
+     * the last typed allocation, for the fast path. One byte per slot is
+     * 1/32 of a 32-byte object; a pointer per slot was 1/4. */
+    uint8_t *type_idx;
+    const struct gc_type *palette[SPAN_PALETTE];
+    uint8_t npalette;
+    uint8_t last_idx;
+    const struct gc_type *last_type;
+    ao_word types; /* const struct gc_type **, see span_full_types */
+    const struct gc_type *large_type; /* types[] storage of a large span */
 
     /* The second mark of GC_DEBUG=verify (gc/debug.c); NULL otherwise. */
     uint64_t *check_bits;
@@ -139,6 +154,26 @@ static inline bool span_is_noscan(const mspan *s)
 static inline unsigned span_sizeclass(const mspan *s)
 {
     return s->spanclass >> 1;
+}
+
+/* The precise layout of the object in slot idx, or NULL (conservative, or
+ * a free slot). Readers other than the owning mcache run with the world
+ * stopped, or (gc_realloc) on an object they hold, whose entry was written
+ * before they could have it; types is published with a release store. */
+static inline const struct gc_type **span_full_types(const mspan *s)
+{
+    return (const struct gc_type **)ao_load_acq(&s->types);
+}
+
+static inline const struct gc_type *span_type_of(const mspan *s, uint32_t idx)
+{
+    const struct gc_type **full = span_full_types(s);
+    if (full)
+        return full[idx];
+    if (!s->type_idx)
+        return NULL;
+    uint8_t k = s->type_idx[idx];
+    return k ? s->palette[k - 1] : NULL;
 }
 
 /* Index of the slot holding p (base <= p < limit): a multiply and a shift

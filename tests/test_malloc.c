@@ -169,27 +169,71 @@ static void test_typed(void **state)
     struct pair *p = gc_alloc_typed(sizeof *p, t);
     assert_non_null(p);
     mspan *s = spangc_span_of_heap((uintptr_t)p);
-    assert_non_null(s->types);
-    assert_ptr_equal(s->types[span_obj_index(s, (uintptr_t)p)], t);
+    assert_non_null(s->type_idx);
+    assert_ptr_equal(span_type_of(s, span_obj_index(s, (uintptr_t)p)), t);
     /* An array of pairs, and a large one. */
     struct pair *arr = gc_alloc_typed(100 * sizeof *arr, t);
     assert_non_null(arr);
     struct pair *big = gc_alloc_typed(5000 * sizeof *big, t);
     s = spangc_span_of_heap((uintptr_t)big);
-    assert_ptr_equal(s->types[0], t);
+    assert_ptr_equal(span_type_of(s, 0), t);
     /* realloc keeps the layout. */
     struct pair *grown = gc_realloc(arr, 200 * sizeof *arr);
     s = spangc_span_of_heap((uintptr_t)grown);
-    assert_ptr_equal(s->types[span_obj_index(s, (uintptr_t)grown)], t);
+    assert_ptr_equal(span_type_of(s, span_obj_index(s, (uintptr_t)grown)), t);
     /* A plain allocation in a span with a type table has no type. */
     void *plain = gc_alloc(sizeof(struct pair));
     s = spangc_span_of_heap((uintptr_t)plain);
-    if (s->types)
-        assert_null(s->types[span_obj_index(s, (uintptr_t)plain)]);
+    assert_null(span_type_of(s, span_obj_index(s, (uintptr_t)plain)));
     /* No pointer words: allocated pointer-free. */
     const gc_type *flat = gc_type_new(64, NULL, 0);
     assert_non_null(flat);
     assert_true(span_is_noscan(spangc_span_of_heap((uintptr_t)gc_alloc_typed(64, flat))));
+}
+
+/* A span tells up to SPAN_PALETTE layouts apart with one byte per slot;
+ * the next one switches it to a pointer per slot, and every object keeps
+ * its layout through the switch, conservative ones included. */
+static void test_type_palette_overflow(void **state)
+{
+    (void)state;
+    enum { NTYPES = SPAN_PALETTE + 3, PER_TYPE = 3, SIZE = 240 };
+    const gc_type *types[NTYPES];
+    for (int k = 0; k < NTYPES; k++) {
+        size_t offsets[] = {(size_t)k * sizeof(void *)};
+        types[k] = gc_type_new(SIZE, offsets, 1);
+        assert_non_null(types[k]);
+    }
+    /* No other test uses this size class, so the first object starts a
+     * fresh span, which holds all 31 objects. */
+    gc_disable();
+    void *objs[NTYPES * PER_TYPE + 1];
+    const gc_type *want[NTYPES * PER_TYPE + 1];
+    mspan *first = NULL;
+    int n = 0, in_first = 0;
+    for (int r = 0; r < PER_TYPE; r++) {
+        for (int k = 0; k < NTYPES; k++, n++) {
+            objs[n] = gc_alloc_typed(SIZE, types[k]);
+            want[n] = types[k];
+            mspan *s = spangc_span_of_heap((uintptr_t)objs[n]);
+            if (!first)
+                first = s;
+            in_first += s == first;
+            if (s == first && k < SPAN_PALETTE && r == 0)
+                assert_null(span_full_types(s)); /* still bytes */
+        }
+    }
+    objs[n] = gc_alloc(SIZE);
+    want[n++] = NULL;
+    assert_int_equal(in_first, n - 1);
+    assert_ptr_equal(spangc_span_of_heap((uintptr_t)objs[n - 1]), first);
+    assert_non_null(span_full_types(first));
+    for (int i = 0; i < n; i++) {
+        mspan *s = spangc_span_of_heap((uintptr_t)objs[i]);
+        assert_ptr_equal(span_type_of(s, span_obj_index(s, (uintptr_t)objs[i])), want[i]);
+        memset(objs[i], 0, SIZE);
+    }
+    gc_enable();
 }
 
 static void test_type_errors(void **state)
@@ -292,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_reused_pages_are_zeroed),
         cmocka_unit_test(test_realloc_api),
         cmocka_unit_test(test_typed),
+        cmocka_unit_test(test_type_palette_overflow),
         cmocka_unit_test(test_type_errors),
         cmocka_unit_test(test_huge_sizes),
         cmocka_unit_test(test_stats_count),
