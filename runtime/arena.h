@@ -37,6 +37,9 @@ struct mspan;
 
 typedef struct heap_arena {
     ao_word spans[PAGES_PER_ARENA]; /* struct mspan * per page */
+    /* Pages returned to the OS and not reused since, one bit per page
+     * (mheap.lock; see mheap.c). */
+    uint64_t released[PAGES_PER_ARENA / 64];
 } heap_arena;
 
 typedef struct arena_index {

@@ -181,6 +181,44 @@ static mspan *treap_first_fit(size_t npages)
     }
 }
 
+/* ---- released pages ---------------------------------------------------- */
+
+/* Which pages are returned to the OS is kept per page, in the arenas'
+ * bitmaps, so that heap.released stays exact when a released span merges
+ * with a dirty neighbour or is carved up [Go: the scavenged bitmap]. A
+ * span's released flag only says "every page is released". */
+enum released_op { PAGES_COUNT, PAGES_SET, PAGES_CLEAR };
+
+/* For the pages [base, base + npages * PAGE_SIZE): count the released
+ * ones, or mark them all released (returns how many were not) or all not
+ * released (returns how many were). mheap.lock. */
+static size_t released_pages(uintptr_t base, size_t npages, enum released_op op)
+{
+    size_t counted = 0;
+    while (npages) {
+        heap_arena *ha = arena_of(base);
+        size_t first = (base & (ARENA_SIZE - 1)) >> PAGE_SHIFT;
+        size_t n = PAGES_PER_ARENA - first < npages ? PAGES_PER_ARENA - first : npages;
+        for (size_t i = first; i < first + n;) {
+            size_t bit = i & 63, cnt = 64 - bit < first + n - i ? 64 - bit : first + n - i;
+            uint64_t mask = (cnt == 64 ? ~(uint64_t)0 : ((uint64_t)1 << cnt) - 1) << bit;
+            uint64_t *w = &ha->released[i >> 6];
+            if (op == PAGES_SET) {
+                counted += (size_t)__builtin_popcountll(~*w & mask);
+                *w |= mask;
+            } else {
+                counted += (size_t)__builtin_popcountll(*w & mask);
+                if (op == PAGES_CLEAR)
+                    *w &= ~mask;
+            }
+            i += cnt;
+        }
+        base += n << PAGE_SHIFT;
+        npages -= n;
+    }
+    return counted;
+}
+
 /* ---- freeing and coalescing -------------------------------------------- */
 
 static void mark_free_ends(mspan *s)
@@ -195,13 +233,8 @@ static void absorb(mspan *s, mspan *n)
 {
     treap_remove(n);
     bool dirty = (s->released ? 0 : s->needzero) | (n->released ? 0 : n->needzero);
-    if (s->released != n->released) {
-        /* The merged span counts as not released: the released part will
-         * be touched again without being counted, so stop counting it. */
-        mspan *r = s->released ? s : n;
-        ao_sub(&spangc_heap.released, r->npages * PAGE_SIZE);
-        s->released = false;
-    }
+    /* The page bits keep counting the released part exactly. */
+    s->released = s->released && n->released;
     s->needzero = dirty;
     if (n->free_since > s->free_since)
         s->free_since = n->free_since;
@@ -348,12 +381,13 @@ static mspan *carve_locked(mspan *s, size_t npages)
         treap_insert(rest);
         s->npages = npages;
     }
-    if (s->released) {
-        /* The pages fault back in as zeros when touched. */
-        ao_sub(&spangc_heap.released, npages * PAGE_SIZE);
-        s->released = false;
+    /* Released pages fault back in as zeros when touched. */
+    size_t back = released_pages(s->base, npages, PAGES_CLEAR);
+    if (back)
+        ao_sub(&spangc_heap.released, back * PAGE_SIZE);
+    if (s->released)
         s->needzero = 0;
-    }
+    s->released = false;
     /* Not FREE any more (a neighbour being freed must not absorb it),
      * not IN_USE yet (lookups must not trust its layout). */
     ao_store_rel(&s->state, SPAN_INIT);
@@ -434,8 +468,10 @@ static size_t release_idle(mspan *t, uint64_t cutoff, size_t *left)
     while (t && *left) {
         done += release_idle(t->tleft, cutoff, left);
         if (*left && !t->released && t->free_since <= cutoff) {
-            size_t bytes = t->npages * PAGE_SIZE;
-            spangc_os_release((void *)t->base, bytes);
+            /* Pages released before and merged into t since are released
+             * again, which costs nothing, but counted once. */
+            size_t bytes = released_pages(t->base, t->npages, PAGES_SET) * PAGE_SIZE;
+            spangc_os_release((void *)t->base, t->npages * PAGE_SIZE);
             t->released = true;
             t->needzero = 0;
             ao_add(&spangc_heap.released, bytes);
@@ -504,7 +540,7 @@ void spangc_mheap_for_each_span(void (*fn)(mspan *s, void *arg), void *arg)
 
 typedef struct verify_state {
     mspan *prev;
-    size_t free_spans, free_pages, inuse_pages;
+    size_t free_spans, free_pages, inuse_pages, released_pages;
 } verify_state;
 
 static void verify_span(mspan *s, void *arg)
@@ -518,12 +554,19 @@ static void verify_span(mspan *s, void *arg)
                          (void *)v->prev->base, (void *)s->base);
         if (spangc_span_of(s->base + (s->npages - 1) * PAGE_SIZE) != s)
             spangc_throw("free span %p: last page not mapped to it", (void *)s->base);
+        size_t released = released_pages(s->base, s->npages, PAGES_COUNT);
+        if (s->released && released != s->npages)
+            spangc_throw("free span %p is marked released but %zu of its %zu pages are not",
+                         (void *)s->base, s->npages - released, s->npages);
         v->free_spans++;
         v->free_pages += s->npages;
+        v->released_pages += released;
     } else {
         for (size_t i = 0; i < s->npages; i++)
             if (spangc_span_of(s->base + i * PAGE_SIZE) != s)
                 spangc_throw("span %p: page %zu not mapped to it", (void *)s->base, i);
+        if (released_pages(s->base, s->npages, PAGES_COUNT))
+            spangc_throw("span %p is in use but has pages marked released", (void *)s->base);
         v->inuse_pages += s->npages;
     }
     v->prev = s;
@@ -563,6 +606,9 @@ void spangc_mheap_verify(void)
         spangc_throw("page counts: walk %zu free + %zu in use, counters %zu + %zu", v.free_pages,
                      v.inuse_pages, (size_t)ao_load(&spangc_heap.free_pages),
                      (size_t)ao_load(&spangc_heap.pages_inuse));
+    if (v.released_pages * PAGE_SIZE != ao_load(&spangc_heap.released))
+        spangc_throw("released pages: %zu in the page bits, %zu bytes counted", v.released_pages,
+                     (size_t)ao_load(&spangc_heap.released));
     lock_release(&spangc_heap.lock);
 }
 

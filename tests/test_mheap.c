@@ -109,6 +109,41 @@ static void test_first_fit(void **state)
     spangc_mheap_verify();
 }
 
+/* Released pages are counted page by page: a released free span that
+ * merges with a dirty neighbour keeps its pages counted, and a span carved
+ * from the merge takes back exactly the released pages it reuses. */
+static void test_released_pages_counted_exactly(void **state)
+{
+    (void)state;
+    mspan *g0 = spangc_mheap_alloc(1, 1);
+    mspan *a = spangc_mheap_alloc(4, 1);
+    mspan *b = spangc_mheap_alloc(4, 1);
+    mspan *g1 = spangc_mheap_alloc(1, 1);
+    assert_true(g0 && a && b && g1);
+    /* First fit: no free span of 4 pages or more lies below a. */
+    assert_int_equal(a->base, g0->base + PAGE_SIZE);
+    assert_int_equal(b->base, a->base + 4 * PAGE_SIZE);
+    assert_int_equal(g1->base, b->base + 4 * PAGE_SIZE);
+    uintptr_t base = a->base;
+    spangc_mheap_free(a);
+    spangc_mheap_scavenge(0, 0);
+    uint64_t released = ao_load(&spangc_heap.released);
+    assert_true(spangc_span_of(base)->released);
+    spangc_mheap_free(b); /* merges 4 released pages with 4 dirty ones */
+    assert_int_equal(ao_load(&spangc_heap.released), released);
+    assert_false(spangc_span_of(base)->released);
+    spangc_mheap_verify();
+    mspan *s = spangc_mheap_alloc(8, 1);
+    assert_non_null(s);
+    assert_int_equal(s->base, base);
+    assert_int_equal(ao_load(&spangc_heap.released), released - 4 * PAGE_SIZE);
+    spangc_mheap_verify();
+    spangc_mheap_free(s);
+    spangc_mheap_free(g0);
+    spangc_mheap_free(g1);
+    spangc_mheap_verify();
+}
+
 /* Random allocate/free sequences against a model of which pages are in
  * use; the heap's own invariants are checked after every step. */
 static void test_random_sequences(void **state)
@@ -194,6 +229,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coalesce_neighbours), cmocka_unit_test(test_first_fit),
+        cmocka_unit_test(test_released_pages_counted_exactly),
         cmocka_unit_test(test_random_sequences),    cmocka_unit_test(test_needzero_and_release),
         cmocka_unit_test(test_huge_span),
     };

@@ -219,21 +219,42 @@ static void test_early_cycle_before_growing(void **state)
     gc_get_stats(&a);
     assert_true(committed(&a) < a.next_gc);
     global_root = NULL;
-    /* heap_alloc, not committed memory: sweeping the dead structure
-     * merges its pages with released neighbours, which then count as
-     * committed (runtime/mheap.c). */
-    uint64_t most = 0;
+    uint64_t most = 0; /* committed memory */
     for (int i = 0; i < 15 * 1024; i++) { /* 15 MiB: 16 + 15 < 32 */
         (void)!gc_alloc_atomic(1000);
         if (i % 256 == 0) {
             gc_get_stats(&st);
-            if (st.heap_alloc > most)
-                most = st.heap_alloc;
+            if (committed(&st) > most)
+                most = committed(&st);
         }
     }
     gc_get_stats(&st);
     assert_true(st.num_gc > a.num_gc);
     assert_true(most < a.next_gc - (2 << 20)); /* the trigger is at 28 */
+}
+
+/* An early cycle that finds as much live data as the last one disarms the
+ * trigger for one cycle: a steady state then grows the heap to its goal
+ * once, instead of collecting early for good. */
+static void test_steady_state_grows_to_goal(void **state)
+{
+    (void)state;
+    global_root = NULL;
+    collect();
+    spangc_section_enter();
+    spangc_mheap_scavenge(0, 0);
+    spangc_section_leave();
+    make_live(8 << 20);
+    collect();
+    gc_stats a, st;
+    gc_get_stats(&a);
+    assert_true(committed(&a) < a.next_gc);
+    for (int i = 0; i < 48 * 1024; i++) /* 48 MiB of garbage */
+        (void)!gc_alloc_atomic(1000);
+    gc_get_stats(&st);
+    assert_true(st.num_gc >= a.num_gc + 4);
+    assert_true(committed(&st) + (1 << 20) >= st.next_gc);
+    global_root = NULL;
 }
 
 /* ... and a heap that already has the memory for its goal collects only
@@ -396,6 +417,7 @@ int main(void)
         cmocka_unit_test(test_goal_follows_gc_percent),
         cmocka_unit_test(test_heap_stays_near_goal),
         cmocka_unit_test(test_early_cycle_before_growing),
+        cmocka_unit_test(test_steady_state_grows_to_goal),
         cmocka_unit_test(test_no_early_cycle_with_memory_at_hand),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_scavenger_releases_idle_pages),
