@@ -152,6 +152,7 @@ bool spangc_debug_explain(FILE *out, const void *obj, spangc_referrers *n)
 {
     explain_request r = {.out = out, .obj = obj};
     spangc_with_world_stopped(explain_cb, &r);
-    *n = r.n;
+    if (n)
+        *n = r.n;
     return r.found;
 }

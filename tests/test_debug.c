@@ -36,6 +36,11 @@ static int setup(void **state)
 static void expect_death(void (*fn)(void), const char *expect)
 {
     int fds[2];
+    char buf[8192];
+    /* Cleared before the fork: the child's fn runs below this frame, and
+     * stale addresses of earlier tests' objects in buf would keep alive
+     * the object fn expects freed (first fit puts it at the same place). */
+    memset(buf, 0, sizeof buf);
     assert_int_equal(pipe(fds), 0);
     fflush(NULL);
     pid_t pid = fork();
@@ -47,7 +52,6 @@ static void expect_death(void (*fn)(void), const char *expect)
         _exit(0); /* surviving is a failure */
     }
     close(fds[1]);
-    char buf[8192];
     size_t n = 0;
     ssize_t got;
     while (n < sizeof buf - 1 && (got = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0)
