@@ -21,7 +21,7 @@ void spangc_verify_heap_stopped(void);
 /* Print to out what refers to the allocated object containing obj: root
  * words (data segments, added ranges, thread stacks and TLS) and heap
  * objects, following heap referrers a few levels up; *n counts the direct
- * referrers by kind. False if obj is not in an allocated object. A tool
+ * referrers by kind (n may be NULL). False if obj is not in an allocated object. A tool
  * for "why is this dropped object still alive?" (tests/testutil.h). It
  * prints with the world stopped: no other registered thread may be using
  * out (its lock would never be released). */
