@@ -201,6 +201,22 @@ static uint64_t committed(const gc_stats *st)
     return st->heap_sys - st->heap_released;
 }
 
+/* bytes live and (after giving every free page back) no committed memory
+ * beyond them, so that reaching the goal would take pages from the OS;
+ * *a: the statistics then. */
+static void live_without_spare_memory(size_t bytes, gc_stats *a)
+{
+    global_root = NULL;
+    collect();
+    spangc_section_enter();
+    spangc_mheap_scavenge(0, 0);
+    spangc_section_leave();
+    make_live(bytes);
+    collect();
+    gc_get_stats(a);
+    assert_true(committed(a) < a->next_gc);
+}
+
 /* The early trigger (gc.c, Pacing): three quarters of the way to the
  * goal, a heap that would have to take pages from the OS to reach the
  * goal collects first. A 16 MiB structure sets a 32 MiB goal and then dies:
@@ -208,16 +224,8 @@ static uint64_t committed(const gc_stats *st)
 static void test_early_cycle_before_growing(void **state)
 {
     (void)state;
-    global_root = NULL;
-    collect();
-    spangc_section_enter();
-    spangc_mheap_scavenge(0, 0); /* no committed free pages left */
-    spangc_section_leave();
-    make_live(16 << 20);
-    collect();
     gc_stats a, st;
-    gc_get_stats(&a);
-    assert_true(committed(&a) < a.next_gc);
+    live_without_spare_memory(16 << 20, &a);
     global_root = NULL;
     uint64_t most = 0; /* committed memory */
     for (int i = 0; i < 15 * 1024; i++) { /* 15 MiB: 16 + 15 < 32 */
@@ -239,16 +247,8 @@ static void test_early_cycle_before_growing(void **state)
 static void test_steady_state_grows_to_goal(void **state)
 {
     (void)state;
-    global_root = NULL;
-    collect();
-    spangc_section_enter();
-    spangc_mheap_scavenge(0, 0);
-    spangc_section_leave();
-    make_live(8 << 20);
-    collect();
     gc_stats a, st;
-    gc_get_stats(&a);
-    assert_true(committed(&a) < a.next_gc);
+    live_without_spare_memory(8 << 20, &a);
     for (int i = 0; i < 48 * 1024; i++) /* 48 MiB of garbage */
         (void)!gc_alloc_atomic(1000);
     gc_get_stats(&st);
