@@ -267,7 +267,9 @@ static NO_SANITIZE void mark_range(marker *m, uintptr_t lo, uintptr_t hi)
     uintptr_t heap = mk.lo, size = mk.hi - mk.lo;
     for (; end - a >= 4; a += 4) {
         uintptr_t w0 = a[0], w1 = a[1], w2 = a[2], w3 = a[3];
-        if (((w0 - heap < size) | (w1 - heap < size) | (w2 - heap < size) | (w3 - heap < size)) == 0)
+        bool any = (w0 - heap < size) | (w1 - heap < size) | (w2 - heap < size) |
+                   (w3 - heap < size);
+        if (!any)
             continue;
         mark_candidate(m, w0);
         mark_candidate(m, w1);

@@ -47,9 +47,9 @@
  *  - base, npages, state: mheap.lock.
  *  - spanclass, elemsize, nelems, limit, divmul: set when the span is
  *    carved out, fixed while IN_USE.
- *  - freeindex, alloc_cache, alloc_count, the type tables: the mcache that caches
- *    the span, or the sweeper that owns it, or an mcentral lock holder
- *    when the span is on none of those.
+ *  - freeindex, alloc_cache, alloc_count, the type tables: the mcache
+ *    that caches the span, or the sweeper that owns it, or an mcentral
+ *    lock holder when the span is on none of those.
  *  - mark_bits, par_bits: the markers (world stopped), as described
  *    above, and sweep (owner).
  *  - next, prev, list: the lock of the mcentral whose list holds it.
