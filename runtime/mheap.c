@@ -206,7 +206,9 @@ static size_t released_pages(uintptr_t base, size_t npages, enum released_op op)
             if (op == PAGES_SET) {
                 counted += (size_t)__builtin_popcountll(~*w & mask);
                 *w |= mask;
-            } else {
+            } else if (*w & mask) {
+                /* Written only when a bit changes: most carves find none
+                 * set, and a write would make the bitmap's page resident. */
                 counted += (size_t)__builtin_popcountll(*w & mask);
                 if (op == PAGES_CLEAR)
                     *w &= ~mask;
