@@ -109,11 +109,6 @@ const char *gc_version(void)
 
 /* ---- pacing ------------------------------------------------------------- */
 
-static uint64_t mapped_bytes(void)
-{
-    return ao_load(&spangc_heap.sys) - ao_load(&spangc_heap.released) + spangc_meta_sys();
-}
-
 static uint64_t compute_next_gc(uint64_t marked)
 {
     int percent = spangc_gc_percent();
@@ -132,7 +127,7 @@ static uint64_t compute_next_gc(uint64_t marked)
         uint64_t free_ready = (uint64_t)ao_load(&spangc_heap.free_pages) * PAGE_SIZE;
         uint64_t released = ao_load(&spangc_heap.released);
         free_ready = free_ready > released ? free_ready - released : 0;
-        uint64_t mapped = mapped_bytes();
+        uint64_t mapped = spangc_mapped_bytes();
         uint64_t overhead = mapped > free_ready + marked ? mapped - free_ready - marked : 0;
         uint64_t limit_goal = limit > overhead ? limit - overhead : 0;
         uint64_t floor = marked + marked / 8;
@@ -167,8 +162,7 @@ static void set_goal(uint64_t marked)
 
 bool spangc_gc_due_early(void)
 {
-    uint64_t committed = ao_load(&spangc_heap.sys) - ao_load(&spangc_heap.released);
-    return committed < ao_load(&spangc_gc.next_gc);
+    return spangc_heap_committed() < ao_load(&spangc_gc.next_gc);
 }
 
 /* ---- the background worker ---------------------------------------------- */

@@ -411,9 +411,8 @@ static size_t over_limit(uint64_t extra)
     uint64_t limit = spangc_memory_limit();
     if (!limit)
         return 0;
-    mheap *h = &spangc_heap;
     uint64_t target = limit - limit / 20;
-    uint64_t mapped = ao_load(&h->sys) - ao_load(&h->released) + spangc_meta_sys() + extra;
+    uint64_t mapped = spangc_mapped_bytes() + extra;
     return mapped > target ? (size_t)(mapped - target) : 0;
 }
 

@@ -32,6 +32,7 @@
 #ifndef SPANGC_MHEAP_H
 #define SPANGC_MHEAP_H
 
+#include "metalloc.h"
 #include "mspan.h"
 
 typedef struct mheap {
@@ -57,6 +58,19 @@ typedef struct mheap {
 extern SPANGC_STATE mheap spangc_heap;
 
 void spangc_mheap_init(void);
+
+/* Heap memory committed and not returned to the OS: an upper bound on the
+ * heap's resident pages (the early trigger, gc/gc.c). */
+static inline uint64_t spangc_heap_committed(void)
+{
+    return ao_load(&spangc_heap.sys) - ao_load(&spangc_heap.released);
+}
+
+/* ... plus metadata: the memory a soft memory limit counts. */
+static inline uint64_t spangc_mapped_bytes(void)
+{
+    return spangc_heap_committed() + spangc_meta_sys();
+}
 
 /* A new IN_USE span of npages pages laid out for spanclass, swept for the
  * current cycle, or NULL when the OS refuses memory. Its slots are not
