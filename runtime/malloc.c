@@ -46,7 +46,7 @@ static bool span_types_overflow(mspan *s)
     if (!full)
         return false;
     for (uint32_t i = 0; i < s->nelems; i++)
-        full[i] = s->type_idx[i] ? s->palette[s->type_idx[i] - 1] : NULL;
+        full[i] = span_type_of(s, i); /* types is not published yet */
     s->last_type = NULL; /* typed allocations now take the slow path */
     ao_store_rel(&s->types, (uintptr_t)full);
     return true;
