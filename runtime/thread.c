@@ -55,6 +55,7 @@
 #include <link.h>
 #include <linux/futex.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -280,8 +281,38 @@ static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* glibc's record of where the main thread's stack began (its argc), set
+ * before main runs; weak, so that a libc without it links too. */
+extern void *__libc_stack_end __attribute__((weak));
+
+/* The main thread's stack: from __libc_stack_end down by RLIMIT_STACK.
+ * pthread_getattr_np finds the same bounds by reading /proc/self/maps
+ * with stdio and sscanf, which maps about 100 KB of libc and a malloc
+ * arena into a program that may otherwise use neither. Above
+ * __libc_stack_end lie only argv, envp and the aux vector. */
+static bool main_stack_bounds(uintptr_t *lo, uintptr_t *hi)
+{
+    if (&__libc_stack_end == NULL || __libc_stack_end == NULL)
+        return false;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_STACK, &rl) != 0)
+        return false;
+    uintptr_t top = (uintptr_t)__libc_stack_end;
+    uintptr_t size = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > top / 2 ? top / 2
+                                                                           : (uintptr_t)rl.rlim_cur;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    /* Not the main thread: its stack lies elsewhere. */
+    if (sp >= top || sp < top - size)
+        return false;
+    *lo = top - size;
+    *hi = top;
+    return true;
+}
+
 static bool get_stack_bounds(uintptr_t *lo, uintptr_t *hi)
 {
+    if (main_stack_bounds(lo, hi))
+        return true;
     pthread_attr_t attr;
     void *addr;
     size_t size;

@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -310,6 +311,61 @@ static void test_other_thread_roots(void **state)
     pthread_join(th, NULL);
 }
 
+/* ---- the main thread's stack bounds ------------------------------------------ */
+
+/* The main thread's stack is found without pthread_getattr_np (which
+ * reads /proc/self/maps): the top is where glibc says the stack began,
+ * inside the mapping pthread_getattr_np reports and above every frame;
+ * the bottom leaves room for the whole RLIMIT_STACK. A thread's stack
+ * comes from pthread_getattr_np, exactly. */
+static void *thread_bounds(void *arg)
+{
+    uintptr_t *b = arg;
+    gc_register_thread();
+    b[0] = spangc_self->stack_lo;
+    b[1] = spangc_self->stack_hi;
+    b[2] = (uintptr_t)__builtin_frame_address(0);
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    pthread_getattr_np(pthread_self(), &attr);
+    pthread_attr_getstack(&attr, &addr, &size);
+    pthread_attr_destroy(&attr);
+    b[3] = (uintptr_t)addr;
+    b[4] = (uintptr_t)addr + size;
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_stack_bounds(void **state)
+{
+    (void)state;
+    extern void *__libc_stack_end;
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    assert_int_equal(pthread_getattr_np(pthread_self(), &attr), 0);
+    assert_int_equal(pthread_attr_getstack(&attr, &addr, &size), 0);
+    pthread_attr_destroy(&attr);
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    assert_int_equal(spangc_self->stack_hi, (uintptr_t)__libc_stack_end);
+    assert_true(spangc_self->stack_hi <= (uintptr_t)addr + size);
+    assert_true(spangc_self->stack_hi > sp);
+    assert_true(spangc_self->stack_lo < sp);
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_STACK, &rl), 0);
+    if (rl.rlim_cur != RLIM_INFINITY)
+        assert_int_equal(spangc_self->stack_hi - spangc_self->stack_lo, rl.rlim_cur);
+
+    uintptr_t b[5];
+    pthread_t th;
+    pthread_create(&th, NULL, thread_bounds, b);
+    pthread_join(th, NULL);
+    assert_int_equal(b[0], b[3]);
+    assert_int_equal(b[1], b[4]);
+    assert_true(b[0] < b[2] && b[2] < b[1]);
+}
+
 /* ---- objects handed to another thread ---------------------------------------- */
 
 enum { CHECKS = 5000 };
@@ -491,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_thread_churn),
         cmocka_unit_test(test_blocked_threads),
         cmocka_unit_test(test_other_thread_roots),
+        cmocka_unit_test(test_stack_bounds),
         cmocka_unit_test(test_objects_from_another_thread),
         cmocka_unit_test(test_simultaneous_collect_runs_once),
         cmocka_unit_test(test_concurrent_collect_storm),
