@@ -285,14 +285,16 @@ static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
  * before main runs; weak, so that a libc without it links too. */
 extern void *__libc_stack_end __attribute__((weak));
 
-/* The main thread's stack: from __libc_stack_end down by RLIMIT_STACK.
- * pthread_getattr_np finds the same bounds by reading /proc/self/maps
- * with stdio and sscanf, which maps about 100 KB of libc and a malloc
- * arena into a program that may otherwise use neither. Above
- * __libc_stack_end lie only argv, envp and the aux vector. */
+/* The main thread's stack: from __libc_stack_end down by RLIMIT_STACK
+ * (by half the address space below it if unlimited: the stack may grow
+ * until it meets a mapping). pthread_getattr_np finds the same bounds by
+ * reading /proc/self/maps with stdio and sscanf, which maps about 100 KB
+ * of libc and a malloc arena into a program that may otherwise use
+ * neither. Above __libc_stack_end lie only argv, envp and the aux vector. */
 static bool main_stack_bounds(uintptr_t *lo, uintptr_t *hi)
 {
-    if (&__libc_stack_end == NULL || __libc_stack_end == NULL)
+    if (&__libc_stack_end == NULL || __libc_stack_end == NULL ||
+        syscall(SYS_gettid) != getpid())
         return false;
     struct rlimit rl;
     if (getrlimit(RLIMIT_STACK, &rl) != 0)
@@ -301,7 +303,7 @@ static bool main_stack_bounds(uintptr_t *lo, uintptr_t *hi)
     uintptr_t size = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > top / 2 ? top / 2
                                                                            : (uintptr_t)rl.rlim_cur;
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
-    /* Not the main thread: its stack lies elsewhere. */
+    /* On a stack of its own (a coroutine): let pthread_getattr_np say. */
     if (sp >= top || sp < top - size)
         return false;
     *lo = top - size;
