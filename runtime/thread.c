@@ -7,7 +7,7 @@
  *   ----------------------------            ----------------------------
  *   take threads_lock
  *   acks = 0, ack_target = N
- *   pthread_kill(t, suspend signal) ---->   handler: in a runtime section?
+ *   tgkill(t, suspend signal)       ---->   handler: in a runtime section?
  *                                             yes: stop_pending = 1, return;
  *                                                  runtime_leave stops later
  *                                             no:  stop now:
@@ -75,6 +75,7 @@ static SPANGC_STATE struct {
     ao_uint acks;       /* futex word: threads stopped for this stop */
     ao_uint ack_target; /* how many the collector waits for */
     ao_uint world_gen; /* futex word: bumped at every restart */
+    pid_t pid;          /* for tgkill; set again in a forked child */
     ao_word stop_epoch; /* odd while a stop is in progress */
     pthread_key_t key;
     bool ready;
@@ -180,7 +181,11 @@ void spangc_stop_world(void)
     for (spangc_thread *t = threads.list; t; t = t->next) {
         if (t == self)
             continue;
-        int err = pthread_kill(t->pthread, threads.signal);
+        /* tgkill, not pthread_kill: glibc's blocks and restores every
+         * signal around it, two more system calls per thread. The id is
+         * valid: a thread leaves the list (under threads_lock, held here)
+         * before it exits. */
+        int err = syscall(SYS_tgkill, threads.pid, t->tid, threads.signal) ? errno : 0;
         if (err)
             spangc_throw("cannot signal registered thread %lu (error %d); did it exit "
                          "without unregistering?",
@@ -363,6 +368,7 @@ int spangc_thread_register(void)
         return -ENOMEM;
     spangc_mcache_init(&t->cache);
     t->pthread = pthread_self();
+    t->tid = (pid_t)syscall(SYS_gettid);
     if (!get_stack_bounds(&t->stack_lo, &t->stack_hi)) {
         spangc_meta_free(t, sizeof *t);
         return -ENOMEM;
@@ -434,6 +440,7 @@ int spangc_threads_init(int suspend_signal)
     sigdelset(&sa.sa_mask, SIGFPE);
     if (sigaction(suspend_signal, &sa, NULL) != 0)
         return -EINVAL;
+    threads.pid = getpid();
     threads.signal = suspend_signal;
     threads.ready = true;
     return spangc_thread_register();
@@ -462,7 +469,9 @@ void spangc_threads_after_fork_child(void)
     if (self) {
         self->next = self->prev = NULL;
         self->pthread = pthread_self();
+        self->tid = (pid_t)syscall(SYS_gettid);
     }
+    threads.pid = getpid();
     slock_init(&threads.lock);
     ao_uint_store(&threads.acks, 0);
 }

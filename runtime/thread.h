@@ -29,6 +29,7 @@
 #include "mcache.h"
 
 #include <pthread.h>
+#include <sys/types.h>
 #include <signal.h>
 
 typedef struct mem_range {
@@ -46,6 +47,7 @@ typedef struct spangc_thread {
     /* Registry (threads_lock). */
     struct spangc_thread *next, *prev;
     pthread_t pthread;
+    pid_t tid;             /* the kernel's id of the thread, for tgkill */
     uintptr_t stack_lo, stack_hi;
     mem_range *tls;        /* the thread's static TLS blocks            */
     size_t ntls;
