@@ -474,4 +474,9 @@ void spangc_threads_after_fork_child(void)
     threads.pid = getpid();
     slock_init(&threads.lock);
     ao_uint_store(&threads.acks, 0);
+    /* The parent forked with the world stopped (atfork_prepare): end that
+     * stop here, or the child's first stop would make the epoch even and
+     * its new threads would take the signal for no stop at all. */
+    if (ao_load(&threads.stop_epoch) & 1)
+        ao_add(&threads.stop_epoch, 1);
 }
