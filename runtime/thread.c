@@ -84,8 +84,10 @@ static SPANGC_STATE struct {
 /* ---- stopping ---------------------------------------------------------- */
 
 /* How many times the collector yields its CPU, waiting for the stopping
- * threads, before it sleeps (about a millisecond). */
+ * threads, before it sleeps (about a millisecond); and how long it sleeps
+ * before it signals the threads that have not answered again. */
 #define STOP_YIELDS 2000
+#define RESIGNAL_NS (10 * 1000 * 1000)
 
 static long futex(ao_uint *addr, int op, unsigned val)
 {
@@ -115,9 +117,9 @@ static NOINLINE void stop_self(spangc_thread *t)
 {
     __builtin_unwind_init();
     uintptr_t epoch = ao_load_acq(&threads.stop_epoch);
-    if (!(epoch & 1) || t->acked_epoch == epoch)
+    if (!(epoch & 1) || ao_load(&t->acked_epoch) == epoch)
         return; /* no stop under way, or already stopped for this one */
-    t->acked_epoch = epoch;
+    ao_store(&t->acked_epoch, epoch);
     park(t, ao_uint_load_acq(&threads.world_gen));
     ao_signal_fence();
 }
@@ -168,6 +170,18 @@ static void suspend_handler(int sig, siginfo_t *info, void *ctx)
     errno = saved_errno;
 }
 
+/* tgkill, not pthread_kill: glibc's blocks and restores every signal
+ * around it, two more system calls per thread. The id is valid: a thread
+ * leaves the list (under threads_lock, held by the caller) before it
+ * exits. */
+static void signal_thread(spangc_thread *t)
+{
+    if (syscall(SYS_tgkill, threads.pid, t->tid, threads.signal) != 0)
+        spangc_throw("cannot signal registered thread %lu (error %d); did it exit "
+                     "without unregistering?",
+                     (unsigned long)t->pthread, errno);
+}
+
 void spangc_stop_world(void)
 {
     slock_acquire(&threads.lock);
@@ -177,40 +191,41 @@ void spangc_stop_world(void)
         n += t != self;
     ao_uint_store(&threads.acks, 0);
     ao_uint_store(&threads.ack_target, n);
-    ao_add(&threads.stop_epoch, 1); /* odd: stopping */
-    for (spangc_thread *t = threads.list; t; t = t->next) {
-        if (t == self)
-            continue;
-        /* tgkill, not pthread_kill: glibc's blocks and restores every
-         * signal around it, two more system calls per thread. The id is
-         * valid: a thread leaves the list (under threads_lock, held here)
-         * before it exits. */
-        int err = syscall(SYS_tgkill, threads.pid, t->tid, threads.signal) ? errno : 0;
-        if (err)
-            spangc_throw("cannot signal registered thread %lu (error %d); did it exit "
-                         "without unregistering?",
-                         (unsigned long)t->pthread, err);
-    }
+    uintptr_t epoch = ao_add(&threads.stop_epoch, 1) + 1; /* odd: stopping */
+    for (spangc_thread *t = threads.list; t; t = t->next)
+        if (t != self)
+            signal_thread(t);
     /* Yield rather than sleep while the acknowledgements come in. The
      * stopping threads are mostly woken on this CPU and run as soon as we
      * yield; and if we slept, this CPU could go idle, and the last
      * acknowledgement, from the other CPU, would pay for waking it: 10-25
      * us under a hypervisor, a quarter of a 16-thread stop. Sleep only if
-     * a thread is slow to answer (one spinning on a busy CPU). */
+     * a thread is slow to answer (one spinning on a busy CPU), and signal
+     * again whoever has not answered after each RESIGNAL_NS: under
+     * ThreadSanitizer, which holds a signal back until the thread reaches
+     * a point of its choosing, one was seen never to arrive (a thread
+     * polling a pipe with nanosleep, 1 run in 10 of test_thread). A thread
+     * that has answered ignores the repeat. */
     for (unsigned yields = 0;; yields++) {
         unsigned a = ao_uint_load_acq(&threads.acks);
         if (a >= n)
             break;
-        if (yields < STOP_YIELDS)
+        if (yields < STOP_YIELDS) {
             sched_yield();
-        else
-            futex(&threads.acks, FUTEX_WAIT_PRIVATE, a);
+            continue;
+        }
+        struct timespec ts = {0, RESIGNAL_NS};
+        if (syscall(SYS_futex, &threads.acks, FUTEX_WAIT_PRIVATE, a, &ts, NULL, 0) != 0 &&
+            errno == ETIMEDOUT) {
+            for (spangc_thread *t = threads.list; t; t = t->next)
+                if (t != self && ao_load(&t->acked_epoch) != epoch)
+                    signal_thread(t);
+        }
     }
-    uintptr_t epoch = ao_load(&threads.stop_epoch);
     for (spangc_thread *t = threads.list; t; t = t->next)
-        if (t != self && t->acked_epoch != epoch)
+        if (t != self && ao_load(&t->acked_epoch) != epoch)
             spangc_throw("registered thread %lu did not stop (acknowledged stop %lu of %lu)",
-                         (unsigned long)t->pthread, (unsigned long)t->acked_epoch,
+                         (unsigned long)t->pthread, (unsigned long)ao_load(&t->acked_epoch),
                          (unsigned long)epoch);
 }
 

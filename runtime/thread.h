@@ -57,7 +57,7 @@ typedef struct spangc_thread {
      * stopped. The stack is scanned from here to stack_hi. */
     uintptr_t stopped_sp;
     /* The stop epoch this thread last acknowledged (thread.c). */
-    uintptr_t acked_epoch;
+    ao_word acked_epoch;
 } spangc_thread;
 
 /* The calling thread's record, or NULL if it is not registered. */
