@@ -366,6 +366,54 @@ static void test_stack_bounds(void **state)
     assert_true(b[0] < b[2] && b[2] < b[1]);
 }
 
+/* ---- a stop signal that never arrives ------------------------------------------ */
+
+/* A registered thread takes the first stop signal out of its queue with
+ * sigtimedwait (as a program's signal-handling thread that waits for
+ * "every" signal would) and so never runs the handler for it. The
+ * collector signals it again after 10 ms; without that, gc_collect would
+ * wait for ever. */
+static ao_word swallow_state; /* 1 ready, 2 swallowed one, 3 done and ok */
+
+static void *swallower(void *arg)
+{
+    (void)arg;
+    gc_register_thread();
+    node *held = make_tree(6, 7);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGRTMIN + 3);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    ao_store(&swallow_state, 1);
+    struct timespec ts = {10, 0};
+    if (sigtimedwait(&set, NULL, &ts) == SIGRTMIN + 3)
+        ao_store(&swallow_state, 2);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+    while (ao_load(&swallow_state) == 2)
+        sched_yield();
+    ao_store(&swallow_state, check_tree(held) == tree_sum(6, 7) ? 3 : 4);
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_lost_stop_signal(void **state)
+{
+    (void)state;
+    pthread_t th;
+    ao_store(&swallow_state, 0);
+    pthread_create(&th, NULL, swallower, NULL);
+    while (ao_load(&swallow_state) != 1)
+        sched_yield();
+    uint64_t t0 = spangc_nanotime();
+    gc_collect();
+    uint64_t took = spangc_nanotime() - t0;
+    assert_int_equal(ao_load(&swallow_state), 2); /* it swallowed one and then stopped */
+    assert_true(took >= 10 * 1000 * 1000);        /* ...on the repeat */
+    ao_store(&swallow_state, 5);
+    pthread_join(th, NULL);
+    assert_int_equal(ao_load(&swallow_state), 3);
+}
+
 /* ---- objects handed to another thread ---------------------------------------- */
 
 enum { CHECKS = 5000 };
@@ -581,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_blocked_threads),
         cmocka_unit_test(test_other_thread_roots),
         cmocka_unit_test(test_stack_bounds),
+        cmocka_unit_test(test_lost_stop_signal),
         cmocka_unit_test(test_objects_from_another_thread),
         cmocka_unit_test(test_simultaneous_collect_runs_once),
         cmocka_unit_test(test_concurrent_collect_storm),
