@@ -88,7 +88,10 @@ bool spangc_span_sweep(mspan *s, bool preserve)
     if (nfreed) {
         s->needzero = 1;
         free_slots_accounting(s, nfreed);
-        if ((ao_load(&s->types) || s->type_idx) && s->nelems > 1)
+        /* Every span, one-slot ones included: a lazy sweep hands the span
+         * straight to the allocating thread, whose conservative objects
+         * write no layout. (For a large span, types is &large_type.) */
+        if (ao_load(&s->types) || s->type_idx)
             clear_freed_types(s);
         if (spangc_track_slots)
             spangc_debug_freed(s);

@@ -13,7 +13,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gc.h"
 #include "mheap.h"
+#include "options.h"
 #include "mspan.h"
 #include "thread.h"
 
@@ -236,6 +238,54 @@ static void test_type_palette_overflow(void **state)
     gc_enable();
 }
 
+/* Spans of a small class with one slot (8 KiB objects) are swept like the
+ * others: a typed object that dies leaves no layout behind. The allocation
+ * that sweeps such a span lazily takes it at once, and a conservative
+ * object put there must be scanned whole, not with the dead object's
+ * layout (the fuzzer found an 8000-byte gc_realloc copy whose pointers
+ * were not followed). */
+enum { ONE_SLOT_SIZE = 8000, ONE_SLOT_N = 8 };
+#define HIDDEN ((uintptr_t)0x5a5a5a5a5a5a5a5au)
+
+static NOINLINE void make_dead_typed(const gc_type *t, uintptr_t *hidden)
+{
+    for (int i = 0; i < ONE_SLOT_N; i++)
+        hidden[i] = (uintptr_t)gc_alloc_typed(ONE_SLOT_SIZE, t) ^ HIDDEN;
+}
+
+static NOINLINE void clear_below(void)
+{
+    volatile char pad[4096];
+    memset((char *)pad, 0, sizeof pad);
+}
+
+static void test_one_slot_span_forgets_layout(void **state)
+{
+    (void)state;
+    size_t off[] = {16};
+    const gc_type *t = gc_type_new(ONE_SLOT_SIZE, off, 1);
+    assert_non_null(t);
+    bool bg = spangc_cfg.background_sweep;
+    spangc_cfg.background_sweep = false; /* leave the spans to lazy sweeping */
+    uintptr_t hidden[ONE_SLOT_N];
+    make_dead_typed(t, hidden);
+    mspan *s0 = spangc_span_of_heap(hidden[0] ^ HIDDEN);
+    assert_int_equal(s0->nelems, 1);
+    assert_int_not_equal(s0->spanclass >> 1, 0); /* a small class, not a large span */
+    clear_below();
+    spangc_collect(COLLECT_STRESS);
+    int reused = 0;
+    for (int i = 0; i < ONE_SLOT_N; i++) {
+        void *q = gc_alloc(ONE_SLOT_SIZE);
+        mspan *s = spangc_span_of_heap((uintptr_t)q);
+        for (int k = 0; k < ONE_SLOT_N; k++)
+            reused += (uintptr_t)q == (hidden[k] ^ HIDDEN);
+        assert_null(span_type_of(s, 0));
+    }
+    spangc_cfg.background_sweep = bg;
+    assert_true(reused > 0); /* some dead typed object's span was taken again */
+}
+
 static void test_type_errors(void **state)
 {
     (void)state;
@@ -337,6 +387,7 @@ int main(void)
         cmocka_unit_test(test_realloc_api),
         cmocka_unit_test(test_typed),
         cmocka_unit_test(test_type_palette_overflow),
+        cmocka_unit_test(test_one_slot_span_forgets_layout),
         cmocka_unit_test(test_type_errors),
         cmocka_unit_test(test_huge_sizes),
         cmocka_unit_test(test_stats_count),
