@@ -89,9 +89,10 @@ static SPANGC_STATE struct {
 #define STOP_YIELDS 2000
 #define RESIGNAL_NS (10 * 1000 * 1000)
 
-static long futex(ao_uint *addr, int op, unsigned val)
+/* timeout: relative, for FUTEX_WAIT only; NULL waits for ever. */
+static long futex(ao_uint *addr, int op, unsigned val, const struct timespec *timeout)
 {
-    return syscall(SYS_futex, addr, op, val, NULL, NULL, 0);
+    return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
 }
 
 /* Record the stack pointer below every frame of the stopping thread,
@@ -101,9 +102,9 @@ static NOINLINE void park(spangc_thread *t, unsigned gen)
     volatile uintptr_t marker = 0;
     t->stopped_sp = (uintptr_t)&marker;
     if (ao_uint_add(&threads.acks, 1) + 1 == ao_uint_load_acq(&threads.ack_target))
-        futex(&threads.acks, FUTEX_WAKE_PRIVATE, 1);
+        futex(&threads.acks, FUTEX_WAKE_PRIVATE, 1, NULL);
     while (ao_uint_load_acq(&threads.world_gen) == gen)
-        futex(&threads.world_gen, FUTEX_WAIT_PRIVATE, gen);
+        futex(&threads.world_gen, FUTEX_WAIT_PRIVATE, gen, NULL);
     (void)marker;
 }
 
@@ -215,8 +216,7 @@ void spangc_stop_world(void)
             continue;
         }
         struct timespec ts = {0, RESIGNAL_NS};
-        if (syscall(SYS_futex, &threads.acks, FUTEX_WAIT_PRIVATE, a, &ts, NULL, 0) != 0 &&
-            errno == ETIMEDOUT) {
+        if (futex(&threads.acks, FUTEX_WAIT_PRIVATE, a, &ts) != 0 && errno == ETIMEDOUT) {
             for (spangc_thread *t = threads.list; t; t = t->next)
                 if (t != self && ao_load(&t->acked_epoch) != epoch)
                     signal_thread(t);
@@ -233,7 +233,7 @@ void spangc_start_world(void)
 {
     ao_add(&threads.stop_epoch, 1); /* even: running */
     ao_uint_add(&threads.world_gen, 1);
-    futex(&threads.world_gen, FUTEX_WAKE_PRIVATE, 0x7fffffff);
+    futex(&threads.world_gen, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL);
     slock_release(&threads.lock);
 }
 
