@@ -328,10 +328,9 @@ extern void *__libc_stack_end __attribute__((weak));
  * reading /proc/self/maps with stdio and sscanf, which maps about 100 KB
  * of libc and a malloc arena into a program that may otherwise use
  * neither. Above __libc_stack_end lie only argv, envp and the aux vector. */
-static bool main_stack_bounds(uintptr_t *lo, uintptr_t *hi)
+static bool main_stack_bounds(pid_t tid, uintptr_t *lo, uintptr_t *hi)
 {
-    if (&__libc_stack_end == NULL || __libc_stack_end == NULL ||
-        syscall(SYS_gettid) != getpid())
+    if (&__libc_stack_end == NULL || __libc_stack_end == NULL || tid != getpid())
         return false;
     struct rlimit rl;
     if (getrlimit(RLIMIT_STACK, &rl) != 0)
@@ -348,9 +347,10 @@ static bool main_stack_bounds(uintptr_t *lo, uintptr_t *hi)
     return true;
 }
 
-static bool get_stack_bounds(uintptr_t *lo, uintptr_t *hi)
+/* The stack of the calling thread, whose kernel id is tid. */
+static bool get_stack_bounds(pid_t tid, uintptr_t *lo, uintptr_t *hi)
 {
-    if (main_stack_bounds(lo, hi))
+    if (main_stack_bounds(tid, lo, hi))
         return true;
     pthread_attr_t attr;
     void *addr;
@@ -384,7 +384,7 @@ int spangc_thread_register(void)
     spangc_mcache_init(&t->cache);
     t->pthread = pthread_self();
     t->tid = (pid_t)syscall(SYS_gettid);
-    if (!get_stack_bounds(&t->stack_lo, &t->stack_hi)) {
+    if (!get_stack_bounds(t->tid, &t->stack_lo, &t->stack_hi)) {
         spangc_meta_free(t, sizeof *t);
         return -ENOMEM;
     }
