@@ -271,7 +271,7 @@ static void test_one_slot_span_forgets_layout(void **state)
     make_dead_typed(t, hidden);
     mspan *s0 = spangc_span_of_heap(hidden[0] ^ HIDDEN);
     assert_int_equal(s0->nelems, 1);
-    assert_int_not_equal(s0->spanclass >> 1, 0); /* a small class, not a large span */
+    assert_int_not_equal(span_sizeclass(s0), 0); /* a small class, not a large span */
     clear_below();
     spangc_collect(COLLECT_STRESS);
     int reused = 0;
