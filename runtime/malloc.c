@@ -344,12 +344,15 @@ void *gc_realloc(void *ptr, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    if (size <= old_size) {
+    /* In place while at least half the object stays in use. Below that,
+     * a copy: a buffer cut from megabytes to a few bytes must not keep its
+     * whole span alive, which is what a realloc user expects. */
+    if (size <= old_size && size >= old_size / 2) {
         memset((char *)ptr + size, 0, old_size - size);
         return ptr;
     }
     void *q = type ? gc_alloc_typed(size, type) : noscan ? gc_alloc_atomic(size) : gc_alloc(size);
     if (q)
-        memcpy(q, ptr, old_size);
+        memcpy(q, ptr, size < old_size ? size : old_size);
     return q;
 }

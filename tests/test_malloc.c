@@ -136,14 +136,23 @@ static void test_realloc_api(void **state)
     assert_non_null(q);
     assert_memory_equal(q, "0123456789", 10);
     assert_true(all_zero(q + 10, gc_size(q) - 10));
-    /* Shrinking keeps the object and clears the tail. */
+    /* Shrinking to half or more keeps the object and clears the tail. */
     memset(q, 'x', 5000);
-    assert_ptr_equal(gc_realloc(q, 100), q);
-    assert_true(all_zero(q + 100, gc_size(q) - 100));
-    /* The kind survives: atomic stays atomic (noscan span). */
+    size_t half = gc_size(q) / 2;
+    assert_ptr_equal(gc_realloc(q, half), q);
+    assert_true(all_zero(q + half, gc_size(q) - half));
+    /* Shrinking further copies into a smaller object. */
+    char *small = gc_realloc(q, 100);
+    assert_ptr_not_equal(small, q);
+    assert_true(gc_size(small) < half);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(small[i], 'x');
+    /* The kind survives: atomic stays atomic (noscan span), growing and
+     * shrinking by copy. */
     char *a = gc_alloc_atomic(32);
     char *b = gc_realloc(a, 40000);
     assert_true(span_is_noscan(spangc_span_of_heap((uintptr_t)b)));
+    assert_true(span_is_noscan(spangc_span_of_heap((uintptr_t)gc_realloc(b, 16))));
     char *c = gc_realloc(gc_alloc(32), 100);
     assert_false(span_is_noscan(spangc_span_of_heap((uintptr_t)c)));
     /* Interior or foreign pointers are refused. */
@@ -183,6 +192,11 @@ static void test_typed(void **state)
     struct pair *grown = gc_realloc(arr, 200 * sizeof *arr);
     s = spangc_span_of_heap((uintptr_t)grown);
     assert_ptr_equal(span_type_of(s, span_obj_index(s, (uintptr_t)grown)), t);
+    /* ... shrinking by copy too. */
+    struct pair *cut = gc_realloc(big, 2 * sizeof *big);
+    assert_ptr_not_equal(cut, big);
+    s = spangc_span_of_heap((uintptr_t)cut);
+    assert_ptr_equal(span_type_of(s, span_obj_index(s, (uintptr_t)cut)), t);
     /* A plain allocation in a span with a type table has no type. */
     void *plain = gc_alloc(sizeof(struct pair));
     s = spangc_span_of_heap((uintptr_t)plain);

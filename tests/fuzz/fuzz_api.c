@@ -971,6 +971,19 @@ static void op_garbage(void)
     sync_gc();
 }
 
+/* The model of an object whose first size bytes are all that is left. */
+static void truncate_model(mobj *o, size_t size)
+{
+    o->size = (uint32_t)size;
+    uint32_t nw = (uint32_t)(size / 8);
+    if (o->cw > nw)
+        o->cw = nw;
+    for (uint32_t w = nw; w < MAXSLOT; w++) {
+        o->slot[w] = HIDE(0);
+        o->edge[w] = -1;
+    }
+}
+
 static void op_realloc(void)
 {
     int i = pick_obj(next());
@@ -985,26 +998,22 @@ static void op_realloc(void)
     CHECK(q != NULL, "gc_realloc(object %d, %zu) failed: errno %d", i, size, errno);
     sync_gc();
     TRACE("  realloc object %d (%p, %u bytes) to %zu: %p\n", i, p, o->size, size, q);
+    /* In place exactly when the object is big enough and at least half of
+     * it stays in use; otherwise a copy of the first min(size, old) bytes. */
+    bool in_place = size <= old_es && size >= old_es / 2;
     if (q == p) {
-        CHECK(size <= old_es, "gc_realloc kept %p (usable %zu) for %zu bytes", p, old_es, size);
+        CHECK(in_place, "gc_realloc kept %p (usable %zu) for %zu bytes", p, old_es, size);
         CHECK(!o->lost, "model bug: realloc in place of a lost object");
-        o->size = (uint32_t)size;
-        uint32_t nw = (uint32_t)(size / 8);
-        if (o->cw > nw)
-            o->cw = nw;
-        for (uint32_t w = nw; w < MAXSLOT; w++) {
-            o->slot[w] = HIDE(0);
-            o->edge[w] = -1;
-        }
+        truncate_model(o, size);
         store_somewhere(i);
         return;
     }
-    CHECK(size > old_es, "gc_realloc moved %p (usable %zu) for %zu bytes", p, old_es, size);
+    CHECK(!in_place, "gc_realloc moved %p (usable %zu) for %zu bytes", p, old_es, size);
     int n = F->nobj++;
     mobj *m = &F->o[n];
     *m = *o;
     m->h = HIDE(q);
-    m->size = (uint32_t)size;
+    truncate_model(m, size);
     m->lost = false;
     m->reg_token = -1;
     m->handle = -1;
@@ -1026,14 +1035,14 @@ static void op_table_realloc(void)
     void *q = gc_realloc(p, (size_t)cap * 8);
     CHECK(q != NULL, "gc_realloc of the root table failed");
     sync_gc();
-    if (q == p) {
-        for (uint32_t k = cap; k < F->tblcap; k++) {
-            F->r[NBSLOT + k].vh = HIDE(0);
-            F->r[NBSLOT + k].target = -1;
-        }
-    } else {
-        F->anchor[0] = (uintptr_t)q;
+    /* Entries past cap are gone, whether the table shrank in place or
+     * was copied into a smaller object. */
+    for (uint32_t k = cap; k < F->tblcap; k++) {
+        F->r[NBSLOT + k].vh = HIDE(0);
+        F->r[NBSLOT + k].target = -1;
     }
+    if (q != p)
+        F->anchor[0] = (uintptr_t)q;
     F->tblcap = cap;
     TRACE("  root table %p -> %p, %u entries\n", p, q, cap);
     check_tables();
