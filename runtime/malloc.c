@@ -33,10 +33,6 @@
 #include <errno.h>
 #include <string.h>
 
-/* No request above this can ever be met (it is the whole address space);
- * refusing it early also keeps page arithmetic from overflowing. */
-#define MAX_ALLOC ((size_t)1 << (ADDRESS_BITS - 1))
-
 /* ---- slow path ---------------------------------------------------------- */
 
 /* The palette is full: give the span one layout pointer per slot. */
@@ -161,7 +157,11 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
         errno = EPERM;
         return NULL;
     }
-    if (unlikely(size > MAX_ALLOC)) {
+    /* A request bigger than the machine's memory can never be met: refuse
+     * it before collecting, calling the hook, or taking address space and
+     * arena metadata for it (a page pointer per 8 KiB: gigabytes for a
+     * request of terabytes). Also keeps page arithmetic from overflowing. */
+    if (unlikely(size > spangc_heap.max_request)) {
         errno = ENOMEM;
         return NULL;
     }

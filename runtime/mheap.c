@@ -47,6 +47,9 @@ static SPANGC_STATE heap_range *ranges, *last_range;
 
 void spangc_mheap_init(void)
 {
+    uint64_t machine = spangc_os_memory_total();
+    size_t space = (size_t)1 << (ADDRESS_BITS - 1);
+    spangc_heap.max_request = machine < space ? (size_t)machine : space;
     spangc_heap.rng = 2463534242u;
     spangc_heap.sweepgen = 2; /* so that sg - 2 never wraps */
 }

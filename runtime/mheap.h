@@ -43,6 +43,11 @@ typedef struct mheap {
     uint32_t rng;       /* treap priorities */
     uintptr_t cur, end; /* uncommitted rest of the current reservation */
 
+    /* The largest allocation that could ever be met: RAM plus swap, and
+     * never above half the address space. Set by spangc_mheap_init, then
+     * only read (no lock). */
+    size_t max_request;
+
     /* The sweep generation (mspan.h); written only with the world stopped,
      * read atomically by sweepers. */
     ao_word sweepgen;

@@ -3,10 +3,14 @@
  * memory calls. Memory moves through three states (Go's names in
  * brackets):
  *
- *   reserved  [Reserved]  address space mapped PROT_NONE, MAP_NORESERVE:
- *                         costs nothing, cannot be touched
+ *   reserved  [Reserved]  address space mapped PROT_NONE: costs nothing,
+ *                         not even commit charge, cannot be touched
  *   committed [Ready]     readable and writable; the kernel supplies zero
- *                         pages on first touch
+ *                         pages on first touch. Charged to the kernel's
+ *                         overcommit accounting like malloc's memory, so
+ *                         a commit the kernel would refuse malloc fails
+ *                         here too (ENOMEM) instead of ending in the OOM
+ *                         killer [Go: sysReserve without MAP_NORESERVE]
  *   released  [Prepared]  committed, but madvise(MADV_DONTNEED) gave the
  *                         physical pages back; the next touch faults in
  *                         zero pages again
@@ -32,6 +36,9 @@ bool spangc_os_commit(void *p, size_t size);
 /* Return the physical pages of committed memory to the OS; the range stays
  * usable and reads back as zeros. */
 void spangc_os_release(void *p, size_t size);
+
+/* RAM plus swap, in bytes: more than this can never be committed. */
+uint64_t spangc_os_memory_total(void);
 
 /* Zeroed read-write memory for metadata, or NULL. */
 void *spangc_os_alloc(size_t size);

@@ -8,6 +8,7 @@
 #include "base.h"
 
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 
 /* Failure injection for tests (runtime/os.h). Written by the test thread
  * before the operations it targets; read with atomics by any thread. */
@@ -43,7 +44,7 @@ void *spangc_os_reserve(size_t size, size_t align, void *hint)
 {
     if (injected_failure())
         return NULL;
-    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS;
     if (hint) {
         void *p = mmap(hint, size, PROT_NONE, flags, -1, 0);
         if (p == hint)
@@ -77,6 +78,15 @@ bool spangc_os_commit(void *p, size_t size)
 void spangc_os_release(void *p, size_t size)
 {
     madvise(p, size, MADV_DONTNEED);
+}
+
+uint64_t spangc_os_memory_total(void)
+{
+    struct sysinfo si;
+    if (sysinfo(&si) != 0)
+        return UINT64_MAX;
+    uint64_t unit = si.mem_unit ? si.mem_unit : 1;
+    return ((uint64_t)si.totalram + si.totalswap) * unit;
 }
 
 void *spangc_os_alloc(size_t size)

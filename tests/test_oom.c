@@ -108,6 +108,37 @@ static void test_impossible_sizes(void **state)
     collect();
 }
 
+/* More than RAM and swap together fails at once too, and takes no address
+ * space or metadata with it: it once reserved the range, wrote a span
+ * pointer for each of its pages (a gigabyte per terabyte asked for), and a
+ * request for 64 TiB ended in the OOM killer. */
+static void test_bigger_than_the_machine(void **state)
+{
+    (void)state;
+    uint64_t machine = spangc_os_memory_total();
+    assert_true(machine > 0 && machine < ((uint64_t)1 << 46));
+    size_t sizes[] = {(size_t)machine + 1, (size_t)machine + 8192, (size_t)1 << 40,
+                      (size_t)1 << 46};
+    reset_oom();
+    collect();
+    gc_stats st0, st1;
+    gc_get_stats(&st0);
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        if (sizes[i] <= machine)
+            continue;
+        errno = 0;
+        assert_null(gc_alloc_atomic(sizes[i]));
+        assert_int_equal(errno, ENOMEM);
+    }
+    gc_get_stats(&st1);
+    assert_int_equal(oom.calls, 0);
+    assert_int_equal(st1.num_gc, st0.num_gc);
+    assert_int_equal(st1.heap_sys, st0.heap_sys);
+    assert_int_equal(st1.metadata_sys, st0.metadata_sys);
+    /* Something the machine can hold is still given. */
+    assert_non_null(gc_alloc_atomic(1 << 20));
+}
+
 /* A large object with the OS refusing everything: NULL and ENOMEM, after
  * one forced collection and one hook call with the requested size. */
 static void test_large_object_oom(void **state)
@@ -343,6 +374,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_impossible_sizes),
+        cmocka_unit_test(test_bigger_than_the_machine),
         cmocka_unit_test(test_large_object_oom),
         cmocka_unit_test(test_other_allocators_oom),
         cmocka_unit_test(test_small_objects_oom),
