@@ -29,7 +29,10 @@
  *     next_gc = max(4 MiB, marked * (1 + gc_percent / 100)),
  * lowered, when a soft memory limit is set, so that the memory spangc maps
  * stays under it (but never below marked + 1/8, so that a limit the live
- * heap exceeds cannot make every allocation collect).
+ * heap exceeds cannot make every allocation collect). A large object
+ * counts before it is allocated: the allocation that would cross the goal
+ * collects first, so that the object can reuse the garbage, and the next
+ * goal counts the object as marked [clox counts a request the same way].
  *
  * The early trigger [bdwgc: collect or expand]. A cycle also starts
  * three quarters of the way to the goal,
@@ -301,8 +304,10 @@ static uint64_t mark_phase(bool parallel)
     return marked;
 }
 
-/* Steps 1-5 of the header comment. The caller holds world_lock. */
-static void run_cycle(bool forced)
+/* Steps 1-5 of the header comment. The caller holds world_lock. extra:
+ * the bytes of a large object about to be allocated, which the next goal
+ * counts as live. */
+static void run_cycle(bool forced, uint64_t extra)
 {
     size_t left_unswept = ao_load(&spangc_sweep.unswept);
     spangc_sweep_finish();
@@ -333,7 +338,7 @@ static void run_cycle(bool forced)
     ao_store(&early_armed, !started_early || marked < prev_marked - prev_marked / 8);
     ao_store(&spangc_gc.heap_marked, marked);
     ao_store(&spangc_mstats.heap_live, marked);
-    set_goal(marked);
+    set_goal(marked + extra);
     ao_store(&spangc_sweep.unswept, ao_load(&spangc_heap.nspans_inuse));
     ao_store(&spangc_sweep.cursor, 0);
     ao_store_rel(&spangc_heap.sweepgen, ao_load(&spangc_heap.sweepgen) + 2);
@@ -390,7 +395,7 @@ static void world_lock_release(void)
     slock_release(&spangc_gc.world_lock);
 }
 
-static NOINLINE void collect_now(enum collect_kind kind)
+static NOINLINE void collect_now(enum collect_kind kind, uint64_t extra)
 {
     /* A cycle that stops the world after this point satisfies the request:
      * if two threads ask at once, the second finds the first's cycle done. */
@@ -402,10 +407,10 @@ static NOINLINE void collect_now(enum collect_kind kind)
         SPANGC_SAVE_CONTEXT(self);
     if (kind == COLLECT_AUTO) {
         /* Another thread may have collected while we waited. */
-        if (ao_load(&spangc_gc.num_gc) == seen && spangc_gc_due())
-            run_cycle(false);
+        if (ao_load(&spangc_gc.num_gc) == seen && spangc_gc_due(extra))
+            run_cycle(false, extra);
     } else if (ao_load(&spangc_gc.num_gc) < want) {
-        run_cycle(kind == COLLECT_FULL);
+        run_cycle(kind == COLLECT_FULL, 0);
     }
     world_lock_release();
     bg_wake();
@@ -423,7 +428,16 @@ void spangc_collect(enum collect_kind kind)
     if (ao_load(&spangc_gc.initialized) != 2)
         return;
     clear_dead_stack();
-    collect_now(kind);
+    collect_now(kind, 0);
+    clear_dead_stack();
+}
+
+void spangc_collect_auto(uint64_t extra)
+{
+    if (ao_load(&spangc_gc.initialized) != 2)
+        return;
+    clear_dead_stack();
+    collect_now(COLLECT_AUTO, extra);
     clear_dead_stack();
 }
 

@@ -26,14 +26,14 @@ extern SPANGC_STATE gc_state spangc_gc;
 
 bool spangc_gc_due_early(void);
 
-/* True when the heap has grown to the pacer's goal, or to the early
- * trigger while reaching the goal would take memory the heap does not
- * have (see Pacing in gc.c). */
-static inline bool spangc_gc_due(void)
+/* True when the heap, with extra bytes about to be allocated, has grown to
+ * the pacer's goal, or to the early trigger while reaching the goal would
+ * take memory the heap does not have (see Pacing in gc.c). */
+static inline bool spangc_gc_due(uint64_t extra)
 {
     if (ao_load(&spangc_gc.disabled) != 0)
         return false;
-    uint64_t live = ao_load(&spangc_mstats.heap_live);
+    uint64_t live = ao_load(&spangc_mstats.heap_live) + extra;
     return live >= ao_load(&spangc_gc.next_gc) ||
            (live >= ao_load(&spangc_gc.early_gc) && spangc_gc_due_early());
 }
@@ -58,5 +58,10 @@ void spangc_with_world_stopped(void (*fn)(void *arg), void *arg);
 /* Run a cycle. Must be called outside a runtime section, with no spangc
  * lock held. */
 void spangc_collect(enum collect_kind kind);
+
+/* COLLECT_AUTO for an allocation of extra bytes that heap_live does not
+ * count yet (a large object): runs the cycle if spangc_gc_due(extra) still
+ * holds once this thread may collect. */
+void spangc_collect_auto(uint64_t extra);
 
 #endif

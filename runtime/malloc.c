@@ -173,11 +173,17 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
         c->next_sample = c->fast_budget;
     if (unlikely(spangc_profile_rate_changed(c)))
         c->next_sample = spangc_profile_next_sample(c);
+    /* A large object counts before it is allocated: collecting first lets
+     * it reuse the garbage, where counting it after would let the heap
+     * overshoot its goal by the whole object (a string doubled in a loop
+     * kept one dead copy too many at its peak). A small one is counted
+     * with its span's free bytes when the span is cached. */
+    uint64_t extra = size > MAX_SMALL_SIZE ? round_up(size, PAGE_SIZE) : 0;
     if (unlikely(spangc_cfg.stress) && ++c->stress_count >= spangc_cfg.stress) {
         c->stress_count = 0;
         spangc_collect(COLLECT_STRESS);
-    } else if (spangc_gc_due()) {
-        spangc_collect(COLLECT_AUTO);
+    } else if (spangc_gc_due(extra)) {
+        spangc_collect_auto(extra);
     }
     void *p = try_alloc(t, size, noscan, type);
     if (unlikely(!p)) {

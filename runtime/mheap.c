@@ -419,15 +419,23 @@ static size_t over_limit(uint64_t extra)
     return mapped > target ? (size_t)(mapped - target) : 0;
 }
 
-/* Over the limit, growing first gives free pages back to the OS, on the
- * allocating thread: the background worker may lag behind a thread that
- * allocates fast, and the limit must hold anyway. The free spans are all
- * too small for this request, or the heap would not be growing. */
-static void release_for_limit_locked(size_t npages)
+/* Before growing, give free pages back to the OS, on the allocating
+ * thread (the background worker may lag behind a thread that allocates
+ * fast). The free spans are all too small for this request, or the heap
+ * would not be growing, and the heap is about to grow past them: release
+ * as many bytes of them as it grows, so that its resident memory stays
+ * where it was [Go 1.12: scavenging on heap growth]. A string doubled in
+ * a loop leaves each smaller copy free behind it; without this its peak
+ * held all of them, a third more than malloc, which unmaps big blocks as
+ * soon as they are freed. Over the soft memory limit, release enough to
+ * get under it. */
+static void release_before_growth_locked(size_t npages)
 {
-    size_t left = over_limit((uint64_t)npages * PAGE_SIZE);
-    if (left)
-        release_idle(spangc_heap.free_root, spangc_nanotime(), &left);
+    size_t grow = npages * PAGE_SIZE;
+    size_t left = over_limit(grow);
+    if (left < grow)
+        left = grow;
+    release_idle(spangc_heap.free_root, spangc_nanotime(), &left);
 }
 
 mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
@@ -443,7 +451,7 @@ mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
         s = treap_first_fit(npages);
     }
     if (!s) {
-        release_for_limit_locked(npages);
+        release_before_growth_locked(npages);
         if (grow_locked(npages))
             s = treap_first_fit(npages);
     }
@@ -504,7 +512,9 @@ void spangc_mheap_scavenge_to_limit(void)
         return; /* no limit, or under it: the usual case needs no lock */
     spangc_thread *t = runtime_enter_self(); /* for mheap.lock (runtime/lock.h) */
     lock_acquire(&spangc_heap.lock);
-    release_for_limit_locked(0);
+    size_t left = over_limit(0);
+    if (left)
+        release_idle(spangc_heap.free_root, spangc_nanotime(), &left);
     lock_release(&spangc_heap.lock);
     runtime_leave_self(t);
 }
