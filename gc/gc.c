@@ -314,7 +314,7 @@ static void run_cycle(bool forced, uint64_t extra)
     spangc_roots_prepare();
     uint64_t before = ao_load(&spangc_mstats.heap_alloc);
     bool started_early =
-        !forced && ao_load(&spangc_mstats.heap_live) < ao_load(&spangc_gc.next_gc);
+        !forced && ao_load(&spangc_mstats.heap_live) + extra < ao_load(&spangc_gc.next_gc);
     bool parallel = mark_in_parallel();
     if (parallel)
         spangc_mark_start_workers();
