@@ -50,6 +50,10 @@ enum collect_kind {
  * Set before any other thread exists. */
 extern SPANGC_STATE void (*spangc_test_after_mark)(void);
 
+/* Tests only: called by a large allocation inside its runtime section,
+ * with the object set up but not yet returned (tests/test_thread.c). */
+extern SPANGC_STATE void (*spangc_test_in_large_alloc)(void);
+
 /* Run fn with world_lock held, sweeping finished, the world stopped and
  * every mcache flushed (verification, tests). Same calling rules as
  * spangc_collect. */

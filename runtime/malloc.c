@@ -33,6 +33,8 @@
 #include <errno.h>
 #include <string.h>
 
+SPANGC_STATE void (*spangc_test_in_large_alloc)(void);
+
 /* ---- slow path ---------------------------------------------------------- */
 
 /* The palette is full: give the span one layout pointer per slot. */
@@ -96,21 +98,30 @@ static void *alloc_large(spangc_thread *t, size_t size, int noscan, const gc_typ
         s->large_type = type;
         ao_store_rel(&s->types, (uintptr_t)&s->large_type);
     }
-    bool needzero = s->needzero;
+    void *p = (void *)s->base;
+    size_t clear = s->needzero ? s->elemsize : 0;
     if (spangc_track_slots)
-        track_alloc((void *)s->base, s->elemsize);
+        track_alloc(p, s->elemsize);
     ao_add(&spangc_mstats.mallocs, 1);
     ao_add(&spangc_mstats.total_alloc, s->elemsize);
     ao_add(&spangc_mstats.heap_alloc, s->elemsize);
     ao_add(&spangc_mstats.heap_live, s->elemsize);
     spangc_mcentral_add_large(s);
+    if (spangc_test_in_large_alloc)
+        spangc_test_in_large_alloc();
+    /* A stop requested during the section happens in runtime_leave, and
+     * the collection it serves must find the object: p, the address, is
+     * live across that call (a register the stop saves, or our frame),
+     * where s, which is all that was live here before, points at metadata
+     * and kept nothing alive; the object was freed before it was returned.
+     * The asm makes p live there whatever the compiler would rather do. */
     runtime_leave(t);
+    __asm__ volatile("" : : "r"(p) : "memory");
     /* Clearing a large object can take long; doing it outside the runtime
-     * section keeps it out of other threads' stop-the-world wait. A
-     * collection meanwhile finds the object through our own registers. */
-    if (needzero)
-        memset((void *)s->base, 0, s->elemsize);
-    return (void *)s->base;
+     * section keeps it out of other threads' stop-the-world wait. */
+    if (clear)
+        memset(p, 0, clear);
+    return p;
 }
 
 static void *alloc_small(spangc_thread *t, size_t size, int noscan, const gc_type *type)
