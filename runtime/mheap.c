@@ -473,17 +473,22 @@ mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
 /* ---- scavenging -------------------------------------------------------- */
 
 /* Release every idle free span in t (in key order) until *left bytes are
- * done; *left == SIZE_MAX means no budget. */
+ * done; *left == SIZE_MAX means no budget. A span the kernel refuses to
+ * release (locked memory: mlockall) keeps its contents, so it is left
+ * dirty, and the pass ends (*left = 0): the next span would fail too. */
 static size_t release_idle(mspan *t, uint64_t cutoff, size_t *left)
 {
     size_t done = 0;
     while (t && *left) {
         done += release_idle(t->tleft, cutoff, left);
         if (*left && !t->released && t->free_since <= cutoff) {
+            if (!spangc_os_release((void *)t->base, t->npages * PAGE_SIZE)) {
+                *left = 0;
+                break;
+            }
             /* Pages released before and merged into t since are released
              * again, which costs nothing, but counted once. */
             size_t bytes = released_pages(t->base, t->npages, PAGES_SET) * PAGE_SIZE;
-            spangc_os_release((void *)t->base, t->npages * PAGE_SIZE);
             t->released = true;
             t->needzero = 0;
             ao_add(&spangc_heap.released, bytes);

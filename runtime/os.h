@@ -34,8 +34,9 @@ void *spangc_os_reserve(size_t size, size_t align, void *hint);
 bool spangc_os_commit(void *p, size_t size);
 
 /* Return the physical pages of committed memory to the OS; the range stays
- * usable and reads back as zeros. */
-void spangc_os_release(void *p, size_t size);
+ * usable and reads back as zeros. False if the kernel refused (locked
+ * memory): then the pages keep their contents. */
+bool spangc_os_release(void *p, size_t size);
 
 /* RAM plus swap, in bytes: more than this can never be committed. */
 uint64_t spangc_os_memory_total(void);
@@ -45,7 +46,9 @@ void *spangc_os_alloc(size_t size);
 void spangc_os_free(void *p, size_t size);
 
 /* Test hook: make the n-th OS memory request from now on fail (and every
- * one after it while *sticky*); n 0 turns injection off. */
+ * one after it while *sticky*); n 0 turns injection off. Releases are not
+ * requests; spangc_os_inject_release_failure makes every one fail. */
 void spangc_os_inject_failure(uint64_t n, bool sticky);
+void spangc_os_inject_release_failure(bool on);
 
 #endif

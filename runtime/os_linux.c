@@ -14,6 +14,12 @@
  * before the operations it targets; read with atomics by any thread. */
 static SPANGC_STATE ao_word inject_countdown;
 static SPANGC_STATE ao_word inject_sticky;
+static SPANGC_STATE ao_word inject_release_failure;
+
+void spangc_os_inject_release_failure(bool on)
+{
+    ao_store(&inject_release_failure, on);
+}
 
 void spangc_os_inject_failure(uint64_t n, bool sticky)
 {
@@ -75,9 +81,11 @@ bool spangc_os_commit(void *p, size_t size)
     return mprotect(p, size, PROT_READ | PROT_WRITE) == 0;
 }
 
-void spangc_os_release(void *p, size_t size)
+bool spangc_os_release(void *p, size_t size)
 {
-    madvise(p, size, MADV_DONTNEED);
+    if (ao_load(&inject_release_failure))
+        return false;
+    return madvise(p, size, MADV_DONTNEED) == 0;
 }
 
 uint64_t spangc_os_memory_total(void)

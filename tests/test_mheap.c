@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "mheap.h"
+#include "os.h"
 #include "thread.h"
 
 /* These tests call mheap directly, as spangc's allocator does: inside a
@@ -212,6 +213,30 @@ static void test_needzero_and_release(void **state)
     spangc_mheap_verify();
 }
 
+/* A release the kernel refuses (locked memory, after mlockall) leaves the
+ * pages as they were: not counted as released, still needing zeroing. It
+ * used to be taken for done, and new objects were handed out holding the
+ * old bytes. */
+static void test_refused_release_keeps_span_dirty(void **state)
+{
+    (void)state;
+    mspan *s = spangc_mheap_alloc(64, 1);
+    uintptr_t base = s->base;
+    memset((void *)base, 0xab, 64 * PAGE_SIZE);
+    spangc_mheap_free(s);
+    uint64_t before = ao_load(&spangc_heap.released);
+    spangc_os_inject_release_failure(true);
+    size_t done = spangc_mheap_scavenge(0, 0);
+    spangc_os_inject_release_failure(false);
+    assert_int_equal(done, 0);
+    assert_int_equal(ao_load(&spangc_heap.released), before);
+    mspan *t = spangc_mheap_alloc(64, 1);
+    assert_int_equal(t->base, base);
+    assert_true(t->needzero);
+    spangc_mheap_free(t);
+    spangc_mheap_verify();
+}
+
 /* A request larger than an arena gets its own reservation. */
 static void test_huge_span(void **state)
 {
@@ -231,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_coalesce_neighbours), cmocka_unit_test(test_first_fit),
         cmocka_unit_test(test_released_pages_counted_exactly),
         cmocka_unit_test(test_random_sequences),    cmocka_unit_test(test_needzero_and_release),
+        cmocka_unit_test(test_refused_release_keeps_span_dirty),
         cmocka_unit_test(test_huge_span),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
