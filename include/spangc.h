@@ -21,8 +21,8 @@
  *  - Allocation returns NULL on failure. For out-of-memory that happens
  *    only after one forced collection and after the out-of-memory hook
  *    (gc_options.oom_fn) ran; errno is then ENOMEM. A size no heap could
- *    hold (over 2^47 bytes, e.g. SIZE_MAX) fails at once with ENOMEM,
- *    without the collection or the hook. Calls before gc_init or from an
+ *    hold (over the machine's RAM plus swap, e.g. SIZE_MAX) fails at once
+ *    with ENOMEM, without the collection or the hook. Calls before gc_init or from an
  *    unregistered thread return NULL with errno EPERM.
  *  - Before gc_init, and from a thread that is not registered (which must
  *    hold no heap pointers), nothing can be a heap object: gc_size gives
@@ -165,8 +165,10 @@ SPANGC_API const gc_type *gc_type_new(size_t size, const size_t *pointer_offsets
 SPANGC_API SPANGC_MALLOC void *gc_alloc_typed(size_t size, const gc_type *type);
 
 /* Like realloc: a new object of size bytes of the same kind as p (scanned,
- * atomic or typed) holding p's contents, or p itself if it is already big
- * enough (bytes past size are then cleared). p NULL is gc_alloc(size). The
+ * atomic or typed) holding p's contents (up to size bytes), or p itself if
+ * it is big enough and would not be replaced by one less than half its
+ * size (bytes past size are then cleared); shrinking can therefore move
+ * the object, and fail. p NULL is gc_alloc(size). The
  * old object is not freed: the collector reclaims it when it is unreachable.
  * p not the base of a live heap object (an interior, freed, stack, static
  * or malloc'd address) gives NULL with errno EINVAL; out of memory gives

@@ -35,6 +35,12 @@
 
 SPANGC_STATE void (*spangc_test_in_large_alloc)(void);
 
+/* The usable size of an object allocated for size bytes. */
+static size_t usable_size(size_t size)
+{
+    return size > MAX_SMALL_SIZE ? round_up(size, PAGE_SIZE) : class_to_size[size_to_class(size)];
+}
+
 /* ---- slow path ---------------------------------------------------------- */
 
 /* The palette is full: give the span one layout pointer per slot. */
@@ -213,9 +219,7 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
      * records the object's usable size. */
     if (unlikely(size >= c->next_sample)) {
         c->next_sample = spangc_profile_next_sample(c);
-        size_t usable = size > MAX_SMALL_SIZE ? round_up(size, PAGE_SIZE)
-                                              : class_to_size[size_to_class(size)];
-        spangc_profile_sample((uintptr_t)p, usable, caller);
+        spangc_profile_sample((uintptr_t)p, usable_size(size), caller);
     } else {
         c->next_sample -= size;
     }
@@ -361,10 +365,11 @@ void *gc_realloc(void *ptr, size_t size)
         errno = EINVAL;
         return NULL;
     }
-    /* In place while at least half the object stays in use. Below that,
-     * a copy: a buffer cut from megabytes to a few bytes must not keep its
-     * whole span alive, which is what a realloc user expects. */
-    if (size <= old_size && size >= old_size / 2) {
+    /* In place while at least half the object stays in use, or a new one
+     * would be no smaller. Otherwise a copy: a buffer cut from megabytes
+     * to a few bytes must not keep its whole span alive, which is what a
+     * realloc user expects. */
+    if (size <= old_size && (size >= old_size / 2 || usable_size(size) == old_size)) {
         memset((char *)ptr + size, 0, old_size - size);
         return ptr;
     }

@@ -998,11 +998,12 @@ static void op_realloc(void)
     CHECK(q != NULL, "gc_realloc(object %d, %zu) failed: errno %d", i, size, errno);
     sync_gc();
     TRACE("  realloc object %d (%p, %u bytes) to %zu: %p\n", i, p, o->size, size, q);
-    /* In place exactly when the object is big enough and at least half of
-     * it stays in use; otherwise a copy of the first min(size, old) bytes. */
+    /* In place when the object is big enough and at least half of it stays
+     * in use (or when a new object would be no smaller, which the model
+     * does not know); otherwise a copy of the first min(size, old) bytes. */
     bool in_place = size <= old_es && size >= old_es / 2;
     if (q == p) {
-        CHECK(in_place, "gc_realloc kept %p (usable %zu) for %zu bytes", p, old_es, size);
+        CHECK(size <= old_es, "gc_realloc kept %p (usable %zu) for %zu bytes", p, old_es, size);
         CHECK(!o->lost, "model bug: realloc in place of a lost object");
         truncate_model(o, size);
         store_somewhere(i);
