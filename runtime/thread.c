@@ -83,6 +83,8 @@ static SPANGC_STATE struct {
 
 /* ---- stopping ---------------------------------------------------------- */
 
+SPANGC_STATE void (*volatile spangc_test_in_stop_claim)(void);
+
 /* How many times the collector yields its CPU, waiting for the stopping
  * threads, before it sleeps (about a millisecond); and how long it sleeps
  * before it signals the threads that have not answered again. */
@@ -118,9 +120,18 @@ static NOINLINE void stop_self(spangc_thread *t)
 {
     __builtin_unwind_init();
     uintptr_t epoch = ao_load_acq(&threads.stop_epoch);
-    if (!(epoch & 1) || ao_load(&t->acked_epoch) == epoch)
-        return; /* no stop under way, or already stopped for this one */
-    ao_store(&t->acked_epoch, epoch);
+    uintptr_t acked = ao_load(&t->acked_epoch);
+    /* No stop under way, or already stopped for this one. The claim is a
+     * CAS: off the signal path (runtime_leave, a lock wait) the collector's
+     * repeated signal can land between the test and the claim, and the
+     * handler then stops the thread for this epoch; a plain store after it
+     * returned would park the thread a second time, with the world running,
+     * until some later restart, and count an acknowledgement towards the
+     * next stop. */
+    if (unlikely(spangc_test_in_stop_claim != NULL))
+        spangc_test_in_stop_claim();
+    if (!(epoch & 1) || acked == epoch || !ao_cas(&t->acked_epoch, acked, epoch))
+        return;
     park(t, ao_uint_load_acq(&threads.world_gen));
     ao_signal_fence();
 }

@@ -65,6 +65,10 @@ extern __thread spangc_thread *spangc_self __attribute__((tls_model("initial-exe
 
 void spangc_thread_stop_deferred(spangc_thread *t);
 
+/* Tests only: called by a thread stopping itself between its test of the
+ * stop epoch and its claim of it (tests/test_thread.c). */
+extern SPANGC_STATE void (*volatile spangc_test_in_stop_claim)(void);
+
 static inline void runtime_enter(spangc_thread *t)
 {
     t->in_runtime++;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "gc.h"
+#include "options.h"
 #include "testutil.h"
 #include "thread.h"
 
@@ -481,8 +482,13 @@ static void defer_a_stop(void)
 {
     spangc_test_in_large_alloc = NULL;
     ao_store_rel(&collector_go, 1);
-    while (!((volatile spangc_thread *)spangc_self)->stop_pending)
-        sched_yield();
+    /* A sleep, not sched_yield: ThreadSanitizer delivers a signal to a
+     * thread inside a blocking call it intercepts, and the collector
+     * repeats its signal every 10 ms. */
+    while (!((volatile spangc_thread *)spangc_self)->stop_pending) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* A thread that defers a stop while allocating a large object stops when
@@ -511,6 +517,66 @@ static void test_stop_deferred_in_large_allocation(void **state)
     assert_ptr_not_equal(q, p);
     p[SIZE - 1] = 1;
     assert_ptr_equal(gc_base(p + SIZE - 1), p);
+}
+
+/* A thread stopping itself on the deferred path (runtime_leave) can be hit
+ * by the collector's repeated stop signal between its test of the epoch
+ * and its claim: the handler stops it for that epoch, and the world
+ * restarts. The interrupted stop must then give up. It used to park a
+ * second time, with the world running, until some later collection. */
+static spangc_thread *resignal_target;
+static ao_word resumed, needed_rescue;
+
+static void resignal_self(void)
+{
+    if (spangc_self != resignal_target)
+        return;
+    spangc_test_in_stop_claim = NULL;
+    raise(spangc_cfg.suspend_signal); /* handled here and now: a nested stop */
+}
+
+static void defer_a_stop_then_resignal(void)
+{
+    defer_a_stop();
+    resignal_target = spangc_self;
+    spangc_test_in_stop_claim = resignal_self;
+}
+
+static void *rescuing_collector(void *arg)
+{
+    (void)arg;
+    gc_register_thread();
+    while (!ao_load_acq(&collector_go))
+        sched_yield();
+    gc_collect();
+    /* Give the allocating thread two seconds to come back on its own. */
+    for (int i = 0; i < 2000 && !ao_load_acq(&resumed); i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (!ao_load_acq(&resumed)) {
+        ao_store(&needed_rescue, 1);
+        gc_collect(); /* its restart releases the wrongly parked thread */
+    }
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_nested_stop_on_deferred_path(void **state)
+{
+    (void)state;
+    pthread_t th;
+    ao_store(&collector_go, 0);
+    ao_store(&resumed, 0);
+    ao_store(&needed_rescue, 0);
+    pthread_create(&th, NULL, rescuing_collector, NULL);
+    spangc_test_in_large_alloc = defer_a_stop_then_resignal;
+    char *p = gc_alloc_atomic(100000);
+    ao_store_rel(&resumed, 1);
+    pthread_join(th, NULL);
+    assert_non_null(p);
+    assert_false(ao_load(&needed_rescue));
+    assert_null(spangc_test_in_stop_claim);
 }
 
 /* ---- concurrent collection requests ---------------------------------------- */
@@ -685,6 +751,7 @@ int main(void)
         cmocka_unit_test(test_lost_stop_signal),
         cmocka_unit_test(test_objects_from_another_thread),
         cmocka_unit_test(test_stop_deferred_in_large_allocation),
+        cmocka_unit_test(test_nested_stop_on_deferred_path),
         cmocka_unit_test(test_simultaneous_collect_runs_once),
         cmocka_unit_test(test_concurrent_collect_storm),
         cmocka_unit_test(test_fork_from_threaded_program),
