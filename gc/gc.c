@@ -270,9 +270,9 @@ static void trace_cycle(uint64_t n, uint64_t pause, uint64_t before, uint64_t ma
 
 /* Stop every registered thread and hold the background sweeper off
  * (gc/sweep.c explains the handshake). The caller holds world_lock. */
-static void stop_world_and_sweeper(void)
+static void stop_world_and_sweeper(bool for_fork)
 {
-    spangc_stop_world();
+    spangc_stop_world(for_fork);
     /* A read-modify-write, so that it is ordered before the reads of
      * active below (the sweeper does the mirror image: add to active,
      * then read world_stopped). */
@@ -321,7 +321,7 @@ static void run_cycle(bool forced, uint64_t extra)
 
     uint64_t t0 = spangc_nanotime();
     ao_add(&cycles_stopped, 1);
-    stop_world_and_sweeper();
+    stop_world_and_sweeper(false);
     spangc_threads_flush_caches();
     size_t nthreads = spangc_threads_count_stopped();
     if (spangc_cfg.verify)
@@ -448,7 +448,7 @@ static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
     if (self)
         SPANGC_SAVE_CONTEXT(self);
     spangc_sweep_finish();
-    stop_world_and_sweeper();
+    stop_world_and_sweeper(false);
     spangc_threads_flush_caches();
     fn(arg);
     start_world_and_sweeper();
@@ -523,8 +523,10 @@ int gc_unregister_thread(void)
 /* ---- fork ----------------------------------------------------------------
  * prepare: no cycle may be running, no thread may be inside spangc, and no
  * spangc lock may be held by a thread that will not exist in the child. So
- * take world_lock, stop the world (which waits for runtime sections to
- * end), hold off the background worker's sweeping, and take the locks that
+ * take world_lock, stop the world for fork (which waits for runtime
+ * sections to end, and holds threads outside spangc at their next one
+ * rather than where they are: runtime/thread.c, "fork"), hold off the
+ * background worker's sweeping, and take the locks that
  * someone outside a runtime section may still hold: roots_lock and
  * meta_lock (unregistered threads call gc_add_roots and gc_type_new) and
  * mheap.lock (the worker's scavenger). mcentral locks are taken only in
@@ -536,7 +538,7 @@ int gc_unregister_thread(void)
 static void atfork_prepare(void)
 {
     world_lock_acquire();
-    stop_world_and_sweeper();
+    stop_world_and_sweeper(true);
     spangc_roots_lock();
     spangc_mheap_lock_all();
     spangc_profile_lock();

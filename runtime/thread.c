@@ -47,7 +47,15 @@
  *
  * fork: the prepare handler stops the world and takes every spangc lock in
  * order, so the child starts with a consistent heap; the child keeps only
- * the forking thread (see gc/gc.c for the collector's part).
+ * the forking thread (see gc/gc.c for the collector's part). That stop
+ * must not park a thread where the signal found it: glibc's fork takes
+ * every malloc arena lock after the prepare handlers, and a thread parked
+ * inside malloc holds one, so fork would wait for ever. What the child
+ * needs is only that no other thread is inside spangc. So in a fork stop
+ * (threads.fork_stop) a thread inside a runtime section stops as usual
+ * when it leaves the section; one outside spangc acknowledges and runs on,
+ * gated: its next runtime_enter waits until the restart (world_gen moves
+ * on) [bdwgc does not stop the world for fork either].
  */
 #include "thread.h"
 
@@ -77,6 +85,7 @@ static SPANGC_STATE struct {
     ao_uint world_gen; /* futex word: bumped at every restart */
     pid_t pid;          /* for tgkill; set again in a forked child */
     ao_word stop_epoch; /* odd while a stop is in progress */
+    ao_word fork_stop;  /* this stop is for fork: gate, do not park */
     pthread_key_t key;
     bool ready;
 } threads = {.lock = SPANGC_SLOCK_INIT};
@@ -99,12 +108,17 @@ static long futex(ao_uint *addr, int op, unsigned val, const struct timespec *ti
 
 /* Record the stack pointer below every frame of the stopping thread,
  * acknowledge, and wait for the restart. */
+static void acknowledge(void)
+{
+    if (ao_uint_add(&threads.acks, 1) + 1 == ao_uint_load_acq(&threads.ack_target))
+        futex(&threads.acks, FUTEX_WAKE_PRIVATE, 1, NULL);
+}
+
 static NOINLINE void park(spangc_thread *t, unsigned gen)
 {
     volatile uintptr_t marker = 0;
     t->stopped_sp = (uintptr_t)&marker;
-    if (ao_uint_add(&threads.acks, 1) + 1 == ao_uint_load_acq(&threads.ack_target))
-        futex(&threads.acks, FUTEX_WAKE_PRIVATE, 1, NULL);
+    acknowledge();
     while (ao_uint_load_acq(&threads.world_gen) == gen)
         futex(&threads.world_gen, FUTEX_WAIT_PRIVATE, gen, NULL);
     (void)marker;
@@ -134,6 +148,30 @@ static NOINLINE void stop_self(spangc_thread *t)
         return;
     park(t, ao_uint_load_acq(&threads.world_gen));
     ao_signal_fence();
+}
+
+/* A fork stop, for a thread outside spangc: acknowledge the stop (claimed
+ * as in stop_self) and run on, gated. Called only from the handler. */
+static void gate_self(spangc_thread *t)
+{
+    uintptr_t epoch = ao_load_acq(&threads.stop_epoch);
+    uintptr_t acked = ao_load(&t->acked_epoch);
+    if (!(epoch & 1) || acked == epoch || !ao_cas(&t->acked_epoch, acked, epoch))
+        return;
+    t->gate_gen = ao_uint_load_acq(&threads.world_gen);
+    t->gated = 1;
+    acknowledge();
+}
+
+/* runtime_enter found the gate set: wait for the restart that ends the fork
+ * stop, if it has not happened yet. Inside the section already, so a stop
+ * after the restart only sets stop_pending. */
+void spangc_thread_pass_gate(spangc_thread *t)
+{
+    unsigned gen = t->gate_gen;
+    while (ao_uint_load_acq(&threads.world_gen) == gen)
+        futex(&threads.world_gen, FUTEX_WAIT_PRIVATE, gen, NULL);
+    t->gated = 0;
 }
 
 void spangc_lock_check_section(void)
@@ -176,6 +214,8 @@ static void suspend_handler(int sig, siginfo_t *info, void *ctx)
     if (t) {
         if (t->in_runtime)
             t->stop_pending = 1;
+        else if (ao_load_acq(&threads.fork_stop))
+            gate_self(t);
         else
             stop_self(t);
     }
@@ -194,7 +234,7 @@ static void signal_thread(spangc_thread *t)
                      (unsigned long)t->pthread, errno);
 }
 
-void spangc_stop_world(void)
+void spangc_stop_world(bool for_fork)
 {
     slock_acquire(&threads.lock);
     spangc_thread *self = spangc_self;
@@ -203,6 +243,7 @@ void spangc_stop_world(void)
         n += t != self;
     ao_uint_store(&threads.acks, 0);
     ao_uint_store(&threads.ack_target, n);
+    ao_store_rel(&threads.fork_stop, for_fork);
     uintptr_t epoch = ao_add(&threads.stop_epoch, 1) + 1; /* odd: stopping */
     for (spangc_thread *t = threads.list; t; t = t->next)
         if (t != self)
@@ -242,6 +283,7 @@ void spangc_stop_world(void)
 
 void spangc_start_world(void)
 {
+    ao_store(&threads.fork_stop, 0);
     ao_add(&threads.stop_epoch, 1); /* even: running */
     ao_uint_add(&threads.world_gen, 1);
     futex(&threads.world_gen, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL);
@@ -505,4 +547,7 @@ void spangc_threads_after_fork_child(void)
      * its new threads would take the signal for no stop at all. */
     if (ao_load(&threads.stop_epoch) & 1)
         ao_add(&threads.stop_epoch, 1);
+    ao_store(&threads.fork_stop, 0);
+    if (self)
+        self->gated = 0;
 }

@@ -42,6 +42,8 @@ typedef struct spangc_thread {
     /* Only this thread and its own signal handler touch these. */
     volatile sig_atomic_t in_runtime;   /* runtime-section depth        */
     volatile sig_atomic_t stop_pending; /* a stop arrived in a section  */
+    volatile sig_atomic_t gated;        /* wait at the next section:    */
+    unsigned gate_gen;                  /*   until world_gen moves on   */
     bool holds_world;                   /* holds world_lock (gc/gc.c)   */
 
     /* Registry (threads_lock). */
@@ -64,6 +66,7 @@ typedef struct spangc_thread {
 extern __thread spangc_thread *spangc_self __attribute__((tls_model("initial-exec")));
 
 void spangc_thread_stop_deferred(spangc_thread *t);
+void spangc_thread_pass_gate(spangc_thread *t);
 
 /* Tests only: called by a thread stopping itself between its test of the
  * stop epoch and its claim of it (tests/test_thread.c). */
@@ -73,6 +76,8 @@ static inline void runtime_enter(spangc_thread *t)
 {
     t->in_runtime++;
     ao_signal_fence();
+    if (unlikely(t->gated)) /* a fork is under way (thread.c, "fork") */
+        spangc_thread_pass_gate(t);
 }
 
 static inline void runtime_leave(spangc_thread *t)
@@ -111,8 +116,10 @@ int spangc_thread_unregister(void);
 
 /* Stop every registered thread except the caller; the caller holds
  * world_lock and is not in a runtime section. Holds threads_lock until
- * spangc_start_world. */
-void spangc_stop_world(void);
+ * spangc_start_world. for_fork: a thread outside spangc is not stopped
+ * where it is (inside malloc, perhaps) but held at its next runtime
+ * section (thread.c, "fork"); its stack is then not to be scanned. */
+void spangc_stop_world(bool for_fork);
 void spangc_start_world(void);
 
 /* An address below every frame of the caller (a noinline function's own

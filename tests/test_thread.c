@@ -740,6 +740,65 @@ static void test_fork_from_threaded_program(void **state)
     assert_int_equal(check_tree(mine), tree_sum(10, 5));
 }
 
+/* fork() while other registered threads call malloc and allocate from
+ * spangc. The stop for fork used to park them where the signal found
+ * them, inside malloc with an arena lock held, and glibc's fork, which
+ * takes every arena lock after the prepare handlers, waited for ever: the
+ * first fork of such a program hung. Now a thread outside spangc runs on
+ * and waits at its next allocation until the fork is over. */
+enum { MALLOC_FORKS = 50 };
+
+static ao_word churning;
+
+static void *malloc_churner(void *arg)
+{
+    gc_register_thread();
+    unsigned r = (unsigned)(uintptr_t)arg;
+    while (ao_load(&churning)) {
+        /* Mostly in malloc, past its thread cache (under an arena lock).
+         * Through a volatile pointer, or the compiler removes the pair. */
+        for (int i = 0; i < 64; i++) {
+            r = r * 1103515245u + 12345u;
+            char *volatile m = malloc(4096 + (r >> 16) % 4096);
+            m[0] = 1;
+            free(m);
+        }
+        node *n = gc_alloc(sizeof *n);
+        n->value = r;
+    }
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_fork_while_threads_malloc(void **state)
+{
+    (void)state;
+    alarm(300); /* a hang fails here rather than at ctest's timeout */
+    ao_store(&churning, 1);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, malloc_churner, (void *)(uintptr_t)(i + 1));
+    for (int k = 0; k < MALLOC_FORKS; k++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            node *t = make_tree(6, k);
+            gc_collect();
+            void *m = malloc(10000);
+            _exit(check_tree(t) == tree_sum(6, k) && m && spangc_thread_count() == 1 ? 0 : 1);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    ao_store(&churning, 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    alarm(0);
+    collect();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -755,6 +814,7 @@ int main(void)
         cmocka_unit_test(test_simultaneous_collect_runs_once),
         cmocka_unit_test(test_concurrent_collect_storm),
         cmocka_unit_test(test_fork_from_threaded_program),
+        cmocka_unit_test(test_fork_while_threads_malloc),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
