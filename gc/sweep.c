@@ -169,8 +169,10 @@ void spangc_ensure_swept(mspan *s)
     }
     spangc_sweep_end();
     /* Someone else owns it: wait until they publish it. A span freed and
-     * reused meanwhile also ends at sg. */
-    while (ao_load_acq(&s->sweepgen) != sg && ao_load(&s->state) == SPAN_IN_USE)
+     * reused meanwhile also ends at sg. Acquire on state too: a sweeper
+     * that freed the span published what it cleared (a weak handle's
+     * target, say) before the state, and the caller reads that next. */
+    while (ao_load_acq(&s->sweepgen) != sg && ao_load_acq(&s->state) == SPAN_IN_USE)
         sched_yield();
 }
 
