@@ -141,6 +141,10 @@ static void test_realloc_api(void **state)
     size_t half = gc_size(q) / 2;
     assert_ptr_equal(gc_realloc(q, half), q);
     assert_true(all_zero(q + half, gc_size(q) - half));
+    /* ... or when a new object would be no smaller (same size class). */
+    char *tiny = gc_alloc(16);
+    assert_ptr_equal(gc_realloc(tiny, 4), tiny);
+    assert_ptr_equal(gc_realloc(tiny, 0), tiny);
     /* Shrinking further copies into a smaller object. */
     char *small = gc_realloc(q, 100);
     assert_ptr_not_equal(small, q);
