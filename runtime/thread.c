@@ -106,14 +106,15 @@ static long futex(ao_uint *addr, int op, unsigned val, const struct timespec *ti
     return syscall(SYS_futex, addr, op, val, timeout, NULL, 0);
 }
 
-/* Record the stack pointer below every frame of the stopping thread,
- * acknowledge, and wait for the restart. */
+/* Count this thread as stopped; the last one wakes the collector. */
 static void acknowledge(void)
 {
     if (ao_uint_add(&threads.acks, 1) + 1 == ao_uint_load_acq(&threads.ack_target))
         futex(&threads.acks, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
 
+/* Record the stack pointer below every frame of the stopping thread,
+ * acknowledge, and wait for the restart. */
 static NOINLINE void park(spangc_thread *t, unsigned gen)
 {
     volatile uintptr_t marker = 0;
@@ -135,6 +136,8 @@ static NOINLINE void stop_self(spangc_thread *t)
     __builtin_unwind_init();
     uintptr_t epoch = ao_load_acq(&threads.stop_epoch);
     uintptr_t acked = ao_load(&t->acked_epoch);
+    if (unlikely(spangc_test_in_stop_claim != NULL))
+        spangc_test_in_stop_claim();
     /* No stop under way, or already stopped for this one. The claim is a
      * CAS: off the signal path (runtime_leave, a lock wait) the collector's
      * repeated signal can land between the test and the claim, and the
@@ -142,8 +145,6 @@ static NOINLINE void stop_self(spangc_thread *t)
      * returned would park the thread a second time, with the world running,
      * until some later restart, and count an acknowledgement towards the
      * next stop. */
-    if (unlikely(spangc_test_in_stop_claim != NULL))
-        spangc_test_in_stop_claim();
     if (!(epoch & 1) || acked == epoch || !ao_cas(&t->acked_epoch, acked, epoch))
         return;
     park(t, ao_uint_load_acq(&threads.world_gen));
