@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <string.h>
 
+/* Tests only (gc/gc.h): set by a test before the allocation it targets. */
 SPANGC_STATE void (*spangc_test_in_large_alloc)(void);
 
 /* The usable size of an object allocated for size bytes. */

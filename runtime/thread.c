@@ -92,6 +92,7 @@ static SPANGC_STATE struct {
 
 /* ---- stopping ---------------------------------------------------------- */
 
+/* Tests only (thread.h): set by a test, cleared by the hook itself. */
 SPANGC_STATE void (*volatile spangc_test_in_stop_claim)(void);
 
 /* How many times the collector yields its CPU, waiting for the stopping
