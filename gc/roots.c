@@ -40,12 +40,19 @@ typedef struct range_set {
     size_t n, cap;
 } range_set;
 
-/* added: roots_lock (taken inside a runtime section). segments: the
- * collector, under world_lock. */
+/* added: roots_lock (taken inside a runtime section), with its index.
+ * segments: the collector, under world_lock. */
 static SPANGC_STATE struct {
     spangc_lock lock;
     range_set added;
     range_set segments;
+    /* added by start address, so that adding or removing one of many
+     * ranges (a root per native handle, say) costs O(1) rather than a scan
+     * of them all: 100,000 gc_add_roots calls took 1.45 s. Linear probing;
+     * a slot holds 1 + the range's position in added.r, 0 when empty; at
+     * most half full. */
+    uint32_t *slot;
+    size_t nslots; /* a power of two, or 0 */
 } roots = {.lock = SPANGC_LOCK_INIT};
 
 static bool range_push(range_set *s, uintptr_t lo, uintptr_t hi)
@@ -66,6 +73,71 @@ static bool range_push(range_set *s, uintptr_t lo, uintptr_t hi)
     s->r[s->n].hi = hi;
     s->n++;
     return true;
+}
+
+/* ---- the index of added ranges (roots_lock) ----------------------------- */
+
+static size_t index_home(uintptr_t lo, size_t nslots)
+{
+    return (size_t)(((uint64_t)lo * 0x9E3779B97F4A7C15ull) >> 32) & (nslots - 1);
+}
+
+/* The slot of the range starting at lo, or SIZE_MAX. */
+static size_t index_find(uintptr_t lo)
+{
+    if (!roots.nslots)
+        return SIZE_MAX;
+    size_t mask = roots.nslots - 1;
+    for (size_t s = index_home(lo, roots.nslots); roots.slot[s]; s = (s + 1) & mask)
+        if (roots.added.r[roots.slot[s] - 1].lo == lo)
+            return s;
+    return SIZE_MAX;
+}
+
+static void index_put(uint32_t *slot, size_t nslots, uintptr_t lo, size_t pos)
+{
+    size_t s = index_home(lo, nslots);
+    while (slot[s])
+        s = (s + 1) & (nslots - 1);
+    slot[s] = (uint32_t)(pos + 1);
+}
+
+/* Index added.r[pos], growing the table first if it would pass half. */
+static bool index_insert(size_t pos)
+{
+    if ((roots.added.n + 1) * 2 > roots.nslots) {
+        size_t nslots = roots.nslots ? roots.nslots * 2 : 64;
+        uint32_t *slot = spangc_meta_alloc(nslots * sizeof *slot);
+        if (!slot)
+            return false;
+        memset(slot, 0, nslots * sizeof *slot);
+        for (size_t i = 0; i < roots.added.n; i++)
+            if (i != pos)
+                index_put(slot, nslots, roots.added.r[i].lo, i);
+        if (roots.slot)
+            spangc_meta_free(roots.slot, roots.nslots * sizeof *slot);
+        roots.slot = slot;
+        roots.nslots = nslots;
+    }
+    index_put(roots.slot, roots.nslots, roots.added.r[pos].lo, pos);
+    return true;
+}
+
+/* Empty slot s, moving later entries of its probe run back into the hole
+ * (no tombstones). Reads added.r, which must still match the index. */
+static void index_remove_slot(size_t s)
+{
+    size_t mask = roots.nslots - 1, hole = s;
+    for (size_t j = (s + 1) & mask; roots.slot[j]; j = (j + 1) & mask) {
+        size_t home = index_home(roots.added.r[roots.slot[j] - 1].lo, roots.nslots);
+        /* The entry at j may fill the hole unless its home lies after the
+         * hole, cyclically, up to j. */
+        if (((j - home) & mask) >= ((j - hole) & mask)) {
+            roots.slot[hole] = roots.slot[j];
+            hole = j;
+        }
+    }
+    roots.slot[hole] = 0;
 }
 
 /* ---- data segments ------------------------------------------------------ */
@@ -263,11 +335,14 @@ int gc_add_roots(void *start, size_t len)
     int err = 0;
     spangc_thread *t = runtime_enter_self();
     lock_acquire(&roots.lock);
-    for (size_t i = 0; i < roots.added.n; i++)
-        if (roots.added.r[i].lo == lo)
-            err = -EEXIST;
-    if (!err && !range_push(&roots.added, lo, lo + len))
+    if (index_find(lo) != SIZE_MAX)
+        err = -EEXIST;
+    else if (roots.added.n >= UINT32_MAX - 1 || !range_push(&roots.added, lo, lo + len))
         err = -ENOMEM;
+    else if (!index_insert(roots.added.n - 1)) {
+        roots.added.n--;
+        err = -ENOMEM;
+    }
     lock_release(&roots.lock);
     runtime_leave_self(t);
     return err;
@@ -279,12 +354,17 @@ int gc_remove_roots(void *start)
     int err = -ENOENT;
     spangc_thread *t = runtime_enter_self();
     lock_acquire(&roots.lock);
-    for (size_t i = 0; i < roots.added.n; i++) {
-        if (roots.added.r[i].lo == lo) {
-            roots.added.r[i] = roots.added.r[--roots.added.n];
-            err = 0;
-            break;
+    size_t s = index_find(lo);
+    if (s != SIZE_MAX) {
+        size_t i = roots.slot[s] - 1, last = roots.added.n - 1;
+        index_remove_slot(s);
+        if (i != last) {
+            /* The last range moves into the gap: re-point its slot. */
+            roots.slot[index_find(roots.added.r[last].lo)] = (uint32_t)(i + 1);
+            roots.added.r[i] = roots.added.r[last];
         }
+        roots.added.n--;
+        err = 0;
     }
     lock_release(&roots.lock);
     runtime_leave_self(t);

@@ -70,6 +70,51 @@ static void test_added_roots(void **state)
     assert_int_equal(gc_remove_roots(&x), -ENOENT);
 }
 
+/* Many ranges, added and removed in a scrambled order: every answer is
+ * right (EEXIST, ENOENT, 0) and the objects of the ranges still added stay
+ * alive, whichever ranges were moved around in the registry and its index
+ * as others left. */
+static void test_many_added_roots(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    uintptr_t (*boxes)[2] = malloc(N * sizeof *boxes);
+    uintptr_t *objs = malloc(N * sizeof *objs);
+    unsigned *order = malloc(N * sizeof *order);
+    assert_true(boxes && objs && order);
+    for (unsigned i = 0; i < N; i++) {
+        objs[i] = make(32);
+        store(&boxes[i][1], objs[i], 0);
+        assert_int_equal(gc_add_roots(boxes[i], sizeof boxes[i]), 0);
+        order[i] = i;
+    }
+    for (unsigned i = 0; i < N; i += 7)
+        assert_int_equal(gc_add_roots(boxes[i], 8), -EEXIST);
+    unsigned r = 12345;
+    for (unsigned i = N - 1; i > 0; i--) { /* shuffle */
+        r = r * 1103515245u + 12345u;
+        unsigned j = (r >> 8) % (i + 1), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (unsigned k = 0; k < N / 2; k++)
+        assert_int_equal(gc_remove_roots(boxes[order[k]]), 0);
+    for (unsigned k = 0; k < N / 2; k += 5)
+        assert_int_equal(gc_remove_roots(boxes[order[k]]), -ENOENT);
+    collect();
+    for (unsigned k = N / 2; k < N; k++) {
+        assert_true(alive(objs[order[k]]));
+        assert_int_equal(gc_add_roots(boxes[order[k]], 8), -EEXIST);
+    }
+    for (unsigned k = N / 2; k < N; k++)
+        assert_int_equal(gc_remove_roots(boxes[order[k]]), 0);
+    for (unsigned k = 0; k < N; k += 3)
+        assert_int_equal(gc_remove_roots(boxes[k]), -ENOENT);
+    free(order);
+    free(objs);
+    free(boxes);
+}
+
 static void test_stack_slot(void **state)
 {
     (void)state;
@@ -203,6 +248,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_global_root),
         cmocka_unit_test(test_added_roots),
+        cmocka_unit_test(test_many_added_roots),
         cmocka_unit_test(test_stack_slot),
 #if defined(__x86_64__)
         cmocka_unit_test(test_register),
