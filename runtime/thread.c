@@ -132,33 +132,36 @@ static NOINLINE void park(spangc_thread *t, unsigned gen)
  * __builtin_unwind_init makes this function's prologue save all of them in
  * its frame, which lies above park's marker; the fence after the call
  * keeps the compiler from tail-calling park, which would pop them first. */
-static NOINLINE void stop_self(spangc_thread *t)
+/* Claim the stop under way for this thread: false if there is none, or
+ * the thread has already answered it. A CAS: off the signal path
+ * (runtime_leave, a lock wait) the collector's repeated signal can land
+ * between the test and the claim, and the handler then stops the thread
+ * for this epoch; a plain store after it returned would park the thread a
+ * second time, with the world running, until some later restart, and
+ * count an acknowledgement towards the next stop. */
+static bool claim_stop(spangc_thread *t)
 {
-    __builtin_unwind_init();
     uintptr_t epoch = ao_load_acq(&threads.stop_epoch);
     uintptr_t acked = ao_load(&t->acked_epoch);
     if (unlikely(spangc_test_in_stop_claim != NULL))
         spangc_test_in_stop_claim();
-    /* No stop under way, or already stopped for this one. The claim is a
-     * CAS: off the signal path (runtime_leave, a lock wait) the collector's
-     * repeated signal can land between the test and the claim, and the
-     * handler then stops the thread for this epoch; a plain store after it
-     * returned would park the thread a second time, with the world running,
-     * until some later restart, and count an acknowledgement towards the
-     * next stop. */
-    if (!(epoch & 1) || acked == epoch || !ao_cas(&t->acked_epoch, acked, epoch))
+    return (epoch & 1) && acked != epoch && ao_cas(&t->acked_epoch, acked, epoch);
+}
+
+static NOINLINE void stop_self(spangc_thread *t)
+{
+    __builtin_unwind_init();
+    if (!claim_stop(t))
         return;
     park(t, ao_uint_load_acq(&threads.world_gen));
     ao_signal_fence();
 }
 
-/* A fork stop, for a thread outside spangc: acknowledge the stop (claimed
- * as in stop_self) and run on, gated. Called only from the handler. */
+/* A fork stop, for a thread outside spangc: acknowledge the stop and run
+ * on, gated. Called only from the handler. */
 static void gate_self(spangc_thread *t)
 {
-    uintptr_t epoch = ao_load_acq(&threads.stop_epoch);
-    uintptr_t acked = ao_load(&t->acked_epoch);
-    if (!(epoch & 1) || acked == epoch || !ao_cas(&t->acked_epoch, acked, epoch))
+    if (!claim_stop(t))
         return;
     t->gate_gen = ao_uint_load_acq(&threads.world_gen);
     t->gated = 1;
@@ -550,6 +553,4 @@ void spangc_threads_after_fork_child(void)
     if (ao_load(&threads.stop_epoch) & 1)
         ao_add(&threads.stop_epoch, 1);
     ao_store(&threads.fork_stop, 0);
-    if (self)
-        self->gated = 0;
 }
