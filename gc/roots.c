@@ -102,24 +102,25 @@ static void index_put(uint32_t *slot, size_t nslots, uintptr_t lo, size_t pos)
     slot[s] = (uint32_t)(pos + 1);
 }
 
-/* Index added.r[pos], growing the table first if it would pass half. */
-static bool index_insert(size_t pos)
+/* Index the range just pushed (the last of added.r); past half full, the
+ * table doubles and is rebuilt from added.r, that range included. */
+static bool index_insert(void)
 {
-    if ((roots.added.n + 1) * 2 > roots.nslots) {
-        size_t nslots = roots.nslots ? roots.nslots * 2 : 64;
-        uint32_t *slot = spangc_meta_alloc(nslots * sizeof *slot);
-        if (!slot)
-            return false;
-        memset(slot, 0, nslots * sizeof *slot);
-        for (size_t i = 0; i < roots.added.n; i++)
-            if (i != pos)
-                index_put(slot, nslots, roots.added.r[i].lo, i);
-        if (roots.slot)
-            spangc_meta_free(roots.slot, roots.nslots * sizeof *slot);
-        roots.slot = slot;
-        roots.nslots = nslots;
+    size_t last = roots.added.n - 1;
+    if ((roots.added.n + 1) * 2 <= roots.nslots) {
+        index_put(roots.slot, roots.nslots, roots.added.r[last].lo, last);
+        return true;
     }
-    index_put(roots.slot, roots.nslots, roots.added.r[pos].lo, pos);
+    size_t nslots = roots.nslots ? roots.nslots * 2 : 64;
+    uint32_t *slot = spangc_meta_alloc(nslots * sizeof *slot); /* zeroed */
+    if (!slot)
+        return false;
+    for (size_t i = 0; i < roots.added.n; i++)
+        index_put(slot, nslots, roots.added.r[i].lo, i);
+    if (roots.slot)
+        spangc_meta_free(roots.slot, roots.nslots * sizeof *slot);
+    roots.slot = slot;
+    roots.nslots = nslots;
     return true;
 }
 
@@ -339,7 +340,7 @@ int gc_add_roots(void *start, size_t len)
         err = -EEXIST;
     else if (roots.added.n >= UINT32_MAX - 1 || !range_push(&roots.added, lo, lo + len))
         err = -ENOMEM;
-    else if (!index_insert(roots.added.n - 1)) {
+    else if (!index_insert()) {
         roots.added.n--;
         err = -ENOMEM;
     }
