@@ -423,22 +423,23 @@ static NOINLINE void collect_now(enum collect_kind kind, uint64_t extra)
     SPANGC_KEEP_FRAME();
 }
 
-void spangc_collect(enum collect_kind kind)
+static void collect(enum collect_kind kind, uint64_t extra)
 {
     if (ao_load(&spangc_gc.initialized) != 2)
         return;
     clear_dead_stack();
-    collect_now(kind, 0);
+    collect_now(kind, extra);
     clear_dead_stack();
+}
+
+void spangc_collect(enum collect_kind kind)
+{
+    collect(kind, 0);
 }
 
 void spangc_collect_auto(uint64_t extra)
 {
-    if (ao_load(&spangc_gc.initialized) != 2)
-        return;
-    clear_dead_stack();
-    collect_now(COLLECT_AUTO, extra);
-    clear_dead_stack();
+    collect(COLLECT_AUTO, extra);
 }
 
 static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
