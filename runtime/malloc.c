@@ -196,7 +196,7 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
      * overshoot its goal by the whole object (a string doubled in a loop
      * kept one dead copy too many at its peak). A small one is counted
      * with its span's free bytes when the span is cached. */
-    uint64_t extra = size > MAX_SMALL_SIZE ? round_up(size, PAGE_SIZE) : 0;
+    uint64_t extra = size > MAX_SMALL_SIZE ? usable_size(size) : 0;
     if (unlikely(spangc_cfg.stress) && ++c->stress_count >= spangc_cfg.stress) {
         c->stress_count = 0;
         spangc_collect(COLLECT_STRESS);
