@@ -461,7 +461,9 @@ static void test_objects_from_another_thread(void **state)
 
 /* ---- a stop deferred inside a large allocation ------------------------------ */
 
-static ao_word collector_go;
+/* go: the allocating thread asks for the collection; resumed: it is back
+ * from its allocation; needed_rescue: it was not, until a second cycle. */
+static ao_word collector_go, resumed, needed_rescue;
 
 static void *deferred_collector(void *arg)
 {
@@ -470,8 +472,28 @@ static void *deferred_collector(void *arg)
     while (!ao_load_acq(&collector_go))
         sched_yield();
     gc_collect(); /* sweeps what the cycle found dead before returning */
+    /* Give the allocating thread two seconds to come back on its own. */
+    for (int i = 0; i < 2000 && !ao_load_acq(&resumed); i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    if (!ao_load_acq(&resumed)) {
+        ao_store(&needed_rescue, 1);
+        gc_collect(); /* its restart releases a wrongly parked thread */
+    }
     gc_unregister_thread();
     return NULL;
+}
+
+/* The collector above, started for an allocation that will defer a stop
+ * through hook. */
+static void start_deferred_collector(pthread_t *th, void (*hook)(void))
+{
+    ao_store(&collector_go, 0);
+    ao_store(&resumed, 0);
+    ao_store(&needed_rescue, 0);
+    pthread_create(th, NULL, deferred_collector, NULL);
+    spangc_test_in_large_alloc = hook;
 }
 
 /* Called inside the allocation's runtime section: start the other
@@ -500,12 +522,11 @@ static void test_stop_deferred_in_large_allocation(void **state)
     (void)state;
     enum { SIZE = 100000 };
     pthread_t th;
-    ao_store(&collector_go, 0);
-    pthread_create(&th, NULL, deferred_collector, NULL);
     gc_stats a, b;
     gc_get_stats(&a);
-    spangc_test_in_large_alloc = defer_a_stop;
+    start_deferred_collector(&th, defer_a_stop);
     char *p = gc_alloc_atomic(SIZE);
+    ao_store_rel(&resumed, 1);
     pthread_join(th, NULL);
     gc_get_stats(&b);
     assert_true(b.num_gc > a.num_gc);
@@ -523,7 +544,6 @@ static void test_stop_deferred_in_large_allocation(void **state)
  * restarts. The interrupted stop must then give up. It used to park a
  * second time, with the world running, until some later collection. */
 static spangc_thread *resignal_target;
-static ao_word resumed, needed_rescue;
 
 static void resignal_self(void)
 {
@@ -540,35 +560,11 @@ static void defer_a_stop_then_resignal(void)
     spangc_test_in_stop_claim = resignal_self;
 }
 
-static void *rescuing_collector(void *arg)
-{
-    (void)arg;
-    gc_register_thread();
-    while (!ao_load_acq(&collector_go))
-        sched_yield();
-    gc_collect();
-    /* Give the allocating thread two seconds to come back on its own. */
-    for (int i = 0; i < 2000 && !ao_load_acq(&resumed); i++) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    if (!ao_load_acq(&resumed)) {
-        ao_store(&needed_rescue, 1);
-        gc_collect(); /* its restart releases the wrongly parked thread */
-    }
-    gc_unregister_thread();
-    return NULL;
-}
-
 static void test_nested_stop_on_deferred_path(void **state)
 {
     (void)state;
     pthread_t th;
-    ao_store(&collector_go, 0);
-    ao_store(&resumed, 0);
-    ao_store(&needed_rescue, 0);
-    pthread_create(&th, NULL, rescuing_collector, NULL);
-    spangc_test_in_large_alloc = defer_a_stop_then_resignal;
+    start_deferred_collector(&th, defer_a_stop_then_resignal);
     char *p = gc_alloc_atomic(100000);
     ao_store_rel(&resumed, 1);
     pthread_join(th, NULL);
