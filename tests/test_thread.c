@@ -685,6 +685,15 @@ static void *child_thread(void *arg)
 }
 #endif
 
+/* The forked child pid exited, with status 0. */
+static void assert_child_succeeded(pid_t pid)
+{
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_fork_from_threaded_program(void **state)
 {
     (void)state;
@@ -722,10 +731,7 @@ static void test_fork_from_threaded_program(void **state)
 #endif
             _exit(ok ? 0 : 1);
         }
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_child_succeeded(pid);
     }
     ao_store(&spinning, 0);
     for (int i = 0; i < 3; i++)
@@ -781,10 +787,7 @@ static void test_fork_while_threads_malloc(void **state)
             void *m = malloc(10000);
             _exit(check_tree(t) == tree_sum(6, k) && m && spangc_thread_count() == 1 ? 0 : 1);
         }
-        int status;
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_child_succeeded(pid);
     }
     ao_store(&churning, 0);
     for (int i = 0; i < 2; i++)
