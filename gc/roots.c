@@ -319,16 +319,21 @@ int gc_add_roots(void *start, size_t len)
         return -EINVAL;
     if (!ao_load(&spangc_gc.initialized))
         return -EPERM;
-    /* A range inside the heap is a heap object: it is scanned anyway when
-     * reachable, and pinning it as a root would make it immortal. */
+    /* No part of the range may lie in an arena the heap has reserved. An
+     * object's words are scanned anyway when it is reachable, and as a
+     * root they would keep whatever they point to alive for good; a page
+     * not in use yet (reserved PROT_NONE, or inside a free span, whose
+     * middle pages have no span entry) would fault at the next collection,
+     * or become an immortal object's home once the heap grows into it. So
+     * the test is by arena, not by span. */
     uintptr_t hlo = ao_load(&spangc_arenas.lo), hhi = ao_load(&spangc_arenas.hi);
     if (lo < hhi && lo + len > hlo) {
         /* Only the part inside the heap's bounds: a huge len must not
-         * mean a walk over every page of it. */
+         * mean a walk over every arena of it. */
         uintptr_t end = lo + len < hhi ? lo + len : hhi;
         uintptr_t first = lo > hlo ? lo : hlo;
-        for (uintptr_t p = first & ~(PAGE_SIZE - 1); p < end; p += PAGE_SIZE)
-            if (spangc_span_of(p))
+        for (uintptr_t p = first & ~(ARENA_SIZE - 1); p < end; p += ARENA_SIZE)
+            if (arena_of(p))
                 return -EINVAL;
     }
     if (!range_mapped(lo, lo + len))

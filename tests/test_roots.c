@@ -70,6 +70,30 @@ static void test_added_roots(void **state)
     assert_int_equal(gc_remove_roots(&x), -ENOENT);
 }
 
+/* Heap pages that hold no object are refused too: the reserved but not
+ * yet committed rest of an arena (scanning it would fault), and the
+ * middle of a free span (the heap would later place objects there, and
+ * as a root they would never die). */
+static void test_added_roots_refuse_unused_heap(void **state)
+{
+    (void)state;
+    enum { ARENA = 64u << 20, BIG = 1u << 20 };
+    uintptr_t obj = (uintptr_t)gc_alloc(64);
+    uintptr_t arena = obj & ~(uintptr_t)(ARENA - 1);
+    assert_int_equal(gc_add_roots((void *)(arena + ARENA / 2), 4096), -EINVAL);
+    assert_int_equal(gc_add_roots((void *)(arena + ARENA - 4096), 4096), -EINVAL);
+    /* A span of 128 pages, freed: only its end pages name it. Freed
+     * unless a stale stack word holds it (testutil.h, fate_of). */
+    uintptr_t big = make(BIG);
+    collect();
+    collect();
+    if (!alive(big))
+        assert_int_equal(gc_add_roots((char *)SHOW(big) + BIG / 2, 4096), -EINVAL);
+    /* A range that only starts before the heap is refused as well. */
+    assert_int_equal(gc_add_roots((void *)(arena - 4096), 8192), -EINVAL);
+    collect();
+}
+
 /* Many ranges, added and removed in a scrambled order: every answer is
  * right (EEXIST, ENOENT, 0) and the objects of the ranges still added stay
  * alive, whichever ranges were moved around in the registry and its index
@@ -248,6 +272,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_global_root),
         cmocka_unit_test(test_added_roots),
+        cmocka_unit_test(test_added_roots_refuse_unused_heap),
         cmocka_unit_test(test_many_added_roots),
         cmocka_unit_test(test_stack_slot),
 #if defined(__x86_64__)
