@@ -15,6 +15,7 @@
 #include "options.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,12 +65,14 @@ static const char *env_value(bool use_env, const char *name)
     return v && *v ? v : NULL;
 }
 
-static bool parse_int(const char *s, long *out)
+/* A decimal integer in [min, max]: the range is checked on the long, before
+ * the caller narrows it, so that 4294967306 is not taken for 10. */
+static bool parse_int(const char *s, long min, long max, long *out)
 {
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || end == s || *end)
+    if (errno || end == s || *end || v < min || v > max)
         return false;
     *out = v;
     return true;
@@ -89,7 +92,7 @@ static int parse_debug(const char *s, spangc_config *c)
             c->verify = true;
         else if (strcmp(tok, "poison") == 0)
             c->poison = true;
-        else if (strncmp(tok, "stress=", 7) == 0 && parse_int(tok + 7, &n) && n >= 0)
+        else if (strncmp(tok, "stress=", 7) == 0 && parse_int(tok + 7, 0, UINT_MAX, &n))
             c->stress = (unsigned)n;
         else if (strcmp(tok, "stress") == 0)
             c->stress = 1;
@@ -115,7 +118,7 @@ int spangc_options_load(const gc_options *opts)
     if (!o.gc_percent && (v = env_value(env, "GC_PERCENT"))) {
         if (strcmp(v, "off") == 0)
             percent = -1;
-        else if (parse_int(v, &n) && n <= 1000000)
+        else if (parse_int(v, LONG_MIN, 1000000, &n))
             percent = n < 0 ? -1 : (n == 0 ? 1 : (int)n);
         else
             return -EINVAL;
@@ -157,7 +160,7 @@ int spangc_options_load(const gc_options *opts)
 
     c.suspend_signal = o.suspend_signal ? o.suspend_signal : SIGPWR;
     if (!o.suspend_signal && (v = env_value(env, "GC_SUSPEND_SIGNAL"))) {
-        if (!parse_int(v, &n))
+        if (!parse_int(v, 1, NSIG - 1, &n))
             return -EINVAL;
         c.suspend_signal = (int)n;
     }
@@ -167,7 +170,7 @@ int spangc_options_load(const gc_options *opts)
 
     unsigned delay = o.scavenge_delay_ms ? o.scavenge_delay_ms : DEFAULT_SCAVENGE_DELAY;
     if (!o.scavenge_delay_ms && (v = env_value(env, "GC_SCAVENGE_DELAY_MS"))) {
-        if (!parse_int(v, &n) || n < 0)
+        if (!parse_int(v, 0, UINT_MAX, &n))
             return -EINVAL;
         delay = (unsigned)n;
     }
@@ -176,7 +179,7 @@ int spangc_options_load(const gc_options *opts)
     c.mark_stack_limit = o.mark_stack_limit;
     c.markers = o.markers;
     if (!c.markers && (v = env_value(env, "GC_MARKERS"))) {
-        if (!parse_int(v, &n) || n < 0 || n > 1024)
+        if (!parse_int(v, 1, 1024, &n))
             return -EINVAL;
         c.markers = (unsigned)n;
     }

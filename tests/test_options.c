@@ -16,7 +16,7 @@ static void clear_env(void)
 {
     const char *vars[] = {"GC_PERCENT", "GC_MEMORY_LIMIT", "GC_TRACE", "GC_DEBUG",
                           "GC_SUSPEND_SIGNAL", "GC_SCAVENGE_DELAY_MS", "GC_FINALIZER_THREAD",
-                          "GC_MIN_HEAP"};
+                          "GC_MIN_HEAP", "GC_MARKERS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         unsetenv(vars[i]);
 }
@@ -88,6 +88,11 @@ static void test_bad_values(void **state)
         {"GC_SUSPEND_SIGNAL", "9"},      {"GC_SUSPEND_SIGNAL", "1000"},
         {"GC_SCAVENGE_DELAY_MS", "-3"},  {"GC_MIN_HEAP", "0"},
         {"GC_MIN_HEAP", "1.5MiB"},
+        /* Out of range before narrowing: 2^32 + 10 is not SIGUSR1, 2^32 ms
+         * is not 0, and stress=2^32 does not turn stress off. */
+        {"GC_SUSPEND_SIGNAL", "4294967306"}, {"GC_SCAVENGE_DELAY_MS", "4294967296"},
+        {"GC_DEBUG", "stress=4294967296"},   {"GC_MARKERS", "0"},
+        {"GC_MARKERS", "1025"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         clear_env();
