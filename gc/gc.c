@@ -338,6 +338,7 @@ static void run_cycle(bool forced, uint64_t extra)
     ao_store(&early_armed, !started_early || marked < prev_marked - prev_marked / 8);
     ao_store(&spangc_gc.heap_marked, marked);
     ao_store(&spangc_mstats.heap_live, marked);
+    ao_store(&spangc_gc.goal_basis, marked + extra);
     set_goal(marked + extra);
     ao_store(&spangc_sweep.unswept, ao_load(&spangc_heap.nspans_inuse));
     ao_store(&spangc_sweep.cursor, 0);
@@ -495,7 +496,7 @@ int gc_set_percent(int percent)
         return 0;
     int old = spangc_gc_percent();
     ao_store(&spangc_cfg.gc_percent, (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent));
-    set_goal(ao_load(&spangc_gc.heap_marked));
+    set_goal(ao_load(&spangc_gc.goal_basis));
     return old;
 }
 
@@ -505,7 +506,7 @@ uint64_t gc_set_memory_limit(uint64_t bytes)
         return 0;
     uint64_t old = ao_load(&spangc_cfg.memory_limit);
     ao_store(&spangc_cfg.memory_limit, bytes);
-    set_goal(ao_load(&spangc_gc.heap_marked));
+    set_goal(ao_load(&spangc_gc.goal_basis));
     return old;
 }
 

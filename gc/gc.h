@@ -16,6 +16,8 @@ typedef struct gc_state {
     ao_word next_gc;        /* heap_live that triggers the next cycle     */
     ao_word early_gc;       /* ... or this, if the heap would have to grow */
     ao_word heap_marked;    /* bytes marked by the last cycle             */
+    ao_word goal_basis;     /* ... plus the large object that started it: */
+                            /*   what the goal is computed from           */
     ao_word pause_total_ns, last_pause_ns, max_pause_ns;
     ao_word mark_overflows; /* cycles whose mark stack overflowed         */
 } gc_state;

@@ -405,6 +405,12 @@ static void test_large_object_counts_before_allocation(void **state)
     gc_get_stats(&b);
     assert_int_equal(b.num_gc, a.num_gc + 1);
     assert_true(b.next_gc >= 2 * ((uint64_t)16 << 20)); /* (8 live + 8 new) * 2 */
+    /* Setting the pacer again keeps the new object in the goal's basis. */
+    int percent = gc_set_percent(100);
+    assert_int_equal(gc_set_percent(percent), 100);
+    gc_set_memory_limit(gc_set_memory_limit(0));
+    gc_get_stats(&c);
+    assert_int_equal(c.next_gc, b.next_gc);
     for (int i = 0; i < 100; i++)
         (void)!gc_alloc(64);
     gc_get_stats(&c);
