@@ -32,7 +32,15 @@ typedef struct Parser {
     Token previous;
     bool had_error;
     bool panic_mode; /* suppress errors until the next statement */
+    int depth;       /* statements and expressions being parsed, nested */
+    bool gave_up;    /* nested too deeply: no more errors at all */
 } Parser;
+
+/* The parser recurses on the C stack, and each function being compiled
+ * holds a Compiler of about 9 KB there: these bound both, well within the
+ * main thread's 8 MiB, so that no input, however nested, can overflow it. */
+#define NESTING_MAX 1000
+#define FUNCTION_NESTING_MAX 100
 
 typedef enum Precedence {
     PREC_NONE,
@@ -104,7 +112,7 @@ static Chunk *chunk(void)
 
 static void error_at(const Token *token, const char *message)
 {
-    if (parser.panic_mode)
+    if (parser.panic_mode || parser.gave_up)
         return;
     parser.panic_mode = true;
     parser.had_error = true;
@@ -124,6 +132,19 @@ static void error(const char *message)
 static void error_at_current(const char *message)
 {
     error_at(&parser.current, message);
+}
+
+static void advance(void);
+
+/* Nested too deeply to go on: report it and skip the rest of the source,
+ * so that every level being parsed returns at once, without the errors
+ * each would report about the end it did not expect. */
+static void error_too_deep(const char *message)
+{
+    error_at_current(message);
+    parser.gave_up = true;
+    while (parser.current.type != TOKEN_EOF)
+        advance();
 }
 
 /* ---- tokens ------------------------------------------------------------------ */
@@ -198,8 +219,12 @@ static const int8_t stack_effect[] = {
 static void adjust_stack(int delta)
 {
     current->stack_depth += delta;
-    if (current->stack_depth > current->max_depth)
+    if (current->stack_depth > current->max_depth) {
         current->max_depth = current->stack_depth;
+        /* More than the whole value stack: no call could ever run it. */
+        if (current->max_depth == STACK_MAX + 1)
+            error("Too much stack needed.");
+    }
 }
 
 static void emit_op(OpCode op)
@@ -677,7 +702,20 @@ static const ParseRule *get_rule(TokenType type)
 /* Parses an expression whose operators bind at least as tightly as
  * precedence. Assignment is only valid where the whole expression could
  * be an assignment; elsewhere a trailing '=' is an error. */
+static void parse_precedence_nested(Precedence precedence);
+
 static void parse_precedence(Precedence precedence)
+{
+    if (parser.depth == NESTING_MAX) {
+        error_too_deep("Expression nested too deeply.");
+        return;
+    }
+    parser.depth++;
+    parse_precedence_nested(precedence);
+    parser.depth--;
+}
+
+static void parse_precedence_nested(Precedence precedence)
 {
     advance();
     ParseFn prefix = get_rule(parser.previous.type)->prefix;
@@ -713,6 +751,13 @@ static void block(void)
  * OP_CLOSURE that creates it at run time with its captured upvalues. */
 static void function(FunctionKind kind)
 {
+    int nesting = 0;
+    for (const Compiler *c = current; c->enclosing; c = c->enclosing)
+        nesting++;
+    if (nesting == FUNCTION_NESTING_MAX) {
+        error_too_deep("Functions nested too deeply.");
+        return;
+    }
     Compiler compiler;
     compiler_begin(&compiler, kind);
     begin_scope();
@@ -940,7 +985,20 @@ static void synchronize(void)
     }
 }
 
+static void statement_nested(void);
+
 static void statement(void)
+{
+    if (parser.depth == NESTING_MAX) {
+        error_too_deep("Statements nested too deeply.");
+        return;
+    }
+    parser.depth++;
+    statement_nested();
+    parser.depth--;
+}
+
+static void statement_nested(void)
 {
     if (match(TOKEN_PRINT)) {
         print_statement();
@@ -983,6 +1041,8 @@ ObjFunction *compile(const char *source)
     current_class = NULL;
     parser.had_error = false;
     parser.panic_mode = false;
+    parser.depth = 0;
+    parser.gave_up = false;
     compiler_begin(&compiler, KIND_SCRIPT);
 
     advance();

@@ -80,6 +80,18 @@ void vm_clear_dead_slots(void)
            (size_t)(FRAMES_MAX - vm.frame_count) * sizeof(CallFrame));
 }
 
+/* Moves the value of every open upvalue at or above last into the upvalue
+ * itself: the slots are about to be popped. */
+static void close_upvalues(const Value *last)
+{
+    while (vm.open_upvalues != NULL && vm.open_upvalues->location >= last) {
+        ObjUpvalue *u = vm.open_upvalues;
+        u->closed = *u->location;
+        u->location = &u->closed;
+        vm.open_upvalues = u->next;
+    }
+}
+
 /* ---- errors ---------------------------------------------------------------- */
 
 /* Prints the message, then one line per active frame, innermost first,
@@ -98,6 +110,10 @@ static void report_runtime_error(const char *format, va_list args)
         else
             fprintf(stderr, "script\n");
     }
+    /* A closure that escaped (into a global, say) keeps its variables:
+     * left open, they would point at stack slots the next REPL line
+     * reuses. */
+    close_upvalues(vm.stack);
     reset_stack();
 }
 
@@ -264,18 +280,6 @@ static ObjUpvalue *capture_upvalue(Value *slot)
     else
         prev->next = created;
     return created;
-}
-
-/* Moves the value of every open upvalue at or above last into the upvalue
- * itself: the slots are about to be popped. */
-static void close_upvalues(const Value *last)
-{
-    while (vm.open_upvalues != NULL && vm.open_upvalues->location >= last) {
-        ObjUpvalue *u = vm.open_upvalues;
-        u->closed = *u->location;
-        u->location = &u->closed;
-        vm.open_upvalues = u->next;
-    }
 }
 
 /* ---- the interpreter loop ---------------------------------------------------- */
@@ -726,7 +730,10 @@ InterpretResult vm_interpret(const char *source)
     reset_stack();
     steps_left = vm_limits.steps;
     *vm.stack_top++ = OBJ_VAL(closure);
-    call_closure(closure, 0);
+    /* Cannot fail: the compiler refuses a function that needs more slots
+     * than the whole stack. But run() must never start without a frame. */
+    if (!call_closure(closure, 0))
+        return INTERPRET_RUNTIME_ERROR;
     InterpretResult result = run();
     gc_run_finalizers();
     return result;
