@@ -54,8 +54,15 @@ static SPANGC_STATE struct {
     finq_block *spare;
     ao_word count;
     sem_t wake; /* posted per queued entry, for the finalizer thread */
-    ao_word thread_started;
+    ao_word thread_started; /* 0, THREAD_STARTING, or 1 once it waits on wake */
 } finq = {.lock = SPANGC_LOCK_INIT};
+
+/* Tests only (finalizer.h): set by a test, cleared by the hook itself. */
+SPANGC_STATE void (*volatile spangc_test_in_finalizer_start)(void);
+
+/* One caller at a time starts the thread (a CAS from 0); the thread itself
+ * moves the state on to 1, and from then on every push posts wake. */
+#define THREAD_STARTING 2
 
 void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg)
 {
@@ -75,8 +82,10 @@ void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg)
     }
     b->e[b->n++] = (finq_entry){fn, obj, arg};
     lock_release(&finq.lock);
+    /* Both full barriers, with the thread's CAS to 1 before its first look
+     * at count: either it sees this entry, or this sees it started. */
     ao_add(&finq.count, 1);
-    if (ao_load_acq(&finq.thread_started))
+    if (ao_load_acq(&finq.thread_started) == 1)
         sem_post(&finq.wake);
 }
 
@@ -178,8 +187,11 @@ static void *finalizer_thread(void *arg)
     sigfillset(&all);
     sigdelset(&all, spangc_cfg.suspend_signal);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
-    if (gc_register_thread() != 0)
+    if (gc_register_thread() != 0) {
+        ao_store_rel(&finq.thread_started, 0); /* try again after the next cycle */
         return NULL;
+    }
+    ao_cas(&finq.thread_started, THREAD_STARTING, 1);
     for (;;) {
         while (ao_load_acq(&finq.count) == 0)
             sem_wait(&finq.wake);
@@ -188,17 +200,24 @@ static void *finalizer_thread(void *arg)
     return NULL;
 }
 
+/* Called after every cycle by whichever thread ran it: several may race
+ * here (in a forked child, the first cycles of its threads), and only the
+ * CAS's winner may create the thread and initialise wake, which another
+ * finalizer thread could otherwise be waiting on. */
 void spangc_finalizer_thread_start(void)
 {
-    if (!spangc_cfg.finalizer_thread || ao_load(&finq.thread_started))
+    if (!spangc_cfg.finalizer_thread || ao_load_acq(&finq.thread_started) ||
+        !ao_cas(&finq.thread_started, 0, THREAD_STARTING))
         return;
+    if (unlikely(spangc_test_in_finalizer_start != NULL))
+        spangc_test_in_finalizer_start();
     pthread_t th;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sem_init(&finq.wake, 0, 0);
-    if (pthread_create(&th, &attr, finalizer_thread, NULL) == 0)
-        ao_store_rel(&finq.thread_started, 1);
+    if (pthread_create(&th, &attr, finalizer_thread, NULL) != 0)
+        ao_store_rel(&finq.thread_started, 0); /* try again after the next cycle */
     pthread_attr_destroy(&attr);
 }
 

@@ -5,6 +5,7 @@
 #define SPANGC_FINALIZER_H
 
 #include "../include/spangc.h"
+#include "../runtime/base.h"
 
 /* Queue fn(obj, arg) (sweep, for an object found dead). */
 void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg);
@@ -14,6 +15,11 @@ void spangc_finq_mark(void);
 
 /* Start the finalizer thread if the options ask for one. */
 void spangc_finalizer_thread_start(void);
+
+/* Tests only: called by the caller that is about to create the finalizer
+ * thread, where a second caller must find the start already claimed
+ * (tests/test_finalizer.c). */
+extern SPANGC_STATE void (*volatile spangc_test_in_finalizer_start)(void);
 
 /* fork support */
 void spangc_finq_lock(void);

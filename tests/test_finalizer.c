@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -330,11 +331,37 @@ static __attribute__((noinline)) void make_for_thread(int n)
         gc_set_finalizer(gc_alloc(24), on_thread, NULL);
 }
 
+/* The threads of this process, from /proc. */
+static int count_tasks(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* A second thread finishing a cycle while the first is creating the
+ * finalizer thread (as a forked child's threads do) must not create
+ * another. */
+static void start_again(void)
+{
+    spangc_test_in_finalizer_start = NULL;
+    spangc_finalizer_thread_start();
+}
+
 static void test_finalizer_thread(void **state)
 {
     (void)state;
+    collect(); /* the background sweeper is up: only ours can add a task */
+    int tasks = count_tasks();
     spangc_cfg.finalizer_thread = true;
+    spangc_test_in_finalizer_start = start_again;
     spangc_finalizer_thread_start();
+    assert_null(spangc_test_in_finalizer_start);
+    assert_int_equal(count_tasks(), tasks + 1);
     make_for_thread(1000);
     collect();
     for (int i = 0; i < 500 && ao_load_acq(&thread_calls) < 1000; i++) {
