@@ -31,8 +31,18 @@
 
 struct gc_weak {
     ao_word addr;   /* target address, 0 once it died */
-    uint64_t magic;
+    uint64_t magic; /* handle_magic(this handle) */
 };
+
+/* The magic depends on the handle's own address, so that a copy of its
+ * bytes elsewhere (gc_realloc of a handle, a memcpy) is not taken for a
+ * handle: no WEAK record points at a copy, so its address would never be
+ * cleared, and once the target died the copy would return whatever came
+ * to live at that address. */
+static uint64_t handle_magic(const gc_weak *w)
+{
+    return WEAK_MAGIC ^ (uint64_t)(uintptr_t)w;
+}
 
 void spangc_weak_clear(gc_weak *w)
 {
@@ -78,7 +88,7 @@ gc_weak *gc_weak_new(void *ptr)
         errno = ENOMEM;
         return NULL;
     }
-    fresh->magic = WEAK_MAGIC;
+    fresh->magic = handle_magic(fresh);
     ao_store(&fresh->addr, obj);
     rec->handle = fresh;
     runtime_enter(t);
@@ -122,7 +132,7 @@ void *gc_weak_get(const gc_weak *cw)
     uintptr_t p = (uintptr_t)w;
     if (hs && hs->elemsize >= sizeof *w &&
         p == hs->base + (uintptr_t)span_obj_index(hs, p) * hs->elemsize &&
-        track_readable(w, sizeof *w) && w->magic == WEAK_MAGIC) {
+        track_readable(w, sizeof *w) && w->magic == handle_magic(w)) {
         uintptr_t addr = ao_load_acq(&w->addr);
         mspan *s = addr ? spangc_span_of_heap(addr) : NULL;
         if (s) {

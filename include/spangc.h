@@ -289,7 +289,8 @@ SPANGC_API size_t gc_run_finalizers(void);
  * EINVAL if obj is not the base of a live heap object, EPERM before gc_init
  * or from an unregistered thread, ENOMEM if out of memory. gc_weak_get:
  * NULL for w NULL; NULL with errno EINVAL if w is not a handle made by
- * gc_weak_new (an interior pointer, any other address); NULL with errno
+ * gc_weak_new (an interior pointer, a copy of a handle's bytes, any other
+ * address); NULL with errno
  * EPERM before gc_init or from an unregistered thread. A handle the
  * collector freed gives NULL (with EINVAL under GC_DEBUG=poison or a
  * memory checker), unless its memory already holds another handle. */

@@ -183,6 +183,28 @@ static void test_bad_arguments(void **state)
     free(m);
 }
 
+/* A copy of a handle's bytes is not a handle: nothing would ever clear
+ * it, and after its target died it would return whatever lives there. */
+static void test_copy_is_not_a_handle(void **state)
+{
+    (void)state;
+    char *target = gc_alloc(32);
+    gc_weak *w = gc_weak_new(target);
+    assert_non_null(w);
+    gc_weak *moved = gc_realloc(w, 64); /* a new object: the old stays */
+    assert_non_null(moved);
+    assert_ptr_not_equal(moved, w);
+    gc_weak *copy = gc_alloc_atomic(16);
+    memcpy(copy, w, 16);
+    errno = 0;
+    assert_null(gc_weak_get(moved));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(gc_weak_get(copy));
+    assert_int_equal(errno, EINVAL);
+    assert_ptr_equal(gc_weak_get(w), target);
+}
+
 /* ---- reads racing with the background sweeper --------------------------- */
 
 enum { SLOTS = 512 };
@@ -261,6 +283,7 @@ int main(void)
         cmocka_unit_test(test_many_handles),
         cmocka_unit_test(test_handle_is_collectable),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_copy_is_not_a_handle),
         cmocka_unit_test(test_reads_race_with_sweeper),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
