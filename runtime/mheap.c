@@ -443,12 +443,18 @@ mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
     mheap *h = &spangc_heap;
     lock_acquire(&h->lock);
     mspan *s = treap_first_fit(npages);
-    if (!s && spangc_sweep_unfinished()) {
-        /* Sweeping may free whole spans; try that before growing. */
+    /* Sweeping may free whole spans; try that before growing, until as
+     * many pages as wanted are freed [Go: mheap.reclaim]. Those need not
+     * be contiguous, so past the soft memory limit go on sweeping until
+     * a span fits or nothing is left to sweep: growing there would keep
+     * the garbage of unswept spans and map more. */
+    while (!s && spangc_sweep_unfinished()) {
         lock_release(&h->lock);
         spangc_sweep_reclaim(npages);
         lock_acquire(&h->lock);
         s = treap_first_fit(npages);
+        if (!over_limit(npages * PAGE_SIZE))
+            break;
     }
     if (!s) {
         release_before_growth_locked(npages);
