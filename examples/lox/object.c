@@ -29,6 +29,11 @@ static const gc_type *checked(const gc_type *type)
     return type;
 }
 
+/* The closure's header word stays below 2^25 (object.h). */
+_Static_assert(offsetof(ObjClosure, upvalue_count) == 2 &&
+                   offsetof(ObjClosure, function) == sizeof(void *),
+               "ObjClosure: kind in bits 0-7, count in bits 16-31 of word 0");
+
 void object_init_types(void)
 {
     /* Strings hold no pointers: a layout without pointer words makes them
@@ -120,7 +125,7 @@ ObjClosure *new_closure(ObjFunction *function)
     int n = function->upvalue_count;
     ObjClosure *c =
         lox_alloc_object(OBJ_CLOSURE, sizeof(ObjClosure) + (size_t)n * sizeof(ObjUpvalue *));
-    c->upvalue_count = n;
+    c->upvalue_count = (uint16_t)n;
     c->function = function;
     return c;
 }

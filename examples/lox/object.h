@@ -83,11 +83,15 @@ typedef struct ObjUpvalue {
 } ObjUpvalue;
 
 /* A closure is a header word followed by pointer words only: its gc_type
- * says "every word may be a pointer", and the header word (kind and count,
- * small integers) is simply never an address of an object. */
+ * says "every word may be a pointer", and the header word is never the
+ * address of an object. It holds the kind in bits 0-7 and the count (at
+ * most 256) in bits 16-31, so it is below 2^25; spangc's arenas are
+ * aligned to 64 MiB and none can start at 0, so none lies below 2^26.
+ * (With the count in the upper half, as an int after the kind would put
+ * it, 192 upvalues made the word 0xc000000003: inside the first arena.) */
 typedef struct ObjClosure {
     Obj obj;
-    int upvalue_count;
+    uint16_t upvalue_count;
     ObjFunction *function;
     ObjUpvalue *upvalues[];
 } ObjClosure;

@@ -60,7 +60,7 @@ static struct {
     ObjUpvalue *open_upvalues; /* sorted by stack slot, highest first */
 } vm;
 
-VmLimits vm_limits = {0, INT_MAX};
+VmLimits vm_limits = {0, INT_MAX - 1}; /* intern.c: the length and its NUL fit an int */
 
 /* Steps of vm_limits.steps left in this vm_interpret, not counting the
  * interval run() is counting down. */
