@@ -217,12 +217,16 @@ static bool tempfile_read(int argc, Value *args)
     if (!file)
         return false;
     off_t size = lseek(file->fd, 0, SEEK_END);
-    if (size < 0 || size > INT32_MAX || lseek(file->fd, 0, SEEK_SET) < 0)
+    if (size < 0 || lseek(file->fd, 0, SEEK_SET) < 0)
         return vm_native_error("Cannot read temp file: %s.", strerror(errno));
+    if (size > INT32_MAX - 1)
+        return vm_native_error("Cannot read temp file: it is too long for a string.");
     char *buffer = lox_grow_atomic(NULL, (size_t)size + 1);
     ssize_t n = read(file->fd, buffer, (size_t)size);
-    if (n != size)
+    if (n < 0)
         return vm_native_error("Cannot read temp file: %s.", strerror(errno));
+    if (n != size)
+        return vm_native_error("Cannot read temp file: it changed while being read.");
     args[-1] = OBJ_VAL(string_copy(buffer, (int)n));
     return true;
 }
