@@ -67,6 +67,7 @@
 #include <sched.h>
 #include <linux/futex.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -302,6 +303,36 @@ NOINLINE uintptr_t spangc_frame_below_caller(void)
     return (uintptr_t)__builtin_frame_address(0);
 }
 
+/* The lowest address from which [.., hi) is mapped, at least lo. The
+ * main thread's registered stack reaches down as far as RLIMIT_STACK lets
+ * it grow (main_stack_bounds), and only its top is mapped; its lowest
+ * pages can never be, since the kernel counts the arguments above
+ * __libc_stack_end against the limit too. Walked down from the top in
+ * chunks, one mincore each (which fails with ENOMEM on a hole): the range
+ * may also hold other mappings below the stack, which must not be taken
+ * for it. */
+static uintptr_t mapped_bottom(uintptr_t lo, uintptr_t hi)
+{
+    enum { CHUNK_PAGES = 64 };
+    unsigned char vec[CHUNK_PAGES]; /* residency, not looked at */
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t bottom = hi & ~(page - 1); /* the top page is in use */
+    while (bottom > lo) {
+        uintptr_t n = (bottom - lo + page - 1) / page;
+        if (n > CHUNK_PAGES)
+            n = CHUNK_PAGES;
+        if (mincore((void *)(bottom - n * page), n * page, vec) == 0) {
+            bottom -= n * page;
+            continue;
+        }
+        /* A hole in this chunk: find its top page by page. */
+        while (bottom > lo && mincore((void *)(bottom - page), page, vec) == 0)
+            bottom -= page;
+        break;
+    }
+    return bottom > lo ? bottom : lo;
+}
+
 void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg)
 {
     for (spangc_thread *t = threads.list; t; t = t->next) {
@@ -309,9 +340,10 @@ void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void
             fn(t->stopped_sp, t->stack_hi, arg);
         } else {
             /* Running on a stack other than the one registered (a
-             * coroutine): scan all of the registered one. Other stacks
-             * must be added with gc_add_roots (docs/threads.md). */
-            fn(t->stack_lo, t->stack_hi, arg);
+             * coroutine): scan all of the registered one that is
+             * mapped. Other stacks must be added with gc_add_roots
+             * (docs/threads.md). */
+            fn(mapped_bottom(t->stack_lo, t->stack_hi), t->stack_hi, arg);
         }
         for (size_t i = 0; i < t->ntls; i++)
             fn(t->tls[i].lo, t->tls[i].hi, arg);

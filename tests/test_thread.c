@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "gc.h"
@@ -363,6 +364,45 @@ static void test_stack_bounds(void **state)
     assert_int_equal(b[0], b[3]);
     assert_int_equal(b[1], b[4]);
     assert_true(b[0] < b[2] && b[2] < b[1]);
+}
+
+/* ---- running on another stack ----------------------------------------------- */
+
+/* The main thread running a coroutine on a stack of its own: the
+ * registered stack is scanned whole, as far as it is mapped (its lowest
+ * pages, within RLIMIT_STACK of its top, never are), so a collection there
+ * neither faults nor loses what main's frames hold. */
+#define CORO_STACK (256 * 1024)
+static ucontext_t main_ctx, coro_ctx;
+static uintptr_t coro_result; /* hidden: the object, if main's frame kept it */
+
+static void on_coroutine(void)
+{
+    collect();
+    swapcontext(&coro_ctx, &main_ctx);
+}
+
+static __attribute__((noinline)) void run_coroutine(void *stack, uintptr_t held)
+{
+    volatile uintptr_t on_main_stack = (uintptr_t)SHOW(held); /* the only reference */
+    held = 0;
+    getcontext(&coro_ctx);
+    coro_ctx.uc_stack.ss_sp = stack;
+    coro_ctx.uc_stack.ss_size = CORO_STACK;
+    coro_ctx.uc_link = &main_ctx;
+    makecontext(&coro_ctx, on_coroutine, 0);
+    swapcontext(&main_ctx, &coro_ctx);
+    coro_result = HIDE(on_main_stack);
+}
+
+static void test_collect_on_coroutine_stack(void **state)
+{
+    (void)state;
+    void *stack = malloc(CORO_STACK);
+    assert_non_null(stack);
+    run_coroutine(stack, make(64));
+    assert_true(alive(coro_result));
+    free(stack);
 }
 
 /* ---- a stop signal that never arrives ------------------------------------------ */
@@ -804,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_blocked_threads),
         cmocka_unit_test(test_other_thread_roots),
         cmocka_unit_test(test_stack_bounds),
+        cmocka_unit_test(test_collect_on_coroutine_stack),
         cmocka_unit_test(test_lost_stop_signal),
         cmocka_unit_test(test_objects_from_another_thread),
         cmocka_unit_test(test_stop_deferred_in_large_allocation),
