@@ -17,7 +17,11 @@ static int cmp_u32(const void *a, const void *b)
 
 const gc_type *gc_type_new(size_t size, const size_t *pointer_offsets, size_t count)
 {
-    if (size == 0 || (count && !pointer_offsets) || count > size / sizeof(void *)) {
+    /* With pointers, size must keep every element's words aligned: the
+     * layout repeats every size bytes, and a packed 12-byte struct would
+     * put element 1's pointer at byte 12. */
+    if (size == 0 || (count && !pointer_offsets) || count > size / sizeof(void *) ||
+        (count && size % sizeof(void *))) {
         errno = EINVAL;
         return NULL;
     }

@@ -151,8 +151,9 @@ SPANGC_API SPANGC_MALLOC void *gc_alloc_atomic(size_t size);
  * allocates pointer-free (atomic) objects.
  * It may be called from any thread, also before gc_init.
  * Returns NULL with errno EINVAL (size 0, pointer_offsets NULL with count
- * above 0, more offsets than words, an offset out of range or misaligned)
- * or ENOMEM. */
+ * above 0, more offsets than words, an offset out of range or misaligned,
+ * pointer words in a size that is not a multiple of sizeof(void *): a
+ * packed struct) or ENOMEM. */
 typedef struct gc_type gc_type;
 SPANGC_API const gc_type *gc_type_new(size_t size, const size_t *pointer_offsets,
                                       size_t count);

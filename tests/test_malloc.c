@@ -315,6 +315,13 @@ static void test_type_errors(void **state)
     assert_null(gc_type_new(16, misaligned, 1));
     assert_null(gc_type_new(16, outside, 1));
     assert_null(gc_type_new(16, NULL, 1));
+    /* A packed 12-byte struct with a pointer at 0: element 1's would sit
+     * at byte 12, misaligned. Without pointers any size will do. */
+    size_t first[] = {0};
+    errno = 0;
+    assert_null(gc_type_new(12, first, 1));
+    assert_int_equal(errno, EINVAL);
+    assert_non_null(gc_type_new(12, NULL, 0));
     errno = 0;
     assert_null(gc_alloc_typed(16, NULL));
     assert_int_equal(errno, EINVAL);
