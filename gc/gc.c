@@ -450,6 +450,10 @@ static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
     if (self)
         SPANGC_SAVE_CONTEXT(self);
     spangc_sweep_finish();
+    /* fn may walk the roots (spangc_debug_explain): list the data
+     * segments now, as a cycle does, not use the last cycle's list, which
+     * misses libraries loaded since, and names ones closed since. */
+    spangc_roots_prepare();
     stop_world_and_sweeper(false);
     spangc_threads_flush_caches();
     fn(arg);

@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,6 +228,31 @@ static void test_explain_names_the_referrer(void **state)
     assert_dead(h);
 }
 
+/* Explaining lists the data segments afresh: a library loaded since the
+ * last collection is seen, and one closed since is not read (its segment
+ * is unmapped). */
+static void test_explain_sees_libraries_loaded_since(void **state)
+{
+    (void)state;
+    unsetenv("SPANGC_RETENTION_LOG");
+    collect();
+    void *lib = dlopen(TEST_ROOTS_LIB, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(lib);
+    void **slot = dlsym(lib, "roots_lib_slot");
+    assert_non_null(slot);
+    uintptr_t h = make(64);
+    store((volatile uintptr_t *)slot, h, 0);
+    assert_int_equal(explain(h, "data segment").data, 1);
+    *slot = NULL;
+    collect(); /* the library's segment is in this cycle's list */
+    assert_int_equal(dlclose(lib), 0);
+    spangc_referrers n;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_false(spangc_debug_explain(f, SHOW(h), &n) && n.data > 0);
+    fclose(f);
+}
+
 /* ---- AddressSanitizer sees freed objects ----------------------------------- */
 
 #if defined(SPANGC_ASAN)
@@ -254,6 +280,7 @@ int main(void)
         cmocka_unit_test(test_corrupted_span_is_fatal),
         cmocka_unit_test(test_stress_collects_every_n),
         cmocka_unit_test(test_explain_names_the_referrer),
+        cmocka_unit_test(test_explain_sees_libraries_loaded_since),
 #if defined(SPANGC_ASAN)
         cmocka_unit_test(test_asan_reports_use_after_free),
 #endif
