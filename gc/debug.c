@@ -81,17 +81,37 @@ void spangc_debug_span_freed(mspan *s)
     track_free(p, n);
 }
 
+/* Freed memory holds the poison byte, or 0 where it came fresh from the
+ * OS or went back to it. The offset of the first other byte, or SIZE_MAX. */
+static size_t poison_broken_at(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != POISON_BYTE && p[i] != 0)
+            return i;
+    return SIZE_MAX;
+}
+
 void spangc_debug_alloc(mspan *s, uint32_t idx)
 {
     unsigned char *p = (unsigned char *)(s->base + (uintptr_t)idx * s->elemsize);
     track_alloc(p, s->elemsize);
     if (!spangc_cfg.poison)
         return;
-    for (size_t i = 0; i < s->elemsize; i++)
-        if (p[i] != POISON_BYTE && p[i] != 0)
-            spangc_throw("poison: write after free at %p, byte %zu of a freed %zu-byte object "
-                         "(size class %u) at %p",
-                         (void *)(p + i), i, s->elemsize, span_sizeclass(s), (void *)p);
+    size_t i = poison_broken_at(p, s->elemsize);
+    if (i != SIZE_MAX)
+        spangc_throw("poison: write after free at %p, byte %zu of a freed %zu-byte object "
+                     "(size class %u) at %p",
+                     (void *)(p + i), i, s->elemsize, span_sizeclass(s), (void *)p);
+}
+
+void spangc_debug_alloc_large(mspan *s)
+{
+    const unsigned char *p = (const unsigned char *)s->base;
+    size_t i = poison_broken_at(p, s->elemsize);
+    if (i != SIZE_MAX)
+        spangc_throw("poison: write after free at %p, byte %zu of freed memory reused for a "
+                     "%zu-byte large object at %p",
+                     (void *)(p + i), i, s->elemsize, (void *)p);
 }
 
 /* ---- checkmark ------------------------------------------------------------ */

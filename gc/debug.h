@@ -20,6 +20,10 @@ void spangc_debug_freed(mspan *s);
 /* Allocation (slow path): slot idx of s is about to be handed out. */
 void spangc_debug_alloc(mspan *s, uint32_t idx);
 
+/* Poison mode: large span s, just taken from mheap, still holds only what
+ * freeing left there (its pages may have held any freed objects). */
+void spangc_debug_alloc_large(mspan *s);
+
 /* A span is going back to mheap. */
 void spangc_debug_span_freed(mspan *s);
 

@@ -124,8 +124,11 @@ static void *alloc_large(spangc_thread *t, size_t size, int noscan, const gc_typ
      * The asm makes p live there whatever the compiler would rather do. */
     runtime_leave(t);
     __asm__ volatile("" : : "r"(p) : "memory");
-    /* Clearing a large object can take long; doing it outside the runtime
-     * section keeps it out of other threads' stop-the-world wait. */
+    /* Checking and clearing a large object can take long; doing it outside
+     * the runtime section keeps it out of other threads' stop-the-world
+     * wait. p, held here, keeps s in use. */
+    if (spangc_cfg.poison)
+        spangc_debug_alloc_large(s);
     if (clear)
         memset(p, 0, clear);
     return p;

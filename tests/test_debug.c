@@ -82,14 +82,28 @@ static void write_after_free(void)
         (void)!gc_alloc(200);
 }
 
+/* The same for a large object, whose pages come back as another large
+ * object (first fit: at the same place). */
+static void write_after_free_large(void)
+{
+    uintptr_t h = make(100000);
+    collect();
+    char *stale = (char *)SHOW(h);
+    stale[50000] = 'x';
+    for (int i = 0; i < 100; i++)
+        (void)!gc_alloc(100000);
+}
+
 static void test_poison_catches_write_after_free(void **state)
 {
     (void)state;
 #if defined(SPANGC_ASAN)
     /* AddressSanitizer sees the write itself, before poison mode can. */
     expect_death(write_after_free, "AddressSanitizer: use-after-poison");
+    expect_death(write_after_free_large, "AddressSanitizer: use-after-poison");
 #else
     expect_death(write_after_free, "spangc: fatal: poison: write after free");
+    expect_death(write_after_free_large, "spangc: fatal: poison: write after free");
 #endif
 }
 
