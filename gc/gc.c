@@ -366,8 +366,8 @@ static void run_cycle(bool forced, uint64_t extra)
  * has returned; and on the way out of spangc's deep paths (gc_init, a
  * collection), whose frames held heap addresses: the program's later
  * frames reuse that stack, and a slot they never write would keep alive
- * whatever object then lives at the stale address. The first object
- * allocated sits at the first arena's base, an address gc_init handles
+ * whatever object then lives at the stale address. The first objects
+ * allocated sit near the first arena's base, addresses gc_init handles
  * many times. Not instrumented by AddressSanitizer, which would put the
  * array below a redzone and leave the top 272 bytes of the frame, where
  * the collection's entry frame then lies, uncleared (a stale pointer

@@ -72,8 +72,10 @@ static void start_gc(const Flags *flags)
     if (flags->stress)
         opts.stress = 1;
     /* Scripts are small: collect first at 1 MiB, as clox does, rather than
-     * at spangc's default 4 MiB. GC_MIN_HEAP still overrides it. */
-    if (!getenv("GC_MIN_HEAP"))
+     * at spangc's default 4 MiB. GC_MIN_HEAP still overrides it (set and
+     * not empty: spangc ignores an empty variable, and so must we). */
+    const char *min_heap = getenv("GC_MIN_HEAP");
+    if (!min_heap || !*min_heap)
         opts.min_heap = 1 << 20;
     int err = gc_init(&opts);
     if (err != 0) {
