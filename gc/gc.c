@@ -598,6 +598,7 @@ static NOINLINE int init(const gc_options *opts)
     if (!err) {
         init_time = spangc_nanotime();
         spangc_mheap_init();
+        spangc_roots_init();
         spangc_mcentral_init();
         set_goal(0);
         spangc_debug_init();

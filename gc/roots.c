@@ -4,7 +4,9 @@
  *  - data: the writable PT_LOAD segments (data, bss) of the program and of
  *    every loaded shared library, found with dl_iterate_phdr, minus
  *    spangc's own state (the spangc_state section, runtime/base.h), which
- *    holds heap addresses (bounds, cursors) that must not pin objects;
+ *    holds heap addresses (bounds, cursors) that must not pin objects.
+ *    Those of libraries loaded after gc_init are read through
+ *    process_vm_readv ("Libraries that may be unloaded" below);
  *  - threads: each registered thread's stack from its stopped stack pointer
  *    to its base, its spilled registers, and its TLS blocks
  *    (runtime/thread.c);
@@ -31,6 +33,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define NO_SANITIZE_SCAN __attribute__((no_sanitize("address", "thread")))
@@ -41,11 +44,16 @@ typedef struct range_set {
 } range_set;
 
 /* added: roots_lock (taken inside a runtime section), with its index.
- * segments: the collector, under world_lock. */
+ * segments, unloadable, copy: the collector, under world_lock. startup:
+ * written by gc_init, read-only after. */
 static SPANGC_STATE struct {
     spangc_lock lock;
     range_set added;
-    range_set segments;
+    range_set segments;   /* of the program and the libraries it started with */
+    range_set unloadable; /* of libraries loaded after gc_init */
+    uintptr_t *startup;   /* load addresses of the libraries present at gc_init */
+    size_t nstartup, nstartup_cap;
+    uintptr_t *copy;      /* COPY_BYTES of metadata, for unloadable segments */
     /* added by start address, so that adding or removing one of many
      * ranges (a root per native handle, say) costs O(1) rather than a scan
      * of them all: 100,000 gc_add_roots calls took 1.45 s. Linear probing;
@@ -143,10 +151,61 @@ static void index_remove_slot(size_t s)
 
 /* ---- data segments ------------------------------------------------------ */
 
+/* Libraries that may be unloaded
+ *
+ * The segments are listed before the world stops (a stopped thread may
+ * hold the dynamic linker's lock, which dl_iterate_phdr takes), so another
+ * thread can dlclose a library between the listing and the scan, and its
+ * segments are unmapped under the collector. Only libraries opened with
+ * dlopen are ever unloaded; those present at gc_init (the program's own
+ * dependencies, in practice) are read directly. The others are copied,
+ * COPY_BYTES at a time, with process_vm_readv on this process, which
+ * answers EFAULT for a page that is gone instead of faulting; what it
+ * cannot read belonged to a library that no longer exists. */
+#define COPY_BYTES (16 * 1024)
+
+static int count_startup(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info;
+    (void)size;
+    (*(size_t *)data)++;
+    return 0;
+}
+
+static int note_startup(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    (void)data;
+    if (roots.nstartup < roots.nstartup_cap)
+        roots.startup[roots.nstartup++] = info->dlpi_addr;
+    return 0;
+}
+
+void spangc_roots_init(void)
+{
+    size_t n = 0;
+    dl_iterate_phdr(count_startup, &n);
+    n += 8; /* loaded meanwhile: listed as startup ones, harmless */
+    roots.startup = spangc_meta_alloc(n * sizeof *roots.startup);
+    roots.nstartup_cap = roots.startup ? n : 0;
+    dl_iterate_phdr(note_startup, NULL);
+}
+
+static bool loaded_at_startup(const struct dl_phdr_info *info)
+{
+    if (info->dlpi_name == NULL || info->dlpi_name[0] == 0)
+        return true; /* the program itself (or the vDSO) */
+    for (size_t i = 0; i < roots.nstartup; i++)
+        if (roots.startup[i] == info->dlpi_addr)
+            return true;
+    return false;
+}
+
 static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    range_set *set = data;
+    (void)data;
+    range_set *set = loaded_at_startup(info) ? &roots.segments : &roots.unloadable;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || ph->p_memsz == 0)
@@ -161,22 +220,74 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
 void spangc_roots_prepare(void)
 {
     roots.segments.n = 0;
-    dl_iterate_phdr(collect_segments, &roots.segments);
+    roots.unloadable.n = 0;
+    dl_iterate_phdr(collect_segments, NULL);
+    if (roots.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
+        spangc_throw("out of metadata memory listing data segments");
 }
 
-/* Scan [lo, hi) minus spangc's own state. */
-static void mark_excluding_state(uintptr_t lo, uintptr_t hi)
+/* Tests only (roots.h). */
+SPANGC_STATE void (*volatile spangc_test_before_unloadable_scan)(void);
+
+/* Call fn on copies of the readable words of [lo, hi), with the address
+ * each copy came from. */
+static void each_copy(uintptr_t lo, uintptr_t hi,
+                      void (*fn)(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg), void *arg)
+{
+    pid_t pid = getpid();
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    lo = round_up(lo, sizeof(uintptr_t));
+    hi &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
+    while (lo < hi) {
+        size_t n = hi - lo < COPY_BYTES ? hi - lo : COPY_BYTES;
+        struct iovec to = {roots.copy, n}, from = {(void *)lo, n};
+        ssize_t got = process_vm_readv(pid, &to, 1, &from, 1, 0);
+        if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+            /* Not allowed here (a seccomp filter): read in place, as for
+             * any other segment. */
+            fn(lo, lo + n, lo, arg);
+            lo += n;
+            continue;
+        }
+        if (got > 0)
+            fn((uintptr_t)roots.copy, (uintptr_t)roots.copy + ((size_t)got & ~(sizeof(uintptr_t) - 1)),
+               lo, arg);
+        if (got == (ssize_t)n) {
+            lo += n;
+        } else {
+            /* A page that is gone: go on after it. */
+            uintptr_t hole = lo + (got > 0 ? (size_t)got : 0);
+            lo = (hole & ~(page - 1)) + page;
+        }
+    }
+}
+
+/* Scan [lo, hi) minus spangc's own state, with mark(lo, hi). */
+static void mark_excluding_state(uintptr_t lo, uintptr_t hi, void (*mark)(uintptr_t, uintptr_t))
 {
     uintptr_t slo, shi;
     spangc_state_bounds(&slo, &shi);
     if (shi <= lo || slo >= hi) {
-        spangc_mark_range(lo, hi);
+        mark(lo, hi);
         return;
     }
     if (lo < slo)
-        spangc_mark_range(lo, slo);
+        mark(lo, slo);
     if (shi < hi)
-        spangc_mark_range(shi, hi);
+        mark(shi, hi);
+}
+
+static void mark_copy(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg)
+{
+    (void)from;
+    (void)arg;
+    spangc_mark_range(lo, hi);
+}
+
+/* A segment of a library that may be unloaded, through copies. */
+static void mark_unloadable(uintptr_t lo, uintptr_t hi)
+{
+    each_copy(lo, hi, mark_copy, NULL);
 }
 
 /* Stacks and added ranges (often malloc'd) hold uninitialised words that
@@ -199,7 +310,13 @@ static void mark_thread_range(uintptr_t lo, uintptr_t hi, void *arg)
 void spangc_roots_mark(void)
 {
     for (size_t i = 0; i < roots.segments.n; i++) {
-        mark_excluding_state(roots.segments.r[i].lo, roots.segments.r[i].hi);
+        mark_excluding_state(roots.segments.r[i].lo, roots.segments.r[i].hi, spangc_mark_range);
+        spangc_mark_drain();
+    }
+    for (size_t i = 0; i < roots.unloadable.n; i++) {
+        if (spangc_test_before_unloadable_scan)
+            spangc_test_before_unloadable_scan();
+        mark_excluding_state(roots.unloadable.r[i].lo, roots.unloadable.r[i].hi, mark_unloadable);
         spangc_mark_drain();
     }
     lock_acquire(&roots.lock);
@@ -235,22 +352,39 @@ NO_SANITIZE_SCAN uintptr_t spangc_find_word_into(uintptr_t lo, uintptr_t hi, uin
     return 0;
 }
 
-static void search_range(uintptr_t lo, uintptr_t hi, referrer_search *rs)
+/* [lo, hi) holds the words of [from, from + (hi - lo)), the range
+ * [range_lo, range_hi) of rs->what or a part of it. */
+static void search_words(uintptr_t lo, uintptr_t hi, uintptr_t from, uintptr_t range_lo,
+                         uintptr_t range_hi, referrer_search *rs)
 {
     uintptr_t slo, shi; /* spangc's state is not a root (mark_excluding_state) */
     spangc_state_bounds(&slo, &shi);
     for (uintptr_t a = lo; (a = spangc_find_word_into(a, hi, rs->lo, rs->hi)) != 0;
          a += sizeof(uintptr_t)) {
-        if (a >= slo && a < shi)
+        uintptr_t at = from + (a - lo);
+        if (at >= slo && at < shi)
             continue;
         (*rs->count)++;
         /* No dladdr here: it takes the dynamic linker's lock, which a
          * stopped thread may hold. */
         if (rs->printed++ < 8)
             fprintf(rs->out, "spangc: %p is referenced from %s [%p, %p) at %p (%#lx below its top)\n",
-                    (void *)rs->lo, rs->what, (void *)lo, (void *)hi, (void *)a,
-                    (unsigned long)(hi - a));
+                    (void *)rs->lo, rs->what, (void *)range_lo, (void *)range_hi, (void *)at,
+                    (unsigned long)(range_hi - at));
     }
+}
+
+static void search_range(uintptr_t lo, uintptr_t hi, referrer_search *rs)
+{
+    search_words(lo, hi, lo, lo, hi, rs);
+}
+
+/* The segment searched through copies (each_copy's callback). */
+static SPANGC_STATE mem_range copied_segment;
+
+static void search_copy(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg)
+{
+    search_words(lo, hi, from, copied_segment.lo, copied_segment.hi, arg);
 }
 
 /* The search under way, for search_chunk: track_vg_scan's callback takes
@@ -282,6 +416,10 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
     rs.count = &n.data;
     for (size_t i = 0; i < roots.segments.n; i++)
         search_range(roots.segments.r[i].lo, roots.segments.r[i].hi, &rs);
+    for (size_t i = 0; i < roots.unloadable.n; i++) {
+        copied_segment = roots.unloadable.r[i];
+        each_copy(copied_segment.lo, copied_segment.hi, search_copy, &rs);
+    }
     rs.what = "an added root range";
     rs.count = &n.added;
     for (size_t i = 0; i < roots.added.n; i++)

@@ -8,10 +8,19 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../runtime/base.h"
+
 /* Before stopping the world: list the writable segments of the program
  * and its shared libraries (dl_iterate_phdr takes a lock that a stopped
  * thread might hold, so this cannot happen inside the stop). */
 void spangc_roots_prepare(void);
+
+/* gc_init: note the libraries loaded so far, which are never unloaded. */
+void spangc_roots_init(void);
+
+/* Tests only: called, world stopped, before each segment of a library
+ * loaded after gc_init is scanned (tests/test_roots.c dlcloses it there). */
+extern SPANGC_STATE void (*volatile spangc_test_before_unloadable_scan)(void);
 
 /* With the world stopped: mark from every root. */
 void spangc_roots_mark(void);

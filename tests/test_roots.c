@@ -10,9 +10,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 
+#include "roots.h"
 #include "testutil.h"
 
 /* From test_roots_lib.so, a shared library this test links. */
@@ -267,12 +269,44 @@ static void test_shared_library_data(void **state)
     assert_dead(h);
 }
 
+/* A library loaded after gc_init: its data is a root like any other, read
+ * through copies; and if another thread closes it during a collection,
+ * the collector skips what is gone instead of faulting. The hook closes it
+ * between the listing of the segments and their scan. */
+static void *plugin;
+
+static void close_plugin(void)
+{
+    spangc_test_before_unloadable_scan = NULL;
+    assert_int_equal(dlclose(plugin), 0);
+}
+
+static void test_library_closed_during_collection(void **state)
+{
+    (void)state;
+    plugin = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(plugin);
+    void **slot = dlsym(plugin, "plugin_slot");
+    assert_non_null(slot);
+    uintptr_t h = make(100);
+    store((volatile uintptr_t *)slot, h, 0);
+    collect();
+    collect();
+    assert_true(alive(h)); /* the plugin's data was scanned */
+    spangc_test_before_unloadable_scan = close_plugin;
+    collect(); /* faulted here, in the scan of the closed plugin's data */
+    assert_null(spangc_test_before_unloadable_scan);
+    collect();
+    assert_dead(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_global_root),
         cmocka_unit_test(test_added_roots),
         cmocka_unit_test(test_added_roots_refuse_unused_heap),
+        cmocka_unit_test(test_library_closed_during_collection),
         cmocka_unit_test(test_many_added_roots),
         cmocka_unit_test(test_stack_slot),
 #if defined(__x86_64__)
