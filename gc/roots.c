@@ -379,7 +379,8 @@ static void search_range(uintptr_t lo, uintptr_t hi, referrer_search *rs)
     search_words(lo, hi, lo, lo, hi, rs);
 }
 
-/* The segment searched through copies (each_copy's callback). */
+/* The segment searched through copies, for search_copy. Written and read
+ * only by the thread that has stopped the world (it holds world_lock). */
 static SPANGC_STATE mem_range copied_segment;
 
 static void search_copy(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg)
