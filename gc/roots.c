@@ -161,7 +161,9 @@ static void index_remove_slot(size_t s)
  * dependencies, in practice) are read directly. The others are copied,
  * COPY_BYTES at a time, with process_vm_readv on this process, which
  * answers EFAULT for a page that is gone instead of faulting; what it
- * cannot read belonged to a library that no longer exists. */
+ * cannot read belonged to a library that no longer exists. A library
+ * opened with dlopen before gc_init counts as a startup one: closing it
+ * while a collection runs is still unsafe (docs/architecture.md). */
 #define COPY_BYTES (16 * 1024)
 
 static int count_startup(struct dl_phdr_info *info, size_t size, void *data)
