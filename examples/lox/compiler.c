@@ -220,10 +220,11 @@ static void adjust_stack(int delta)
 {
     current->stack_depth += delta;
     if (current->stack_depth > current->max_depth) {
-        current->max_depth = current->stack_depth;
-        /* More than the whole value stack: no call could ever run it. */
-        if (current->max_depth == STACK_MAX + 1)
+        /* More than the whole value stack: no call could ever run it.
+         * Reported once, where the count first goes past. */
+        if (current->max_depth <= STACK_MAX && current->stack_depth > STACK_MAX)
             error("Too much stack needed.");
+        current->max_depth = current->stack_depth;
     }
 }
 
