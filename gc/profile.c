@@ -9,8 +9,14 @@
  * over allocated bytes and each sample stands for rate bytes on average.
  * A sample records the call stack (at most MAX_STACK return addresses,
  * starting at the caller of the allocation function) in a bucket keyed by
- * (stack, object size), and attaches a PROFILE special to the object, so
- * that sweeping it counts the free in the same bucket.
+ * (stack, object size, rate), and attaches a PROFILE special to the
+ * object, so that sweeping it counts the free in the same bucket. The
+ * rate is the one the sample was drawn at: a profile's counts are raw
+ * samples, which pprof scales by the rate its header names, so the header
+ * must name the rate of the samples, not whatever rate is set when it is
+ * written (profiling a phase, then setting the rate to 0, wrote
+ * "heap_v2/0", and pprof took its own default: 28 times too much). Samples
+ * at several rates are scaled here, each by its own, under "heap_v2/1".
  *
  * Publication lags like Go's, so a profile never shows as live an object
  * the next cycle frees. A cycle counter C advances at every mark
@@ -53,6 +59,7 @@ typedef struct prof_bucket {
     struct prof_bucket *allnext; /* every bucket */
     uint64_t hash;
     size_t size;
+    uint64_t rate; /* the profile rate its samples were taken at */
     mem_counts active;
     mem_counts future[3];
     size_t nstk;
@@ -123,6 +130,7 @@ uint64_t spangc_profile_next_sample(mcache *c)
 {
     c->profile_gen = ao_load(&prof.gen);
     uint64_t rate = ao_load(&spangc_cfg.profile_rate);
+    c->sample_rate = rate;
     if (rate == 0)
         return UINT64_MAX;
     if (rate == 1)
@@ -133,7 +141,7 @@ uint64_t spangc_profile_next_sample(mcache *c)
     return x >= 1e18 ? UINT64_MAX : (uint64_t)x;
 }
 
-static prof_bucket *bucket_for(const uintptr_t *stk, size_t nstk, size_t size)
+static prof_bucket *bucket_for(const uintptr_t *stk, size_t nstk, size_t size, uint64_t rate)
 {
     uint64_t h = 0;
     for (size_t i = 0; i < nstk; i++) {
@@ -142,6 +150,9 @@ static prof_bucket *bucket_for(const uintptr_t *stk, size_t nstk, size_t size)
         h ^= h >> 6;
     }
     h += size;
+    h += h << 10;
+    h ^= h >> 6;
+    h += rate;
     h += h << 10;
     h ^= h >> 6;
     h += h << 3;
@@ -153,7 +164,7 @@ static prof_bucket *bucket_for(const uintptr_t *stk, size_t nstk, size_t size)
     }
     size_t chain = h % HASH_CHAINS;
     for (prof_bucket *b = prof.table[chain]; b; b = b->next)
-        if (b->hash == h && b->size == size && b->nstk == nstk &&
+        if (b->hash == h && b->size == size && b->rate == rate && b->nstk == nstk &&
             memcmp(b->stk, stk, nstk * sizeof *stk) == 0)
             return b;
     prof_bucket *b = spangc_meta_alloc(sizeof *b + nstk * sizeof *stk);
@@ -161,6 +172,7 @@ static prof_bucket *bucket_for(const uintptr_t *stk, size_t nstk, size_t size)
         return NULL;
     b->hash = h;
     b->size = size;
+    b->rate = rate;
     b->nstk = nstk;
     memcpy(b->stk, stk, nstk * sizeof *stk);
     b->next = prof.table[chain];
@@ -170,7 +182,7 @@ static prof_bucket *bucket_for(const uintptr_t *stk, size_t nstk, size_t size)
     return b;
 }
 
-void spangc_profile_sample(uintptr_t obj, size_t elemsize, void *caller)
+void spangc_profile_sample(uintptr_t obj, size_t elemsize, void *caller, uint64_t rate)
 {
     /* The process's first backtrace() loads the unwinder (libgcc_s) with
      * dlopen. Here no spangc lock is held and the thread is not in a
@@ -196,7 +208,7 @@ void spangc_profile_sample(uintptr_t obj, size_t elemsize, void *caller)
     spangc_thread *t = spangc_self;
     runtime_enter(t);
     lock_acquire(&prof.lock);
-    prof_bucket *b = bucket_for(stk, nstk, elemsize);
+    prof_bucket *b = bucket_for(stk, nstk, elemsize, rate ? rate : 1);
     if (b) {
         mem_counts *m = &b->future[(prof.cycle + 2) % 3];
         m->allocs++;
@@ -252,6 +264,41 @@ void spangc_profile_flush(bool sweep_done)
     runtime_leave_self(t);
 }
 
+/* exp(-x) for x >= 0, without libm (see natural_log): x = k ln 2 + r with
+ * r in [0, ln 2), e^-r by its series, halved k times. */
+static double exp_minus(double x)
+{
+    if (x > 700)
+        return 0;
+    int k = (int)(x / 0.6931471805599453);
+    double r = x - k * 0.6931471805599453, term = 1, sum = 1;
+    for (int i = 1; i < 18; i++) {
+        term *= -r / i;
+        sum += term;
+    }
+    while (k-- > 0)
+        sum /= 2;
+    return sum;
+}
+
+/* Scale raw sample counts to estimates, as pprof does for heap_v2: an
+ * object of s bytes is sampled with probability 1 - e^(-s/rate). */
+static uint64_t scaled(uint64_t n, double p)
+{
+    return (uint64_t)((double)n / p + 0.5);
+}
+
+static void scale_counts(mem_counts *m, uint64_t rate)
+{
+    double size = m->allocs ? (double)m->alloc_bytes / (double)m->allocs : 0;
+    double p = rate <= 1 || size == 0 ? 1 : 1 - exp_minus(size / (double)rate);
+    uint64_t allocs = scaled(m->allocs, p), alloc_bytes = scaled(m->alloc_bytes, p);
+    m->frees = allocs - scaled(m->allocs - m->frees, p);
+    m->free_bytes = alloc_bytes - scaled(m->alloc_bytes - m->free_bytes, p);
+    m->allocs = allocs;
+    m->alloc_bytes = alloc_bytes;
+}
+
 /* One bucket's published counts, copied out under the lock. */
 typedef struct bucket_view {
     mem_counts m;
@@ -291,10 +338,6 @@ int gc_write_heap_profile(FILE *out)
                 views[n].m = b->active;
                 views[n].b = b;
                 n++;
-                total.allocs += b->active.allocs;
-                total.frees += b->active.frees;
-                total.alloc_bytes += b->active.alloc_bytes;
-                total.free_bytes += b->active.free_bytes;
             }
         }
         lock_release(&prof.lock);
@@ -309,11 +352,30 @@ int gc_write_heap_profile(FILE *out)
             return -ENOMEM;
     }
 
+    /* The rate the samples were taken at; with several, estimates. */
+    uint64_t rate = 0;
+    bool mixed = false;
+    for (size_t i = 0; i < n; i++) {
+        if (rate == 0)
+            rate = views[i].b->rate;
+        mixed |= views[i].b->rate != rate;
+    }
+    if (rate == 0)
+        rate = ao_load(&spangc_cfg.profile_rate); /* no samples */
+    for (size_t i = 0; i < n; i++) {
+        mem_counts *m = &views[i].m;
+        if (mixed)
+            scale_counts(m, views[i].b->rate);
+        total.allocs += m->allocs;
+        total.frees += m->frees;
+        total.alloc_bytes += m->alloc_bytes;
+        total.free_bytes += m->free_bytes;
+    }
     int err = fprintf(out, "heap profile: %llu: %llu [%llu: %llu] @ heap_v2/%llu\n",
                       (unsigned long long)(total.allocs - total.frees),
                       (unsigned long long)(total.alloc_bytes - total.free_bytes),
                       (unsigned long long)total.allocs, (unsigned long long)total.alloc_bytes,
-                      (unsigned long long)ao_load(&spangc_cfg.profile_rate)) < 0;
+                      (unsigned long long)(mixed ? 1 : rate)) < 0;
     for (size_t i = 0; i < n && !err; i++) {
         mem_counts *m = &views[i].m;
         err |= fprintf(out, "%llu: %llu [%llu: %llu] @", (unsigned long long)(m->allocs - m->frees),

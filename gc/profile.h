@@ -21,7 +21,7 @@ bool spangc_profile_rate_changed(const mcache *c);
 
 /* Record a sampled allocation of the object at obj (elemsize bytes), made
  * from return address caller. Called outside any runtime section. */
-void spangc_profile_sample(uintptr_t obj, size_t elemsize, void *caller);
+void spangc_profile_sample(uintptr_t obj, size_t elemsize, void *caller, uint64_t rate);
 
 /* A sampled object was freed (sweep). */
 void spangc_profile_free(struct prof_bucket *b, size_t size);

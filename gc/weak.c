@@ -21,6 +21,7 @@
 
 #include "specials.h"
 #include "sweep.h"
+#include "../runtime/malloc.h"
 #include "../runtime/metalloc.h"
 #include "../runtime/thread.h"
 #include "../runtime/track.h"
@@ -81,7 +82,7 @@ gc_weak *gc_weak_new(void *ptr)
         return w;
 
     /* Allocating may collect: ptr, on our stack, keeps obj alive. */
-    gc_weak *fresh = gc_alloc_atomic(sizeof *fresh);
+    gc_weak *fresh = spangc_alloc_for(sizeof *fresh, 1, NULL, __builtin_return_address(0));
     special_weak *rec = spangc_meta_alloc(sizeof *rec);
     if (!fresh || !rec) {
         spangc_meta_free(rec, sizeof *rec);

@@ -16,6 +16,8 @@
  * Out of memory: the slow path runs one collection and tries again, then
  * calls the embedder's oom_fn and tries once more, then returns NULL.
  */
+#include "malloc.h"
+
 #include "mcache.h"
 #include "mcentral.h"
 #include "metalloc.h"
@@ -23,6 +25,7 @@
 #include "mstats.h"
 #include "thread.h"
 #include "track.h"
+
 #include "../gc/debug.h"
 #include "../gc/gc.h"
 #include "../gc/options.h"
@@ -222,8 +225,9 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
     /* Sampling counts requested bytes, as the fast path does; a sample
      * records the object's usable size. */
     if (unlikely(size >= c->next_sample)) {
+        uint64_t rate = c->sample_rate;
         c->next_sample = spangc_profile_next_sample(c);
-        spangc_profile_sample((uintptr_t)p, usable_size(size), caller);
+        spangc_profile_sample((uintptr_t)p, usable_size(size), caller, rate);
     } else {
         c->next_sample -= size;
     }
@@ -256,8 +260,10 @@ static inline __attribute__((always_inline)) void clear_slot(void *p, size_t siz
 /* Free slots have no layout (sweeping resets the entries of the slots it
  * frees, mspan.h), so only a typed allocation writes one: the byte of the
  * palette entry it used last, the only one the fast path handles. */
+/* caller: where the program called spangc, the first frame of a profile
+ * sample's stack. */
 static inline __attribute__((always_inline)) void *alloc_fast(size_t size, int noscan,
-                                                             const gc_type *type)
+                                                             const gc_type *type, void *caller)
 {
     spangc_thread *t = spangc_self;
     if (likely(t != NULL) && likely(size <= MAX_SMALL_SIZE) &&
@@ -283,17 +289,25 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, int n
         }
         runtime_leave(t);
     }
-    return spangc_alloc_slow(size, noscan, type, __builtin_return_address(0));
+    return spangc_alloc_slow(size, noscan, type, caller);
 }
 
 void *gc_alloc(size_t size)
 {
-    return alloc_fast(size, 0, NULL);
+    return alloc_fast(size, 0, NULL, __builtin_return_address(0));
 }
 
 void *gc_alloc_atomic(size_t size)
 {
-    return alloc_fast(size, 1, NULL);
+    return alloc_fast(size, 1, NULL, __builtin_return_address(0));
+}
+
+/* For spangc's own allocations on the program's behalf (gc_realloc's new
+ * object, a weak handle), so that a profile blames the program's call
+ * rather than spangc's. */
+void *spangc_alloc_for(size_t size, int noscan, const gc_type *type, void *caller)
+{
+    return alloc_fast(size, noscan, type, caller);
 }
 
 void *gc_alloc_typed(size_t size, const gc_type *type)
@@ -303,8 +317,8 @@ void *gc_alloc_typed(size_t size, const gc_type *type)
         return NULL;
     }
     if (type->nptr == 0)
-        return alloc_fast(size, 1, NULL);
-    return alloc_fast(size, 0, type);
+        return alloc_fast(size, 1, NULL, __builtin_return_address(0));
+    return alloc_fast(size, 0, type, __builtin_return_address(0));
 }
 
 /* ---- object lookup ------------------------------------------------------ */
@@ -377,7 +391,9 @@ void *gc_realloc(void *ptr, size_t size)
         memset((char *)ptr + size, 0, old_size - size);
         return ptr;
     }
-    void *q = type ? gc_alloc_typed(size, type) : noscan ? gc_alloc_atomic(size) : gc_alloc(size);
+    /* A typed object's span is scanned: a layout without pointers gives
+     * an atomic object, with no type recorded. */
+    void *q = spangc_alloc_for(size, type ? 0 : noscan, type, __builtin_return_address(0));
     if (q)
         memcpy(q, ptr, size < old_size ? size : old_size);
     return q;

@@ -23,6 +23,7 @@ typedef struct mcache {
     uint64_t stress_count;  /* allocations since the last stress collection */
     uint64_t rng;           /* per-thread PRNG for profile sampling       */
     uintptr_t profile_gen;  /* profile-rate generation next_sample is for */
+    uint64_t sample_rate;   /* the profile rate next_sample was drawn at  */
 } mcache;
 
 void spangc_mcache_init(mcache *c);
