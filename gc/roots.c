@@ -51,8 +51,7 @@ static SPANGC_STATE struct {
     range_set added;
     range_set segments;   /* of the program and the libraries it started with */
     range_set unloadable; /* of libraries loaded after gc_init */
-    uintptr_t *startup;   /* load addresses of the libraries present at gc_init */
-    size_t nstartup, nstartup_cap;
+    range_set startup;    /* libraries present at gc_init: lo, their load address */
     uintptr_t *copy;      /* COPY_BYTES of metadata, for unloadable segments */
     /* added by start address, so that adding or removing one of many
      * ranges (a root per native handle, say) costs O(1) rather than a scan
@@ -166,30 +165,18 @@ static void index_remove_slot(size_t s)
  * while a collection runs is still unsafe (docs/architecture.md). */
 #define COPY_BYTES (16 * 1024)
 
-static int count_startup(struct dl_phdr_info *info, size_t size, void *data)
-{
-    (void)info;
-    (void)size;
-    (*(size_t *)data)++;
-    return 0;
-}
-
+/* Out of metadata memory, a library goes unlisted, and is then read
+ * through copies like one loaded later: slower, never wrong. */
 static int note_startup(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     (void)data;
-    if (roots.nstartup < roots.nstartup_cap)
-        roots.startup[roots.nstartup++] = info->dlpi_addr;
+    (void)range_push(&roots.startup, info->dlpi_addr, info->dlpi_addr);
     return 0;
 }
 
 void spangc_roots_init(void)
 {
-    size_t n = 0;
-    dl_iterate_phdr(count_startup, &n);
-    n += 8; /* loaded meanwhile: listed as startup ones, harmless */
-    roots.startup = spangc_meta_alloc(n * sizeof *roots.startup);
-    roots.nstartup_cap = roots.startup ? n : 0;
     dl_iterate_phdr(note_startup, NULL);
 }
 
@@ -197,8 +184,8 @@ static bool loaded_at_startup(const struct dl_phdr_info *info)
 {
     if (info->dlpi_name == NULL || info->dlpi_name[0] == 0)
         return true; /* the program itself (or the vDSO) */
-    for (size_t i = 0; i < roots.nstartup; i++)
-        if (roots.startup[i] == info->dlpi_addr)
+    for (size_t i = 0; i < roots.startup.n; i++)
+        if (roots.startup.r[i].lo == info->dlpi_addr)
             return true;
     return false;
 }
