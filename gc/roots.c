@@ -25,6 +25,7 @@
 #include "../runtime/arena.h"
 #include "../runtime/lock.h"
 #include "../runtime/metalloc.h"
+#include "../runtime/os.h"
 #include "../runtime/thread.h"
 #include "../runtime/track.h"
 
@@ -32,7 +33,6 @@
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -422,24 +422,6 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
 
 /* ---- gc_add_roots / gc_remove_roots ------------------------------------ */
 
-/* Whether every page of [lo, hi) is mapped: mincore fails with ENOMEM on
- * a hole. A range with a hole would fault at the next collection, far
- * from the call that added it. (A mapped page without read access is not
- * caught.) */
-static bool range_mapped(uintptr_t lo, uintptr_t hi)
-{
-    enum { CHUNK_PAGES = 4096 };
-    unsigned char vec[CHUNK_PAGES]; /* residency, not looked at */
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    for (uintptr_t p = lo & ~(uintptr_t)(page - 1); p < hi;) {
-        size_t len = hi - p > CHUNK_PAGES * page ? CHUNK_PAGES * page : hi - p;
-        if (mincore((void *)p, len, vec) != 0 && errno == ENOMEM)
-            return false;
-        p += len;
-    }
-    return true;
-}
-
 int gc_add_roots(void *start, size_t len)
 {
     uintptr_t lo = (uintptr_t)start;
@@ -464,7 +446,9 @@ int gc_add_roots(void *start, size_t len)
             if (arena_of(p))
                 return -EINVAL;
     }
-    if (!range_mapped(lo, lo + len))
+    /* A range with a hole would fault at the next collection, far from the
+     * call that added it. */
+    if (!spangc_os_mapped(lo, lo + len))
         return -EFAULT;
     int err = 0;
     spangc_thread *t = runtime_enter_self();

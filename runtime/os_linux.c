@@ -1,5 +1,6 @@
 /*
- * os_linux.c - reserve, commit, release and metadata mappings on Linux.
+ * os_linux.c - reserve, commit, release and metadata mappings on Linux,
+ * and whether a range is mapped.
  * See os.h for the memory states.
  */
 #include "os.h"
@@ -7,8 +8,10 @@
 #include "atomic.h"
 #include "base.h"
 
+#include <errno.h>
 #include <sys/mman.h>
 #include <sys/sysinfo.h>
+#include <unistd.h>
 
 /* Failure injection for tests (runtime/os.h). Written by the test thread
  * before the operations it targets; read with atomics by any thread. */
@@ -86,6 +89,22 @@ bool spangc_os_release(void *p, size_t size)
     if (ao_load(&inject_release_failure))
         return false;
     return madvise(p, size, MADV_DONTNEED) == 0;
+}
+
+/* mincore fails with ENOMEM on a hole (a mapped page without read access
+ * passes). */
+bool spangc_os_mapped(uintptr_t lo, uintptr_t hi)
+{
+    enum { CHUNK_PAGES = 4096 };
+    unsigned char vec[CHUNK_PAGES]; /* residency, not looked at */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (uintptr_t p = lo & ~(uintptr_t)(page - 1); p < hi;) {
+        size_t len = hi - p > CHUNK_PAGES * page ? CHUNK_PAGES * page : hi - p;
+        if (mincore((void *)p, len, vec) != 0 && errno == ENOMEM)
+            return false;
+        p += len;
+    }
+    return true;
 }
 
 uint64_t spangc_os_memory_total(void)

@@ -61,13 +61,13 @@
 
 #include "mcentral.h"
 #include "metalloc.h"
+#include "os.h"
 
 #include <errno.h>
 #include <link.h>
 #include <sched.h>
 #include <linux/futex.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -307,26 +307,21 @@ NOINLINE uintptr_t spangc_frame_below_caller(void)
  * main thread's registered stack reaches down as far as RLIMIT_STACK lets
  * it grow (main_stack_bounds), and only its top is mapped; its lowest
  * pages can never be, since the kernel counts the arguments above
- * __libc_stack_end against the limit too. Walked down from the top in
- * chunks, one mincore each (which fails with ENOMEM on a hole): the range
- * may also hold other mappings below the stack, which must not be taken
- * for it. */
+ * __libc_stack_end against the limit too. Walked down from the top, 64
+ * pages at a time: the range may also hold other mappings below the
+ * stack, which must not be taken for it. */
 static uintptr_t mapped_bottom(uintptr_t lo, uintptr_t hi)
 {
-    enum { CHUNK_PAGES = 64 };
-    unsigned char vec[CHUNK_PAGES]; /* residency, not looked at */
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t bottom = hi & ~(page - 1); /* the top page is in use */
     while (bottom > lo) {
-        uintptr_t n = (bottom - lo + page - 1) / page;
-        if (n > CHUNK_PAGES)
-            n = CHUNK_PAGES;
-        if (mincore((void *)(bottom - n * page), n * page, vec) == 0) {
-            bottom -= n * page;
+        uintptr_t step = bottom - lo < 64 * page ? bottom - lo : 64 * page;
+        if (spangc_os_mapped(bottom - step, bottom)) {
+            bottom -= step;
             continue;
         }
         /* A hole in this chunk: find its top page by page. */
-        while (bottom > lo && mincore((void *)(bottom - page), page, vec) == 0)
+        while (bottom > lo && spangc_os_mapped(bottom - page, bottom))
             bottom -= page;
         break;
     }
