@@ -259,9 +259,9 @@ static inline __attribute__((always_inline)) void clear_slot(void *p, size_t siz
 
 /* Free slots have no layout (sweeping resets the entries of the slots it
  * frees, mspan.h), so only a typed allocation writes one: the byte of the
- * palette entry it used last, the only one the fast path handles. */
-/* caller: where the program called spangc, the first frame of a profile
- * sample's stack. */
+ * palette entry it used last, the only one the fast path handles. caller:
+ * where the program called spangc, the first frame of a profile sample's
+ * stack. */
 static inline __attribute__((always_inline)) void *alloc_fast(size_t size, int noscan,
                                                              const gc_type *type, void *caller)
 {

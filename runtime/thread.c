@@ -127,12 +127,6 @@ static NOINLINE void park(spangc_thread *t, unsigned gen)
     (void)marker;
 }
 
-/* Stop here. A thread stopped inside the signal handler has its registers
- * in the signal frame the kernel pushed above us; a thread stopping itself
- * (runtime_leave) has the program's values only in callee-saved registers.
- * __builtin_unwind_init makes this function's prologue save all of them in
- * its frame, which lies above park's marker; the fence after the call
- * keeps the compiler from tail-calling park, which would pop them first. */
 /* Claim the stop under way for this thread: false if there is none, or
  * the thread has already answered it. A CAS: off the signal path
  * (runtime_leave, a lock wait) the collector's repeated signal can land
@@ -149,6 +143,12 @@ static bool claim_stop(spangc_thread *t)
     return (epoch & 1) && acked != epoch && ao_cas(&t->acked_epoch, acked, epoch);
 }
 
+/* Stop here. A thread stopped inside the signal handler has its registers
+ * in the signal frame the kernel pushed above us; a thread stopping itself
+ * (runtime_leave) has the program's values only in callee-saved registers.
+ * __builtin_unwind_init makes this function's prologue save all of them in
+ * its frame, which lies above park's marker; the fence after the call
+ * keeps the compiler from tail-calling park, which would pop them first. */
 static NOINLINE void stop_self(spangc_thread *t)
 {
     __builtin_unwind_init();
