@@ -261,7 +261,8 @@ static inline __attribute__((always_inline)) void clear_slot(void *p, size_t siz
  * frees, mspan.h), so only a typed allocation writes one: the byte of the
  * palette entry it used last, the only one the fast path handles. caller:
  * where the program called spangc, the first frame of a profile sample's
- * stack. */
+ * stack; NULL for the caller of this function's caller (gc_alloc's), read
+ * only on the slow path, so that the fast path does not load it. */
 static inline __attribute__((always_inline)) void *alloc_fast(size_t size, int noscan,
                                                              const gc_type *type, void *caller)
 {
@@ -289,17 +290,17 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, int n
         }
         runtime_leave(t);
     }
-    return spangc_alloc_slow(size, noscan, type, caller);
+    return spangc_alloc_slow(size, noscan, type, caller ? caller : __builtin_return_address(0));
 }
 
 void *gc_alloc(size_t size)
 {
-    return alloc_fast(size, 0, NULL, __builtin_return_address(0));
+    return alloc_fast(size, 0, NULL, NULL);
 }
 
 void *gc_alloc_atomic(size_t size)
 {
-    return alloc_fast(size, 1, NULL, __builtin_return_address(0));
+    return alloc_fast(size, 1, NULL, NULL);
 }
 
 /* For spangc's own allocations on the program's behalf (gc_realloc's new
@@ -317,8 +318,8 @@ void *gc_alloc_typed(size_t size, const gc_type *type)
         return NULL;
     }
     if (type->nptr == 0)
-        return alloc_fast(size, 1, NULL, __builtin_return_address(0));
-    return alloc_fast(size, 0, type, __builtin_return_address(0));
+        return alloc_fast(size, 1, NULL, NULL);
+    return alloc_fast(size, 0, type, NULL);
 }
 
 /* ---- object lookup ------------------------------------------------------ */
