@@ -1,8 +1,9 @@
 /*
  * profile.c - sampled heap profiling [Go: mprof.go, MemProfileRate].
  *
- * Sampling. Each thread counts down the bytes it allocates (mcache
- * next_sample; the allocation fast path's single compare against
+ * Sampling. Each thread counts down the bytes it allocates, slots rather
+ * than requests, since a sample stands for objects of its slot's size
+ * (mcache next_sample; the allocation fast path's single compare against
  * fast_budget covers it). When an allocation crosses the count, it is
  * sampled and a new distance is drawn from an exponential distribution
  * whose mean is the profile rate, so that samples form a Poisson process

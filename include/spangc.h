@@ -300,7 +300,8 @@ SPANGC_API gc_weak *gc_weak_new(void *obj);
 SPANGC_API void *gc_weak_get(const gc_weak *w);
 
 /* Sample on average one allocation per bytes allocated for the heap profile
- * (exponentially distributed gaps). Default 512 KiB; 1 samples every
+ * (exponentially distributed gaps; an object counts its size rounded up to
+ * its size class, the size its sample records). Default 512 KiB; 1 samples every
  * allocation; 0 turns profiling off. Set it early, after gc_init (before,
  * it does nothing): objects allocated before are not in the profile. */
 SPANGC_API void gc_set_profile_rate(size_t bytes);

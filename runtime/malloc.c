@@ -222,14 +222,18 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
             return NULL;
         }
     }
-    /* Sampling counts requested bytes, as the fast path does; a sample
-     * records the object's usable size. */
-    if (unlikely(size >= c->next_sample)) {
+    /* Sampling counts usable bytes, as the fast path does: the size a
+     * sample records, which pprof's estimate divides by. Counting the
+     * bytes requested made every estimate low by requested / usable (half
+     * for 17-byte requests in 32-byte slots) [Go: mallocgc samples by the
+     * rounded size too]. */
+    uint64_t usable = usable_size(size);
+    if (unlikely(usable >= c->next_sample)) {
         uint64_t rate = c->sample_rate;
         c->next_sample = spangc_profile_next_sample(c);
-        spangc_profile_sample((uintptr_t)p, usable_size(size), caller, rate);
+        spangc_profile_sample((uintptr_t)p, usable, caller, rate);
     } else {
-        c->next_sample -= size;
+        c->next_sample -= usable;
     }
     c->fast_budget = debug ? 0 : c->next_sample;
     return p;
@@ -267,17 +271,18 @@ static inline __attribute__((always_inline)) void *alloc_fast(size_t size, int n
                                                              const gc_type *type, void *caller)
 {
     spangc_thread *t = spangc_self;
-    if (likely(t != NULL) && likely(size <= MAX_SMALL_SIZE) &&
-        likely(size < t->cache.fast_budget)) {
+    if (likely(t != NULL) && likely(size <= MAX_SMALL_SIZE)) {
         unsigned sc = make_spanclass(size_to_class(size), noscan);
         runtime_enter(t);
         /* Read the span inside the section: a stop before it could flush
-         * this cache. */
+         * this cache. The budget counts slots, which the sampler counts
+         * (spangc_alloc_slow); the empty span's 0 passes the compare and
+         * then has no free slot. */
         mspan *s = t->cache.alloc[sc];
         uintptr_t p;
-        if (likely(!type || s->last_type == type) &&
+        if (likely(!type || s->last_type == type) && likely(s->elemsize < t->cache.fast_budget) &&
             likely((p = span_next_free_fast(s)) != 0)) {
-            t->cache.fast_budget -= size;
+            t->cache.fast_budget -= s->elemsize;
 #if defined(SPANGC_ASAN)
             track_alloc((void *)p, s->elemsize);
 #endif
