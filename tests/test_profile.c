@@ -2,7 +2,9 @@
  * test_profile.c - heap profiling: at rate 1 the profile counts exactly a
  * known allocation pattern, attributed to the allocating function; frees
  * show up after the next collection; rate 0 records nothing; the default
- * kind of rate samples about size/rate allocations; the file format.
+ * kind of rate samples about size/rate allocations, size being the slot's
+ * (so estimates count objects right whatever the request); the file
+ * format.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,10 +35,11 @@ typedef struct profile_totals {
 } profile_totals;
 
 /* Each allocating function below has a section of its own, code_FN,
- * whose bounds the linker names __start_code_FN and __stop_code_FN, so that a sample is matched
- * to exactly the function of its first frame. (A window of 4 KiB after
- * the function's address also took in the functions placed after it,
- * spangc's own among them: this test links spangc statically.) */
+ * whose bounds the linker names __start_code_FN and __stop_code_FN, so
+ * that a sample is matched to exactly the function of its first frame.
+ * (A window of 4 KiB after the function's address took in the functions
+ * placed after it too, which differ from build to build: in one, the
+ * widgets' 777 samples at rate 1 counted as the phase's.) */
 #define ALLOCATOR(fn)                                                                              \
     extern const char __start_code_##fn[], __stop_code_##fn[];                                     \
     static __attribute__((noinline, section("code_" #fn)))
