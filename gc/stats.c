@@ -28,8 +28,11 @@ void gc_get_stats(gc_stats *out)
     out->heap_sys = ao_load(&spangc_heap.sys);
     out->heap_released = ao_load(&spangc_heap.released);
     out->total_alloc = ao_load(&spangc_mstats.total_alloc);
-    out->mallocs = ao_load(&spangc_mstats.mallocs);
-    out->frees = ao_load(&spangc_mstats.frees);
+    /* frees first: an object's free is counted after its allocation, so
+     * mallocs read later is never below it, and heap_objects cannot wrap
+     * when a sweep counts frees between the two loads. */
+    out->frees = ao_load_acq(&spangc_mstats.frees);
+    out->mallocs = ao_load_acq(&spangc_mstats.mallocs);
     out->num_gc = ao_load(&spangc_gc.num_gc);
     out->pause_total_ns = ao_load(&spangc_gc.pause_total_ns);
     out->last_pause_ns = ao_load(&spangc_gc.last_pause_ns);
