@@ -364,7 +364,7 @@ static void test_finalizer_thread(void **state)
     assert_int_equal(count_tasks(), tasks + 1);
     make_for_thread(1000);
     collect();
-    for (int i = 0; i < 500 && ao_load_acq(&thread_calls) < 1000; i++) {
+    for (int i = 0; i < 5000 && ao_load_acq(&thread_calls) < 1000; i++) { /* 10 s at most */
         struct timespec ts = {0, 2 * 1000000};
         nanosleep(&ts, NULL);
     }

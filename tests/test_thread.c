@@ -512,8 +512,9 @@ static void *deferred_collector(void *arg)
     while (!ao_load_acq(&collector_go))
         sched_yield();
     gc_collect(); /* sweeps what the cycle found dead before returning */
-    /* Give the allocating thread two seconds to come back on its own. */
-    for (int i = 0; i < 2000 && !ao_load_acq(&resumed); i++) {
+    /* Give the allocating thread ten seconds to come back on its own
+     * (plenty even on a loaded machine: it takes microseconds). */
+    for (int i = 0; i < 10000 && !ao_load_acq(&resumed); i++) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }
