@@ -618,13 +618,22 @@ static void test_nested_stop_on_deferred_path(void **state)
 
 enum { CALLERS = 4 };
 
-static ao_word callers_asking;
+/* Bit i: caller i has been seen waiting for the world lock. A thread
+ * waiting for it offers to stop every 2 ms (runtime/lock.h), which passes
+ * through the stop-claim hook. */
+static ao_word callers_waiting;
+static __thread int caller_index = -1;
+
+static void note_waiting_caller(void)
+{
+    if (caller_index >= 0)
+        ao_or(&callers_waiting, (uintptr_t)1 << caller_index);
+}
 
 static void *caller(void *arg)
 {
-    (void)arg;
+    caller_index = (int)(intptr_t)arg;
     gc_register_thread();
-    ao_add(&callers_asking, 1);
     gc_collect();
     gc_unregister_thread();
     return NULL;
@@ -640,16 +649,19 @@ static void test_simultaneous_collect_runs_once(void **state)
         gc_stats a, b;
         gc_get_stats(&a);
         slock_acquire(&spangc_gc.world_lock);
-        ao_store(&callers_asking, 0);
+        ao_store(&callers_waiting, 0);
+        spangc_test_in_stop_claim = note_waiting_caller;
         for (int i = 0; i < CALLERS; i++)
-            pthread_create(&th[i], NULL, caller, NULL);
-        /* Every caller is registered and about to ask; the sleep covers the
-         * few instructions from there to waiting on the lock, even on a
-         * loaded machine. */
-        while (ao_load_acq(&callers_asking) < CALLERS)
-            sched_yield();
-        struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL);
+            pthread_create(&th[i], NULL, caller, (void *)(intptr_t)i);
+        /* Wait until every caller waits for the lock, and so has made its
+         * request: a fixed sleep (it was 20 ms) can be too short on a
+         * loaded machine, and a late caller rightly gets a cycle of its
+         * own. */
+        while (ao_load_acq(&callers_waiting) != (1u << CALLERS) - 1) {
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+        }
+        spangc_test_in_stop_claim = NULL;
         slock_release(&spangc_gc.world_lock);
         for (int i = 0; i < CALLERS; i++)
             pthread_join(th[i], NULL);
