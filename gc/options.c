@@ -179,7 +179,9 @@ int spangc_options_load(const gc_options *opts)
     c.mark_stack_limit = o.mark_stack_limit;
     c.markers = o.markers;
     if (!c.markers && (v = env_value(env, "GC_MARKERS"))) {
-        if (!parse_int(v, 1, 1024, &n))
+        /* Any count is taken, as in gc_options; at most MAX_MARKERS (gc/mark.c)
+         * run. */
+        if (!parse_int(v, 1, UINT_MAX, &n))
             return -EINVAL;
         c.markers = (unsigned)n;
     }

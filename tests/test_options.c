@@ -47,8 +47,10 @@ static void test_environment(void **state)
     setenv("GC_SUSPEND_SIGNAL", "34", 1);
     setenv("GC_SCAVENGE_DELAY_MS", "250", 1);
     setenv("GC_MIN_HEAP", "768KiB", 1);
+    setenv("GC_MARKERS", "2000", 1); /* "at most 8 are used", not an error */
     assert_int_equal(spangc_options_load(NULL), 0);
     assert_int_equal(spangc_cfg.min_heap, 768 << 10);
+    assert_int_equal(spangc_cfg.markers, 2000);
     assert_int_equal(spangc_gc_percent(), 50);
     assert_int_equal(spangc_memory_limit(), 512ull << 20);
     assert_true(spangc_cfg.trace);
@@ -92,7 +94,7 @@ static void test_bad_values(void **state)
          * is not 0, and stress=2^32 does not turn stress off. */
         {"GC_SUSPEND_SIGNAL", "4294967306"}, {"GC_SCAVENGE_DELAY_MS", "4294967296"},
         {"GC_DEBUG", "stress=4294967296"},   {"GC_MARKERS", "0"},
-        {"GC_MARKERS", "1025"},
+        {"GC_MARKERS", "4294967296"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         clear_env();
