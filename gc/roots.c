@@ -446,9 +446,9 @@ int gc_add_roots(void *start, size_t len)
             if (arena_of(p))
                 return -EINVAL;
     }
-    /* A range with a hole would fault at the next collection, far from the
-     * call that added it. */
-    if (!spangc_os_mapped(lo, lo + len))
+    /* A range with a hole, or a page it may not read (PROT_NONE), would
+     * fault at the next collection, far from the call that added it. */
+    if (!spangc_os_readable(lo, lo + len))
         return -EFAULT;
     int err = 0;
     spangc_thread *t = runtime_enter_self();

@@ -222,9 +222,9 @@ SPANGC_API uint64_t gc_set_memory_limit(uint64_t bytes);
 /* Scan [start, start+len) conservatively at every collection. Returns 0,
  * -EINVAL (NULL start, len 0, a range that wraps around the address space,
  * or a range overlapping the GC heap), -EFAULT if part of the range is not
- * mapped, -EEXIST if a range starting at start is already added, -EPERM
- * before gc_init, -ENOMEM. Any thread may call it. The range must stay
- * mapped and readable until gc_remove_roots. */
+ * mapped or not readable, -EEXIST if a range starting at start is already
+ * added, -EPERM before gc_init, -ENOMEM. Any thread may call it. The range
+ * must stay mapped and readable until gc_remove_roots. */
 SPANGC_API int gc_add_roots(void *start, size_t len);
 
 /* Stop scanning the range added with this start. -ENOENT if none was. */

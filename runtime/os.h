@@ -41,6 +41,9 @@ bool spangc_os_release(void *p, size_t size);
 /* Whether every page of [lo, hi) is mapped, readable or not. */
 bool spangc_os_mapped(uintptr_t lo, uintptr_t hi);
 
+/* Whether every page of [lo, hi) is mapped and readable. */
+bool spangc_os_readable(uintptr_t lo, uintptr_t hi);
+
 /* RAM plus swap, in bytes: more than this can never be committed. */
 uint64_t spangc_os_memory_total(void);
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -103,6 +104,34 @@ bool spangc_os_mapped(uintptr_t lo, uintptr_t hi)
         if (mincore((void *)p, len, vec) != 0 && errno == ENOMEM)
             return false;
         p += len;
+    }
+    return true;
+}
+
+bool spangc_os_readable(uintptr_t lo, uintptr_t hi)
+{
+    /* One byte of each page, read through process_vm_readv on this
+     * process: it answers EFAULT, or reads short, at the first page that
+     * is unmapped or has no read permission (mincore takes a PROT_NONE
+     * page for a good one). Where a sandbox refuses the call, the check
+     * falls back to whether the pages are mapped. */
+    enum { PAGES = 1024 };
+    char sink[PAGES];
+    struct iovec local = {sink, 0}, remote[PAGES];
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    pid_t pid = getpid();
+    for (uintptr_t p = lo; p < hi;) {
+        size_t n = 0;
+        for (; n < PAGES && p < hi; n++) {
+            remote[n] = (struct iovec){(void *)p, 1};
+            p = (p & ~(uintptr_t)(page - 1)) + page;
+        }
+        local.iov_len = n;
+        ssize_t got = process_vm_readv(pid, &local, 1, remote, n, 0);
+        if (got < 0 && (errno == ENOSYS || errno == EPERM))
+            return spangc_os_mapped(lo, hi);
+        if (got != (ssize_t)n)
+            return false;
     }
     return true;
 }

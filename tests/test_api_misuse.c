@@ -439,6 +439,17 @@ static void test_other_arguments(void **state)
     assert_int_equal(gc_remove_roots(hole), 0);
     munmap(hole, (size_t)page);
     munmap(hole + 2 * page, (size_t)page);
+    /* So would a page mapped without read permission (mincore, the first
+     * check, took it for a good one). The last page only: a range is
+     * checked to its end. */
+    char *guarded = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(guarded != MAP_FAILED);
+    assert_int_equal(mprotect(guarded + page, (size_t)page, PROT_NONE), 0);
+    assert_int_equal(gc_add_roots(guarded, (size_t)page + 8), -EFAULT);
+    assert_int_equal(gc_add_roots(guarded + 8, (size_t)page - 8), 0);
+    assert_int_equal(gc_remove_roots(guarded + 8), 0);
+    munmap(guarded, (size_t)page * 2);
     assert_int_equal(gc_add_roots(static_buf, sizeof static_buf), 0);
     assert_int_equal(gc_add_roots(static_buf, sizeof static_buf), -EEXIST);
     assert_int_equal(gc_remove_roots(static_buf), 0);
