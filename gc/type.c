@@ -35,7 +35,7 @@ const gc_type *gc_type_new(size_t size, const size_t *pointer_offsets, size_t co
             return NULL;
         }
     }
-    gc_type *t = spangc_meta_alloc(sizeof *t + count * sizeof(uint32_t));
+    gc_type *t = spangc_meta_alloc_type(sizeof *t + count * sizeof(uint32_t));
     if (!t) {
         errno = ENOMEM;
         return NULL;

@@ -10,6 +10,7 @@
 #define SPANGC_TYPE_H
 
 #include "../include/spangc.h"
+#include "../runtime/metalloc.h"
 
 #include <stdint.h>
 
@@ -23,9 +24,15 @@ struct gc_type {
     uint32_t words[]; /* ascending word indices of pointer words */
 };
 
+/* Checked by address first (runtime/metalloc.c keeps types in a region of
+ * their own), so that a pointer that is not a type is never read
+ * through: NULL, a wild or a misaligned one gives false, not a fault. */
 static inline int spangc_type_valid(const gc_type *t)
 {
-    return t && t->magic == GC_TYPE_MAGIC;
+    uintptr_t lo = ao_load_acq(&spangc_types.lo);
+    uintptr_t off = (uintptr_t)t - lo;
+    return off < ao_load_acq(&spangc_types.hi) - lo && off % 16 == 0 &&
+           t->magic == GC_TYPE_MAGIC;
 }
 
 #endif

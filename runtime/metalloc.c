@@ -118,6 +118,49 @@ void spangc_meta_free(void *p, size_t size)
     runtime_leave_self(t);
 }
 
+/* gc_type records come from one region of address space reserved for
+ * them alone, so that gc_alloc_typed can tell a type from any other
+ * pointer by its address before it reads the magic word: a made-up
+ * pointer (0x1000) crashed there. Committed as it fills, never freed.
+ * 64 MiB holds about a million types. Guarded by meta.lock; the bounds are
+ * atomic words that only grow, read without the lock. */
+#define TYPE_REGION ((size_t)64 << 20)
+#define TYPE_COMMIT ((size_t)64 << 10)
+
+SPANGC_STATE spangc_type_space spangc_types;
+static SPANGC_STATE size_t types_committed; /* meta.lock */
+
+void *spangc_meta_alloc_type(size_t size)
+{
+    size = round_up(size, 16);
+    void *p = NULL;
+    spangc_thread *t = runtime_enter_self();
+    lock_acquire(&meta.lock);
+    uintptr_t lo = ao_load(&spangc_types.lo), hi = ao_load(&spangc_types.hi);
+    if (!lo && (lo = (uintptr_t)spangc_os_reserve(TYPE_REGION, OS_PAGE, NULL)) != 0) {
+        hi = lo;
+        ao_store(&spangc_types.hi, hi);
+        ao_store_rel(&spangc_types.lo, lo);
+    }
+    if (lo && size <= TYPE_REGION - (hi - lo)) {
+        size_t need = round_up(hi - lo + size, TYPE_COMMIT);
+        if (need <= types_committed ||
+            spangc_os_commit((void *)(lo + types_committed), need - types_committed)) {
+            if (need > types_committed) {
+                ao_add(&meta.sys, need - types_committed);
+                types_committed = need;
+            }
+            /* Counted as a type's at once: until gc_type_new has written
+             * it, its magic word is still 0. */
+            p = (void *)hi;
+            ao_store_rel(&spangc_types.hi, hi + size);
+        }
+    }
+    lock_release(&meta.lock);
+    runtime_leave_self(t);
+    return p;
+}
+
 uint64_t spangc_meta_sys(void)
 {
     return ao_load(&meta.sys);

@@ -14,11 +14,24 @@
 #ifndef SPANGC_METALLOC_H
 #define SPANGC_METALLOC_H
 
+#include "atomic.h"
+#include "base.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 void *spangc_meta_alloc(size_t size);
 void spangc_meta_free(void *p, size_t size);
+
+/* Zeroed memory for a gc_type record, from the region of types, or NULL.
+ * Never freed. */
+void *spangc_meta_alloc_type(size_t size);
+
+/* The region of types handed out so far: [lo, hi), 0 before the first. */
+typedef struct spangc_type_space {
+    ao_word lo, hi;
+} spangc_type_space;
+extern SPANGC_STATE spangc_type_space spangc_types;
 
 /* Bytes of metadata obtained from the OS. */
 uint64_t spangc_meta_sys(void);

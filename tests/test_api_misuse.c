@@ -455,6 +455,21 @@ static void test_other_arguments(void **state)
     assert_int_equal(gc_remove_roots(static_buf), 0);
     assert_int_equal(gc_remove_roots(static_buf), -ENOENT);
 
+    /* A type pointer that no gc_type_new made is refused without being
+     * read through: made-up addresses crashed, and a pointer into a type
+     * must not pass for one. */
+    char *gone = mmap(NULL, (size_t)page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(gone != MAP_FAILED);
+    munmap(gone, (size_t)page);
+    const void *not_types[] = {(void *)1, (void *)0x1000, (void *)0xdeadbeef0,
+                               (void *)UINTPTR_MAX, gone, (const char *)good_type + 1,
+                               (const char *)good_type + 16};
+    for (size_t i = 0; i < sizeof not_types / sizeof not_types[0]; i++) {
+        errno = 0;
+        assert_null(gc_alloc_typed(16, not_types[i]));
+        assert_int_equal(errno, EINVAL);
+    }
+
     /* Finalizers: twice is EEXIST, removing none ENOENT. */
     void *obj = gc_alloc(32);
     assert_int_equal(gc_set_finalizer(obj, fin, NULL), 0);
