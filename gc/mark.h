@@ -45,4 +45,9 @@ void spangc_mark_set_bitmap(spangc_mark_bits_fn fn);
 /* fork support: the workers do not exist in the child. */
 void spangc_mark_reinit_child(void);
 
+/* Tests only: a void (*)(void), called by a mark worker when it wakes for
+ * a mark, before it joins it. A word, read atomically: the test clears it
+ * while a worker may be reading it. */
+extern SPANGC_STATE ao_word spangc_test_before_join;
+
 #endif
