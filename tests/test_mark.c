@@ -155,6 +155,10 @@ static void test_mark_does_not_wait_for_a_late_worker(void **state)
     spangc_cfg.markers = 2;
     make_list(8 << 20); /* marked, it makes the next mark a parallel one */
     collect();
+    /* That mark's worker may not have run yet (a loaded machine): this
+     * waits until it has left, so that only the next mark's meets the
+     * hook. */
+    spangc_mark_start_workers();
     ao_store(&hold_worker, 1);
     ao_store(&worker_let_go, 0);
     ao_store_rel(&spangc_test_before_join, (uintptr_t)hold_before_join);
