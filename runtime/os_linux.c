@@ -114,8 +114,9 @@ bool spangc_os_readable(uintptr_t lo, uintptr_t hi)
      * process: it answers EFAULT, or reads short, at the first page that
      * is unmapped or has no read permission (mincore takes a PROT_NONE
      * page for a good one). Where a sandbox refuses the call, the check
-     * falls back to whether the pages are mapped. */
-    enum { PAGES = 1024 };
+     * falls back to whether the pages are mapped. 64 pages a call: the
+     * caller may be on a small (coroutine) stack. */
+    enum { PAGES = 64 };
     char sink[PAGES];
     struct iovec local = {sink, 0}, remote[PAGES];
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
