@@ -559,7 +559,6 @@ void spangc_mark_begin(bool parallel)
     unsigned n = parallel && !mk.bits_fn ? wanted_markers() : 1;
     if (n > mk.nworkers + 1)
         n = mk.nworkers + 1;
-    mk.nmarkers = n;
     size_t limit = spangc_cfg.mark_stack_limit;
     mk.max_chunks = limit ? (limit / sizeof(mark_chunk) > 1 ? limit / sizeof(mark_chunk) : 1)
                           : SIZE_MAX;
@@ -569,13 +568,20 @@ void spangc_mark_begin(bool parallel)
     ao_store(&mk.state, ST_JOINED); /* the collector, busy */
     for (unsigned i = 0; i < n; i++)
         marker_reset(&mk.m[i], n > 1);
+    /* nmarkers under wake_mu, with go_gen: a worker woken for an earlier
+     * mark that was not among its markers (so not counted in running)
+     * may take the lock only now, and must see this mark's count with
+     * this mark's generation. With the count of this mark and the
+     * generation of the last, it joined with the old wake-up, then again
+     * with the new one, and took running below zero. */
+    pthread_mutex_lock(&mk.wake_mu);
+    mk.nmarkers = n;
     if (n > 1) {
         ao_store(&mk.running, n - 1);
-        pthread_mutex_lock(&mk.wake_mu);
         mk.go_gen++;
         pthread_cond_broadcast(&mk.wake);
-        pthread_mutex_unlock(&mk.wake_mu);
     }
+    pthread_mutex_unlock(&mk.wake_mu);
 }
 
 /* Overflow recovery: scan every marked object of a scan span again. */

@@ -29,9 +29,11 @@ struct gc_type {
  * through: NULL, a wild or a misaligned one gives false, not a fault. */
 static inline int spangc_type_valid(const gc_type *t)
 {
+    /* lo is published after hi (metalloc.c): with lo read, hi is at least
+     * lo. Read as 0 (no type yet), a hi made since must not count. */
     uintptr_t lo = ao_load_acq(&spangc_types.lo);
     uintptr_t off = (uintptr_t)t - lo;
-    return off < ao_load_acq(&spangc_types.hi) - lo && off % 16 == 0 &&
+    return lo != 0 && off < ao_load_acq(&spangc_types.hi) - lo && off % 16 == 0 &&
            t->magic == GC_TYPE_MAGIC;
 }
 

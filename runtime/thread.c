@@ -138,8 +138,10 @@ static bool claim_stop(spangc_thread *t)
 {
     uintptr_t epoch = ao_load_acq(&threads.stop_epoch);
     uintptr_t acked = ao_load(&t->acked_epoch);
-    if (unlikely(spangc_test_in_stop_claim != NULL))
-        spangc_test_in_stop_claim();
+    /* Loaded once: a test may clear it while this thread is here. */
+    void (*hook)(void) = spangc_test_in_stop_claim;
+    if (unlikely(hook != NULL))
+        hook();
     return (epoch & 1) && acked != epoch && ao_cas(&t->acked_epoch, acked, epoch);
 }
 

@@ -661,10 +661,11 @@ static void test_simultaneous_collect_runs_once(void **state)
             struct timespec ts = {0, 1000000};
             nanosleep(&ts, NULL);
         }
-        spangc_test_in_stop_claim = NULL;
         slock_release(&spangc_gc.world_lock);
         for (int i = 0; i < CALLERS; i++)
             pthread_join(th[i], NULL);
+        /* Cleared once no caller can be reading it. */
+        spangc_test_in_stop_claim = NULL;
         gc_get_stats(&b);
         assert_int_equal(b.num_gc - a.num_gc, 1);
     }
