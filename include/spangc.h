@@ -148,7 +148,9 @@ SPANGC_API SPANGC_MALLOC void *gc_alloc_atomic(size_t size);
  * the object. Only the listed words are looked at when marking; each is
  * still checked like a conservative word (it may be NULL, a tagged value or
  * point inside an object). A layout with no pointer words is allowed and
- * allocates pointer-free (atomic) objects.
+ * allocates pointer-free (atomic) objects. A type is never freed: make
+ * each layout once, not per object or per interpreter instance (a process
+ * has room for about a million, 64 MiB of them).
  * It may be called from any thread, also before gc_init.
  * Returns NULL with errno EINVAL (size 0, pointer_offsets NULL with count
  * above 0, more offsets than words, an offset out of range or misaligned,
