@@ -150,7 +150,7 @@ SPANGC_API SPANGC_MALLOC void *gc_alloc_atomic(size_t size);
  * point inside an object). A layout with no pointer words is allowed and
  * allocates pointer-free (atomic) objects. A type is never freed: make
  * each layout once, not per object or per interpreter instance (a process
- * has room for about a million, 64 MiB of them).
+ * has room for some 300,000: 16 MiB).
  * It may be called from any thread, also before gc_init.
  * Returns NULL with errno EINVAL (size 0, pointer_offsets NULL with count
  * above 0, more offsets than words, an offset out of range or misaligned,

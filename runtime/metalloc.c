@@ -122,9 +122,10 @@ void spangc_meta_free(void *p, size_t size)
  * them alone, so that gc_alloc_typed can tell a type from any other
  * pointer by its address before it reads the magic word: a made-up
  * pointer (0x1000) crashed there. Committed as it fills, never freed.
- * 64 MiB holds about a million types. Guarded by meta.lock; the bounds are
+ * 16 MiB, a modest reservation under a ulimit -v, holds some 300,000
+ * types of a few pointers each. Guarded by meta.lock; the bounds are
  * atomic words that only grow, read without the lock. */
-#define TYPE_REGION ((size_t)64 << 20)
+#define TYPE_REGION ((size_t)16 << 20)
 #define TYPE_COMMIT ((size_t)64 << 10)
 
 SPANGC_STATE spangc_type_space spangc_types;

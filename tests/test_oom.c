@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "metalloc.h"
 #include "os.h"
@@ -370,6 +372,43 @@ static void test_metadata_oom(void **state)
     collect();
 }
 
+/* Types are never freed, and their region has a size: when it is full,
+ * gc_type_new fails with ENOMEM, and the types made before still work.
+ * In a child, since the region stays full for good. */
+static void test_types_run_out(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        enum { WORDS = 4096 }; /* 16 KiB a type: the region fills fast */
+        static size_t offsets[WORDS];
+        for (size_t i = 0; i < WORDS; i++)
+            offsets[i] = i * sizeof(void *);
+        const gc_type *early = gc_type_new(2 * sizeof(void *), offsets, 2);
+        int made = 0;
+        for (;;) {
+            errno = 0;
+            if (!gc_type_new(WORDS * sizeof(void *), offsets, WORDS))
+                break;
+            made++;
+        }
+        if (errno != ENOMEM || made < 100)
+            _exit(2);
+        void **p = gc_alloc_typed(64, early);
+        if (!p || gc_size(p) < 64)
+            _exit(3);
+        errno = 0;
+        if (gc_alloc_typed(64, (const gc_type *)0x1000) || errno != EINVAL)
+            _exit(4);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_hook_releases_memory),
         cmocka_unit_test(test_one_failure_is_retried),
         cmocka_unit_test(test_metadata_oom),
+        cmocka_unit_test(test_types_run_out),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
