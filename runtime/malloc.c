@@ -202,7 +202,8 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
      * overshoot its goal by the whole object (a string doubled in a loop
      * kept one dead copy too many at its peak). A small one is counted
      * with its span's free bytes when the span is cached. */
-    uint64_t extra = size > MAX_SMALL_SIZE ? usable_size(size) : 0;
+    uint64_t usable = usable_size(size);
+    uint64_t extra = size > MAX_SMALL_SIZE ? usable : 0;
     if (unlikely(spangc_cfg.stress) && ++c->stress_count >= spangc_cfg.stress) {
         c->stress_count = 0;
         spangc_collect(COLLECT_STRESS);
@@ -227,7 +228,6 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
      * bytes requested made every estimate low by requested / usable (half
      * for 17-byte requests in 32-byte slots) [Go: mallocgc samples by the
      * rounded size too]. */
-    uint64_t usable = usable_size(size);
     if (unlikely(usable >= c->next_sample)) {
         uint64_t rate = c->sample_rate;
         c->next_sample = spangc_profile_next_sample(c);
