@@ -6,7 +6,7 @@
  *    spangc's own state (the spangc_state section, runtime/base.h), which
  *    holds heap addresses (bounds, cursors) that must not pin objects.
  *    Those of libraries loaded after gc_init are read through
- *    process_vm_readv ("Libraries that may be unloaded" below);
+ *    spangc_os_copy ("Libraries that may be unloaded" below);
  *  - threads: each registered thread's stack from its stopped stack pointer
  *    to its base, its spilled registers, and its TLS blocks
  *    (runtime/thread.c);
@@ -33,7 +33,6 @@
 #include <link.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #define NO_SANITIZE_SCAN __attribute__((no_sanitize("address", "thread")))
@@ -158,8 +157,8 @@ static void index_remove_slot(size_t s)
  * segments are unmapped under the collector. Only libraries opened with
  * dlopen are ever unloaded; those present at gc_init (the program's own
  * dependencies, in practice) are read directly. The others are copied,
- * COPY_BYTES at a time, with process_vm_readv on this process, which
- * answers EFAULT for a page that is gone instead of faulting; what it
+ * COPY_BYTES at a time, with spangc_os_copy (process_vm_readv on this
+ * process), which stops at a page that is gone instead of faulting; what it
  * cannot read belonged to a library that no longer exists. A library
  * opened with dlopen before gc_init counts as a startup one: closing it
  * while a collection runs is still unsafe (docs/architecture.md). */
@@ -223,15 +222,13 @@ SPANGC_STATE void (*volatile spangc_test_before_unloadable_scan)(void);
 static void each_copy(uintptr_t lo, uintptr_t hi,
                       void (*fn)(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg), void *arg)
 {
-    pid_t pid = getpid();
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     lo = round_up(lo, sizeof(uintptr_t));
     hi &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
     while (lo < hi) {
         size_t n = hi - lo < COPY_BYTES ? hi - lo : COPY_BYTES;
-        struct iovec to = {roots.copy, n}, from = {(void *)lo, n};
-        ssize_t got = process_vm_readv(pid, &to, 1, &from, 1, 0);
-        if (got < 0 && (errno == ENOSYS || errno == EPERM)) {
+        long got = spangc_os_copy(roots.copy, lo, n);
+        if (got < 0) {
             /* Not allowed here (a seccomp filter): read in place, as for
              * any other segment. */
             fn(lo, lo + n, lo, arg);
@@ -241,11 +238,11 @@ static void each_copy(uintptr_t lo, uintptr_t hi,
         if (got > 0)
             fn((uintptr_t)roots.copy, (uintptr_t)roots.copy + ((size_t)got & ~(sizeof(uintptr_t) - 1)),
                lo, arg);
-        if (got == (ssize_t)n) {
+        if (got == (long)n) {
             lo += n;
         } else {
             /* A page that is gone: go on after it. */
-            uintptr_t hole = lo + (got > 0 ? (size_t)got : 0);
+            uintptr_t hole = lo + (size_t)got;
             lo = (hole & ~(page - 1)) + page;
         }
     }

@@ -44,6 +44,12 @@ bool spangc_os_mapped(uintptr_t lo, uintptr_t hi);
 /* Whether every page of [lo, hi) is mapped and readable. */
 bool spangc_os_readable(uintptr_t lo, uintptr_t hi);
 
+/* Copy up to n bytes from src, in this process, to dst without faulting:
+ * the bytes copied, which stop short at a page that is unmapped or
+ * unreadable (0 if the first one is); -1 if the system refuses the call
+ * (a seccomp sandbox), when the caller must read in place or not at all. */
+long spangc_os_copy(void *dst, uintptr_t src, size_t n);
+
 /* RAM plus swap, in bytes: more than this can never be committed. */
 uint64_t spangc_os_memory_total(void);
 

@@ -108,14 +108,29 @@ bool spangc_os_mapped(uintptr_t lo, uintptr_t hi)
     return true;
 }
 
+/* process_vm_readv on this process reads its memory as the kernel sees
+ * it: a page that is unmapped or unreadable ends the copy with EFAULT (or
+ * short) instead of faulting. Sandboxes may refuse it: ENOSYS, EPERM. */
+static bool refused(long got)
+{
+    return got < 0 && (errno == ENOSYS || errno == EPERM);
+}
+
+long spangc_os_copy(void *dst, uintptr_t src, size_t n)
+{
+    struct iovec to = {dst, n}, from = {(void *)src, n};
+    long got = process_vm_readv(getpid(), &to, 1, &from, 1, 0);
+    if (refused(got))
+        return -1;
+    return got < 0 ? 0 : got;
+}
+
 bool spangc_os_readable(uintptr_t lo, uintptr_t hi)
 {
-    /* One byte of each page, read through process_vm_readv on this
-     * process: it answers EFAULT, or reads short, at the first page that
-     * is unmapped or has no read permission (mincore takes a PROT_NONE
-     * page for a good one). Where a sandbox refuses the call, the check
-     * falls back to whether the pages are mapped. 64 pages a call: the
-     * caller may be on a small (coroutine) stack. */
+    /* One byte of each page, with process_vm_readv (mincore takes a
+     * PROT_NONE page for a good one); where a sandbox refuses the call,
+     * whether the pages are mapped. 64 pages a call: the caller may be on
+     * a small (coroutine) stack. */
     enum { PAGES = 64 };
     char sink[PAGES];
     struct iovec local = {sink, 0}, remote[PAGES];
@@ -129,7 +144,7 @@ bool spangc_os_readable(uintptr_t lo, uintptr_t hi)
         }
         local.iov_len = n;
         ssize_t got = process_vm_readv(pid, &local, 1, remote, n, 0);
-        if (got < 0 && (errno == ENOSYS || errno == EPERM))
+        if (refused(got))
             return spangc_os_mapped(lo, hi);
         if (got != (ssize_t)n)
             return false;
