@@ -23,23 +23,34 @@ static int setup(void **state)
     return gc_init(NULL);
 }
 
-/* Objects reachable only through a chain of others all survive. */
-static void test_long_chain(void **state)
+/* A chain of count objects of size bytes, each pointing at the next, held
+ * by global_root only. */
+static __attribute__((noinline)) void make_chain(size_t count, size_t size)
 {
-    (void)state;
     void **head = NULL;
-    for (int i = 0; i < 100000; i++) {
-        void **n = gc_alloc(2 * sizeof(void *));
+    for (size_t i = 0; i < count; i++) {
+        void **n = gc_alloc(size);
         n[0] = head;
         head = n;
     }
     global_root = head;
-    head = NULL;
+}
+
+static size_t chain_length(void)
+{
+    size_t n = 0;
+    for (void **p = global_root; p; p = *p)
+        n++;
+    return n;
+}
+
+/* Objects reachable only through a chain of others all survive. */
+static void test_long_chain(void **state)
+{
+    (void)state;
+    make_chain(100000, 2 * sizeof(void *));
     collect();
-    int count = 0;
-    for (void **n = global_root; n; n = n[0])
-        count++;
-    assert_int_equal(count, 100000);
+    assert_int_equal(chain_length(), 100000);
     global_root = NULL;
 }
 
@@ -125,25 +136,6 @@ static void hold_before_join(void)
     ao_store_rel(&worker_let_go, 1);
 }
 
-static __attribute__((noinline)) void make_list(size_t bytes)
-{
-    void **head = NULL;
-    for (size_t i = 0; i < bytes / 64; i++) {
-        void **n = gc_alloc(64);
-        n[0] = head;
-        head = n;
-    }
-    global_root = head;
-}
-
-static size_t list_length(void)
-{
-    size_t n = 0;
-    for (void **p = global_root; p; p = *p)
-        n++;
-    return n;
-}
-
 static void test_mark_does_not_wait_for_a_late_worker(void **state)
 {
     (void)state;
@@ -153,7 +145,7 @@ static void test_mark_does_not_wait_for_a_late_worker(void **state)
         skip();
     unsigned saved = spangc_cfg.markers;
     spangc_cfg.markers = 2;
-    make_list(8 << 20); /* marked, it makes the next mark a parallel one */
+    make_chain((8 << 20) / 64, 64); /* 8 MiB marked: the next mark is a parallel one */
     collect();
     /* That mark's worker may not have run yet (a loaded machine): this
      * waits until it has left, so that only the next mark's meets the
@@ -168,10 +160,10 @@ static void test_mark_does_not_wait_for_a_late_worker(void **state)
     ao_store_rel(&hold_worker, 0);
     ao_store_rel(&spangc_test_before_join, 0);
     assert_false(waited);
-    assert_int_equal(list_length(), (8 << 20) / 64);
+    assert_int_equal(chain_length(), (8 << 20) / 64);
     /* The next mark starts once the held worker has left the last one. */
     collect();
-    assert_int_equal(list_length(), (8 << 20) / 64);
+    assert_int_equal(chain_length(), (8 << 20) / 64);
     global_root = NULL;
     spangc_cfg.markers = saved;
 }
