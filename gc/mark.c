@@ -63,6 +63,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define HAVE_WIDE_SCAN 1 /* mark_range_avx2, if the CPU has AVX2 */
+#endif
+
 #define CHUNK_ENTRIES 2046
 #define MAX_MARKERS 8
 
@@ -106,6 +112,8 @@ static SPANGC_STATE struct {
     size_t max_chunks;   /* per marker */
     bool overflowed_this_cycle;
     uintptr_t lo, hi;    /* heap bounds for the cheap first test */
+    bool wide;           /* roots are scanned with mark_range_avx2 */
+    bool cpu_checked;    /* wide is known */
     spangc_mark_bits_fn bits_fn;
 
     spangc_lock pool_lock;
@@ -316,6 +324,39 @@ static NO_SANITIZE void mark_range(marker *m, uintptr_t lo, uintptr_t hi)
     for (; a < end; a++)
         mark_candidate(m, *a);
 }
+
+#ifdef HAVE_WIDE_SCAN
+/* mark_range for roots, eight words per step with AVX2. Roots are long
+ * and sparse: of a stopped thread's 8 KiB of stack (the signal frame with
+ * its saved vector registers, the frames of a blocking call) or of a
+ * library's data segment, few words are heap addresses. With 16 stopped
+ * threads (tests/bench/stw.c) the mark took 19.6 us a stop with the
+ * scalar loop, 14-16 with this one; objects, short and dense, keep the
+ * scalar loop. The bounds test is the same unsigned
+ * one, w - heap < size, done as a signed compare (AVX2 has no unsigned
+ * one) by flipping the top bit of both sides: (w - heap) ^ 2^63 is
+ * w + (2^63 - heap), and size ^ 2^63 is size + 2^63 (size < 2^63). Only
+ * the words that pass go on to mark_candidate. */
+__attribute__((target("avx2"))) static NO_SANITIZE void mark_range_avx2(marker *m, uintptr_t lo,
+                                                                         uintptr_t hi)
+{
+    const uintptr_t *a = (const uintptr_t *)round_up(lo, sizeof(uintptr_t));
+    const uintptr_t *end = (const uintptr_t *)(hi & ~(uintptr_t)(sizeof(uintptr_t) - 1));
+    const uintptr_t sign = (uintptr_t)1 << 63;
+    const __m256i bias = _mm256_set1_epi64x((long long)(sign - mk.lo));
+    const __m256i limit = _mm256_set1_epi64x((long long)((mk.hi - mk.lo) + sign));
+    for (; end - a >= 8; a += 8) {
+        __m256i x0 = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)a), bias);
+        __m256i x1 = _mm256_add_epi64(_mm256_loadu_si256((const __m256i *)(a + 4)), bias);
+        unsigned in = (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(limit, x0))) |
+                      (unsigned)_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(limit, x1)))
+                          << 4;
+        for (; in; in &= in - 1)
+            mark_candidate(m, a[__builtin_ctz(in)]);
+    }
+    mark_range(m, (uintptr_t)a, (uintptr_t)end);
+}
+#endif
 
 static NO_SANITIZE void scan_typed(marker *m, uintptr_t obj, size_t size, const gc_type *t)
 {
@@ -553,6 +594,26 @@ void spangc_mark_start_workers(void)
         start_workers(n);
 }
 
+/* Whether the CPU has AVX2 and the kernel saves the AVX registers
+ * (XCR0 bits 1 and 2). Read once, with cpuid, at the first mark:
+ * __builtin_cpu_supports would link libgcc's CPU model code (4.5 KiB) into
+ * every program. */
+static bool cpu_has_avx2(void)
+{
+#ifdef HAVE_WIDE_SCAN
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX))
+        return false;
+    unsigned xcr0_lo, xcr0_hi;
+    __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    if ((xcr0_lo & 6) != 6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return false;
+    return (b & bit_AVX2) != 0;
+#else
+    return false;
+#endif
+}
+
 void spangc_mark_begin(bool parallel)
 {
     wait_for_last_mark();
@@ -565,6 +626,10 @@ void spangc_mark_begin(bool parallel)
     mk.overflowed_this_cycle = false;
     mk.lo = ao_load(&spangc_arenas.lo);
     mk.hi = ao_load(&spangc_arenas.hi);
+    if (!mk.cpu_checked) {
+        mk.wide = cpu_has_avx2();
+        mk.cpu_checked = true;
+    }
     ao_store(&mk.state, ST_JOINED); /* the collector, busy */
     for (unsigned i = 0; i < n; i++)
         marker_reset(&mk.m[i], n > 1);
@@ -634,6 +699,12 @@ uint64_t spangc_mark_finish(void)
 
 void spangc_mark_range(uintptr_t lo, uintptr_t hi)
 {
+#ifdef HAVE_WIDE_SCAN
+    if (mk.wide) {
+        mark_range_avx2(collector, lo, hi);
+        return;
+    }
+#endif
     mark_range(collector, lo, hi);
 }
 

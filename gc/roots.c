@@ -2,11 +2,12 @@
  * roots.c - the roots of marking.
  *
  *  - data: the writable PT_LOAD segments (data, bss) of the program and of
- *    every loaded shared library, found with dl_iterate_phdr, minus
- *    spangc's own state (the spangc_state section, runtime/base.h), which
- *    holds heap addresses (bounds, cursors) that must not pin objects.
- *    Those of libraries loaded after gc_init are read through
- *    spangc_os_copy ("Libraries that may be unloaded" below);
+ *    every loaded shared library, found with dl_iterate_phdr, minus their
+ *    read-only-after-relocation start (relro_end) and spangc's own state
+ *    (the spangc_state section, runtime/base.h), which holds heap
+ *    addresses (bounds, cursors) that must not pin objects. Those of
+ *    libraries loaded after gc_init are read through spangc_os_copy
+ *    ("Libraries that may be unloaded" below);
  *  - threads: each registered thread's stack from its stopped stack pointer
  *    to its base, its spilled registers, and its TLS blocks
  *    (runtime/thread.c);
@@ -189,17 +190,40 @@ static bool loaded_at_startup(const struct dl_phdr_info *info)
     return false;
 }
 
+/* The end of the module's read-only-after-relocation part (PT_GNU_RELRO:
+ * .got, .data.rel.ro, C++ vtables), or 0. The dynamic linker makes its
+ * whole pages read-only before any of the module's code runs, so they
+ * can never hold a heap address; it sits at the start of the writable
+ * segment and is often most of it (14 of libc's 75 KiB, far more in C++
+ * libraries). Only whole pages are protected; the last partial page
+ * stays writable and is scanned [bdwgc also leaves RELRO out]. */
+static uintptr_t relro_end(const struct dl_phdr_info *info)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_GNU_RELRO)
+            return (info->dlpi_addr + ph->p_vaddr + ph->p_memsz) & ~(page - 1);
+    }
+    return 0;
+}
+
 static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     (void)data;
     range_set *set = loaded_at_startup(info) ? &roots.segments : &roots.unloadable;
+    uintptr_t relro = relro_end(info);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || ph->p_memsz == 0)
             continue;
-        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
-        if (!range_push(set, lo, lo + ph->p_memsz))
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        if (lo < relro && relro < hi)
+            lo = relro;
+        else if (lo < relro)
+            continue; /* all of it read-only */
+        if (!range_push(set, lo, hi))
             spangc_throw("out of metadata memory listing data segments");
     }
     return 0;

@@ -13,6 +13,8 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "roots.h"
 #include "testutil.h"
@@ -70,6 +72,76 @@ static void test_added_roots(void **state)
     void *heap_obj = gc_alloc(64);
     assert_int_equal(gc_add_roots(heap_obj, 64), -EINVAL);
     assert_int_equal(gc_remove_roots(&x), -ENOENT);
+}
+
+/* Root ranges are scanned eight words at a time where the CPU allows
+ * (gc/mark.c, mark_range_avx2): an object must be found from every
+ * position of a range, in each lane of a group and in the tail after the
+ * last group, alone among zeros or with a candidate in every word, and
+ * with the range starting one word later (which moves every word to
+ * another lane). */
+static void test_every_word_of_a_range(void **state)
+{
+    (void)state;
+    enum { WORDS = 3 * 8 + 7 }; /* three groups and a tail of seven */
+    uintptr_t *box = calloc(WORDS + 1, sizeof *box);
+    uintptr_t objs[WORDS];
+    assert_non_null(box);
+    for (size_t start = 0; start < 2; start++) {
+        uintptr_t *range = box + start;
+        assert_int_equal(gc_add_roots(range, WORDS * sizeof *range), 0);
+        for (size_t i = 0; i < WORDS; i++) { /* alone */
+            uintptr_t h = make(48);
+            store(&range[i], h, 8); /* an interior pointer, for good measure */
+            collect();
+            assert_true(alive(h));
+            range[i] = 0;
+        }
+        for (size_t i = 0; i < WORDS; i++) { /* all together */
+            objs[i] = make(48);
+            store(&range[i], objs[i], 0);
+        }
+        collect();
+        for (size_t i = 0; i < WORDS; i++)
+            assert_true(alive(objs[i]));
+        memset(box, 0, (WORDS + 1) * sizeof *box);
+        assert_int_equal(gc_remove_roots(range), 0);
+    }
+    free(box);
+}
+
+/* Relocated constants, so in the program's PT_GNU_RELRO, which the
+ * dynamic linker makes read-only: more than a page, so that some page of
+ * it is read-only whatever the layout. */
+static const void *const relro_words[1024] = {&relro_words, &relro_words[1], &relro_words[2]};
+
+/* The read-only-after-relocation pages of a data segment are not roots
+ * (gc/roots.c, relro_end): a pointer written there, after making a page
+ * of it writable again, keeps nothing alive; one written into the
+ * writable .data right after it does. */
+static void *volatile data_root = (void *)&data_root; /* .data, not .bss */
+
+static void test_relro_is_not_scanned(void **state)
+{
+    (void)state;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)relro_words + page - 1) & ~(page - 1);
+    assert_true(lo + page <= (uintptr_t)(relro_words + 1024));
+    volatile uintptr_t *slot = (volatile uintptr_t *)lo;
+    uintptr_t saved = *slot;
+    assert_int_equal(mprotect((void *)lo, page, PROT_READ | PROT_WRITE), 0);
+    uintptr_t h = make(64);
+    store(slot, h, 0);
+    collect();
+    assert_dead(h);
+    *slot = saved;
+    assert_int_equal(mprotect((void *)lo, page, PROT_READ), 0);
+
+    h = make(64);
+    store((volatile uintptr_t *)&data_root, h, 0);
+    collect();
+    assert_true(alive(h));
+    data_root = (void *)&data_root;
 }
 
 /* Heap pages that hold no object are refused too: the reserved but not
@@ -306,6 +378,8 @@ int main(void)
         cmocka_unit_test(test_global_root),
         cmocka_unit_test(test_added_roots),
         cmocka_unit_test(test_added_roots_refuse_unused_heap),
+        cmocka_unit_test(test_every_word_of_a_range),
+        cmocka_unit_test(test_relro_is_not_scanned),
         cmocka_unit_test(test_library_closed_during_collection),
         cmocka_unit_test(test_many_added_roots),
         cmocka_unit_test(test_stack_slot),
