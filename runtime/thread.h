@@ -60,6 +60,11 @@ typedef struct spangc_thread {
     uintptr_t stopped_sp;
     /* The stop epoch this thread last acknowledged (thread.c). */
     ao_word acked_epoch;
+    /* The CPU the thread last stopped on, written as it stops (park), read
+     * by the collector before it signals the thread again: a hint for the
+     * order of the signals (thread.c, spangc_stop_world). */
+    ao_uint stop_cpu;
+    bool signal_late; /* collector only: this stop, signal it last */
 } spangc_thread;
 
 /* The calling thread's record, or NULL if it is not registered. */
@@ -71,6 +76,10 @@ void spangc_thread_pass_gate(spangc_thread *t);
 /* Tests only: called by a thread stopping itself between its test of the
  * stop epoch and its claim of it (tests/test_thread.c). */
 extern SPANGC_STATE void (*volatile spangc_test_in_stop_claim)(void);
+
+/* Tests only: called by the collector with the id of each thread it is
+ * about to signal to stop, in the order it signals them. */
+extern SPANGC_STATE void (*volatile spangc_test_on_signal)(pid_t tid);
 
 static inline void runtime_enter(spangc_thread *t)
 {

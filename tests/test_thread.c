@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <ucontext.h>
@@ -72,6 +73,104 @@ static void barrier_wait(barrier_t *b)
         struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* ---- where the stop signals go first -------------------------------------- */
+
+/* The collector signals first the threads that last stopped on a CPU
+ * other than its own (thread.c, signal_all). A thread pinned to each of
+ * two CPUs, the collecting thread pinned beside the first; the local one
+ * registers last, so that it comes first in the registry, and list order
+ * would signal it first. */
+enum { MAX_NOTED = 64 };
+static pid_t noted[MAX_NOTED];
+static ao_uint nnoted;
+
+static void note_signal(pid_t tid)
+{
+    unsigned k = ao_uint_add(&nnoted, 1);
+    if (k < MAX_NOTED)
+        noted[k] = tid;
+}
+
+typedef struct pinned {
+    int cpu;
+    ao_word tid; /* set once registered */
+} pinned;
+
+static ao_word pinned_done;
+
+static void pin_self(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof set, &set), 0);
+}
+
+/* Waits with nanosleep, a call the stop signal interrupts (and one in
+ * which ThreadSanitizer delivers it). */
+static void sleep_until_set(ao_word *flag)
+{
+    while (!ao_load_acq(flag)) {
+        struct timespec ts = {0, 50000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *pinned_thread(void *arg)
+{
+    pinned *p = arg;
+    pin_self(p->cpu);
+    assert_int_equal(gc_register_thread(), 0);
+    ao_store_rel(&p->tid, (uintptr_t)syscall(SYS_gettid));
+    sleep_until_set(&pinned_done);
+    assert_int_equal(gc_unregister_thread(), 0);
+    return NULL;
+}
+
+static int noted_at(pid_t tid)
+{
+    unsigned n = ao_uint_load_acq(&nnoted);
+    for (unsigned k = 0; k < n && k < MAX_NOTED; k++)
+        if (noted[k] == tid)
+            return (int)k;
+    return -1;
+}
+
+static void test_other_cpus_signalled_first(void **state)
+{
+    (void)state;
+    cpu_set_t saved;
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof saved, &saved), 0);
+    int cpus[2], n = 0;
+    for (int c = 0; c < CPU_SETSIZE && n < 2; c++)
+        if (CPU_ISSET(c, &saved))
+            cpus[n++] = c;
+    if (n < 2)
+        skip(); /* one CPU: every thread is local */
+    pin_self(cpus[0]);
+    pinned remote = {.cpu = cpus[1]}, local = {.cpu = cpus[0]};
+    pthread_t tr, tl;
+    ao_store(&pinned_done, 0);
+    assert_int_equal(pthread_create(&tr, NULL, pinned_thread, &remote), 0);
+    sleep_until_set(&remote.tid);
+    assert_int_equal(pthread_create(&tl, NULL, pinned_thread, &local), 0);
+    sleep_until_set(&local.tid);
+
+    collect(); /* each thread notes where it stopped */
+    ao_uint_store(&nnoted, 0);
+    spangc_test_on_signal = note_signal;
+    collect();
+    spangc_test_on_signal = NULL;
+    int at_remote = noted_at((pid_t)ao_load(&remote.tid)), at_local = noted_at((pid_t)ao_load(&local.tid));
+    assert_true(at_remote >= 0 && at_local >= 0);
+    assert_true(at_remote < at_local);
+
+    ao_store_rel(&pinned_done, 1);
+    pthread_join(tr, NULL);
+    pthread_join(tl, NULL);
+    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof saved, &saved), 0);
 }
 
 /* ---- trees --------------------------------------------------------------- */
@@ -860,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_stack_bounds),
         cmocka_unit_test(test_collect_on_coroutine_stack),
         cmocka_unit_test(test_lost_stop_signal),
+        cmocka_unit_test(test_other_cpus_signalled_first),
         cmocka_unit_test(test_objects_from_another_thread),
         cmocka_unit_test(test_stop_deferred_in_large_allocation),
         cmocka_unit_test(test_nested_stop_on_deferred_path),
