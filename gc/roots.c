@@ -3,7 +3,7 @@
  *
  *  - data: the writable PT_LOAD segments (data, bss) of the program and of
  *    every loaded shared library, found with dl_iterate_phdr, minus their
- *    read-only-after-relocation start (relro_end) and spangc's own state
+ *    read-only-after-relocation part (relro_range) and spangc's own state
  *    (the spangc_state section, runtime/base.h), which holds heap
  *    addresses (bounds, cursors) that must not pin objects. Those of
  *    libraries loaded after gc_init are read through spangc_os_copy
@@ -190,22 +190,34 @@ static bool loaded_at_startup(const struct dl_phdr_info *info)
     return false;
 }
 
-/* The end of the module's read-only-after-relocation part (PT_GNU_RELRO:
- * .got, .data.rel.ro, C++ vtables), or 0. The dynamic linker makes its
- * whole pages read-only before any of the module's code runs, so they
- * can never hold a heap address; it sits at the start of the writable
- * segment and is often most of it (14 of libc's 75 KiB, far more in C++
- * libraries). Only whole pages are protected; the last partial page
- * stays writable and is scanned [bdwgc also leaves RELRO out]. */
-static uintptr_t relro_end(const struct dl_phdr_info *info)
+/* The module's read-only-after-relocation part (PT_GNU_RELRO: .got,
+ * .data.rel.ro, C++ vtables), as [*lo, *hi), or an empty range. The
+ * dynamic linker makes its whole pages read-only before any of the
+ * module's code runs, so they can never hold a heap address; it usually
+ * sits at the start of the writable segment and is often much of it (14
+ * of libc's 75 KiB, far more in C++ libraries). Only whole pages are
+ * protected: the last partial page stays writable and is scanned [bdwgc
+ * also leaves RELRO out]. */
+static void relro_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_t *hi)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    *lo = *hi = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_GNU_RELRO)
-            return (info->dlpi_addr + ph->p_vaddr + ph->p_memsz) & ~(page - 1);
+        if (ph->p_type == PT_GNU_RELRO) {
+            *lo = info->dlpi_addr + ph->p_vaddr;
+            *hi = (*lo + ph->p_memsz) & ~(page - 1);
+            if (*hi < *lo)
+                *hi = *lo;
+            return;
+        }
     }
-    return 0;
+}
+
+static void push_segment(range_set *set, uintptr_t lo, uintptr_t hi)
+{
+    if (lo < hi && !range_push(set, lo, hi))
+        spangc_throw("out of metadata memory listing data segments");
 }
 
 static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
@@ -213,18 +225,19 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
     (void)size;
     (void)data;
     range_set *set = loaded_at_startup(info) ? &roots.segments : &roots.unloadable;
-    uintptr_t relro = relro_end(info);
+    uintptr_t rlo, rhi;
+    relro_range(info, &rlo, &rhi);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || ph->p_memsz == 0)
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
-        if (lo < relro && relro < hi)
-            lo = relro;
-        else if (lo < relro)
-            continue; /* all of it read-only */
-        if (!range_push(set, lo, hi))
-            spangc_throw("out of metadata memory listing data segments");
+        if (rhi <= lo || hi <= rlo) {
+            push_segment(set, lo, hi);
+        } else { /* what lies below and above the read-only part */
+            push_segment(set, lo, rlo > lo ? rlo : lo);
+            push_segment(set, rhi < hi ? rhi : hi, hi);
+        }
     }
     return 0;
 }

@@ -116,7 +116,7 @@ static void test_every_word_of_a_range(void **state)
 static const void *const relro_words[1024] = {&relro_words, &relro_words[1], &relro_words[2]};
 
 /* The read-only-after-relocation pages of a data segment are not roots
- * (gc/roots.c, relro_end): a pointer written there, after making a page
+ * (gc/roots.c, relro_range): a pointer written there, after making a page
  * of it writable again, keeps nothing alive; one written into the
  * writable .data right after it does. */
 static void *volatile data_root = (void *)&data_root; /* .data, not .bss */
