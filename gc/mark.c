@@ -54,6 +54,7 @@
 
 #include "options.h"
 #include "type.h"
+#include "../runtime/cpus.h"
 #include "../runtime/lock.h"
 #include "../runtime/metalloc.h"
 #include "../runtime/mheap.h"
@@ -538,14 +539,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* How many markers to use: GC_MARKERS or the option, else one per CPU. */
+/* How many markers to use: GC_MARKERS or the option, else one per CPU the
+ * process may use (runtime/cpus.c). */
 static unsigned wanted_markers(void)
 {
     unsigned n = spangc_cfg.markers;
-    if (n == 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus > 0 ? (unsigned)cpus : 1;
-    }
+    if (n == 0)
+        n = spangc_cpus_usable();
     return n > MAX_MARKERS ? MAX_MARKERS : n;
 }
 

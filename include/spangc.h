@@ -104,7 +104,8 @@ typedef struct gc_options {
                                    to rescanning (0: only memory limits it)    */
     unsigned markers;           /* GC_MARKERS: threads that mark while the world
                                    is stopped, the collecting one included
-                                   (default: one per CPU, at most 8)           */
+                                   (default: one per CPU the process may use -
+                                   affinity mask, cgroup quota - at most 8)    */
     void (*oom_fn)(size_t size); /* called once before an allocation of size
                                     bytes returns NULL; it may release memory  */
     uint64_t min_heap;      /* GC_MIN_HEAP (e.g. 1MiB): the smallest collection

@@ -1,0 +1,334 @@
+/*
+ * cpus.c - how many CPUs the process may use: the default number of
+ * markers (gc/mark.c) [Go 1.25 sets its default GOMAXPROCS the same way].
+ *
+ * sysconf's count of online CPUs says what the machine has, not what the
+ * process gets. Two limits are narrower, and the smaller wins:
+ *
+ *  - the affinity mask (taskset, cpusets, docker --cpuset-cpus): the CPUs
+ *    the calling thread may run on, asked at every call (one system call);
+ *  - the CPU bandwidth quota of the process's cgroup (docker --cpus,
+ *    Kubernetes CPU limits): quota / period rounded up, the smallest along
+ *    the path from the process's cgroup up to the root of its hierarchy;
+ *    cgroup v2's cpu.max, or v1's cpu.cfs_quota_us and cpu.cfs_period_us
+ *    (a v1 cpu controller is preferred: where both hierarchies are
+ *    mounted, the cpu controller is in v1). Read once, at the first call:
+ *    it takes a dozen file reads, and a quota is set when a container
+ *    starts.
+ *
+ * With the online count, a process in a 2-CPU container on a 64-CPU host
+ * started 8 markers sharing 2 CPUs' worth of time, and a marker that the
+ * scheduler preempts while it holds grey objects holds the mark up.
+ *
+ * Finding the files: /proc/self/cgroup names the process's cgroup ("0::/p"
+ * for v2, "N:cpu,cpuacct:/p" for v1), relative to the root of its cgroup
+ * namespace; /proc/self/mountinfo says where that hierarchy is mounted and
+ * which of its directories the mount shows (field 4, the mount's root).
+ * The cgroup's directory is the mount point followed by the path less the
+ * mount's root. Anything unexpected (no such mount, a path outside the
+ * mount, an unreadable or malformed file) means no quota, and the
+ * affinity mask alone counts. Files are read with open and read into
+ * buffers on the stack: no stdio, no malloc.
+ */
+#include "cpus.h"
+
+#include "base.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PATH_BYTES 1024
+#define LINE_BYTES 2048
+
+/* ---- reading files ------------------------------------------------------------ */
+
+/* Call fn on each line of the file root + path, the newline removed, until
+ * fn returns true. Lines longer than LINE_BYTES are skipped (mountinfo's
+ * overlay mounts can list long options; no cgroup line is that long).
+ * False if the file cannot be opened. */
+static bool each_line(const char *root, const char *path, bool (*fn)(char *line, void *arg),
+                      void *arg)
+{
+    char name[PATH_BYTES];
+    if ((size_t)snprintf(name, sizeof name, "%s%s", root, path) >= sizeof name)
+        return false;
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    char buf[LINE_BYTES];
+    size_t have = 0;
+    bool skipping = false; /* inside a line too long for buf */
+    for (;;) {
+        ssize_t got = read(fd, buf + have, sizeof buf - 1 - have);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            buf[have] = 0; /* a last line without a newline */
+            if (have > 0 && !skipping)
+                (void)fn(buf, arg);
+            break;
+        }
+        have += (size_t)got;
+        char *line = buf, *nl;
+        bool stop = false;
+        while (!stop && (nl = memchr(line, '\n', (size_t)(buf + have - line))) != NULL) {
+            *nl = 0;
+            stop = !skipping && fn(line, arg);
+            skipping = false;
+            line = nl + 1;
+        }
+        if (stop)
+            break;
+        have = (size_t)(buf + have - line);
+        memmove(buf, line, have);
+        if (have == sizeof buf - 1) {
+            skipping = true;
+            have = 0;
+        }
+    }
+    close(fd);
+    return true;
+}
+
+/* The first line of the file dir + file, at most size - 1 bytes. */
+static bool read_first_line(const char *dir, const char *file, char *buf, size_t size)
+{
+    char name[PATH_BYTES];
+    if ((size_t)snprintf(name, sizeof name, "%s%s", dir, file) >= sizeof name)
+        return false;
+    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t got;
+    do
+        got = read(fd, buf, size - 1);
+    while (got < 0 && errno == EINTR);
+    close(fd);
+    if (got <= 0)
+        return false;
+    buf[got] = 0;
+    char *nl = strchr(buf, '\n');
+    if (nl)
+        *nl = 0;
+    return true;
+}
+
+/* Whether the comma-separated list holds item. */
+static bool list_has(const char *list, const char *item)
+{
+    size_t n = strlen(item);
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == n && memcmp(p, item, n) == 0)
+            return true;
+        if (!comma)
+            return false;
+        p = comma + 1;
+    }
+}
+
+/* Copy src into dst[PATH_BYTES], undoing mountinfo's octal escapes (a
+ * space is \040); false if it does not fit. */
+static bool copy_unescaped(char *dst, const char *src)
+{
+    size_t n = 0;
+    for (const char *s = src; *s; s++) {
+        char c = *s;
+        if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+            s[3] >= '0' && s[3] <= '7') {
+            c = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+            s += 3;
+        }
+        if (n + 1 >= PATH_BYTES)
+            return false;
+        dst[n++] = c;
+    }
+    dst[n] = 0;
+    return true;
+}
+
+/* ---- where the cgroup is ------------------------------------------------------- */
+
+typedef struct cgroup_paths {
+    char v1[PATH_BYTES], v2[PATH_BYTES]; /* from /proc/self/cgroup */
+    bool has_v1, has_v2;
+} cgroup_paths;
+
+/* A line of /proc/self/cgroup: "id:controllers:path". */
+static bool note_cgroup(char *line, void *arg)
+{
+    cgroup_paths *cg = arg;
+    char *colon1 = strchr(line, ':');
+    char *colon2 = colon1 ? strchr(colon1 + 1, ':') : NULL;
+    if (!colon2)
+        return false;
+    *colon2 = 0;
+    const char *controllers = colon1 + 1, *path = colon2 + 1;
+    if (strlen(path) >= PATH_BYTES)
+        return false;
+    if (colon1 == line + 1 && line[0] == '0' && controllers[0] == 0) {
+        strcpy(cg->v2, path);
+        cg->has_v2 = true;
+    } else if (list_has(controllers, "cpu")) {
+        strcpy(cg->v1, path);
+        cg->has_v1 = true;
+    }
+    return false;
+}
+
+typedef struct cgroup_mount {
+    int version;
+    char root[PATH_BYTES];  /* the hierarchy's directory the mount shows */
+    char point[PATH_BYTES]; /* where it is mounted */
+    bool found;
+} cgroup_mount;
+
+/* A line of /proc/self/mountinfo: "id parent major:minor root point
+ * options [optional fields...] - fstype source super-options". */
+static bool find_mount(char *line, void *arg)
+{
+    cgroup_mount *m = arg;
+    char *dash = strstr(line, " - ");
+    if (!dash)
+        return false;
+    *dash = 0;
+    char *field[5], *save = NULL;
+    int n = 0;
+    for (char *tok = strtok_r(line, " ", &save); tok && n < 5; tok = strtok_r(NULL, " ", &save))
+        field[n++] = tok;
+    char *fstype = strtok_r(dash + 3, " ", &save);
+    (void)strtok_r(NULL, " ", &save); /* the source */
+    char *super = strtok_r(NULL, " ", &save);
+    if (n < 5 || !fstype)
+        return false;
+    bool wanted = m->version == 2 ? strcmp(fstype, "cgroup2") == 0
+                                  : strcmp(fstype, "cgroup") == 0 && super && list_has(super, "cpu");
+    if (!wanted || !copy_unescaped(m->root, field[3]) || !copy_unescaped(m->point, field[4]))
+        return false;
+    m->found = true;
+    return true;
+}
+
+/* ---- reading the quota ---------------------------------------------------------- */
+
+/* quota / period rounded up, or 0 for none. */
+static unsigned whole_cpus(unsigned long long quota, unsigned long long period)
+{
+    if (period == 0 || quota == 0)
+        return 0;
+    unsigned long long n = (quota + period - 1) / period;
+    return n > 1u << 20 ? 1u << 20 : (unsigned)n;
+}
+
+/* cgroup v2: cpu.max is "max PERIOD" or "QUOTA PERIOD". */
+static unsigned quota_v2(const char *dir)
+{
+    char buf[64], *end;
+    if (!read_first_line(dir, "/cpu.max", buf, sizeof buf) || strncmp(buf, "max", 3) == 0)
+        return 0;
+    errno = 0;
+    unsigned long long quota = strtoull(buf, &end, 10);
+    if (end == buf || *end != ' ' || errno)
+        return 0;
+    const char *p = end + 1;
+    unsigned long long period = strtoull(p, &end, 10);
+    if (end == p || errno)
+        return 0;
+    return whole_cpus(quota, period);
+}
+
+/* cgroup v1: cpu.cfs_quota_us (-1 for none) and cpu.cfs_period_us. */
+static unsigned quota_v1(const char *dir)
+{
+    char q[32], p[32], *end;
+    if (!read_first_line(dir, "/cpu.cfs_quota_us", q, sizeof q) || q[0] == '-' ||
+        !read_first_line(dir, "/cpu.cfs_period_us", p, sizeof p))
+        return 0;
+    errno = 0;
+    unsigned long long quota = strtoull(q, &end, 10);
+    if (end == q || errno)
+        return 0;
+    unsigned long long period = strtoull(p, &end, 10);
+    if (end == p || errno)
+        return 0;
+    return whole_cpus(quota, period);
+}
+
+/* The smallest quota from dir up to its first top bytes (the mount
+ * point), each directory in turn; dir is cut as the walk goes up. */
+static unsigned smallest_quota_up(char *dir, size_t top, int version)
+{
+    unsigned best = 0;
+    for (;;) {
+        unsigned q = version == 2 ? quota_v2(dir) : quota_v1(dir);
+        if (q && (best == 0 || q < best))
+            best = q;
+        char *slash = strlen(dir) > top ? strrchr(dir + top, '/') : NULL;
+        if (!slash)
+            return best;
+        *slash = 0;
+    }
+}
+
+unsigned spangc_cgroup_cpu_quota(const char *root)
+{
+    cgroup_paths cg = {.has_v1 = false};
+    if (!each_line(root, "/proc/self/cgroup", note_cgroup, &cg) || !(cg.has_v1 || cg.has_v2))
+        return 0;
+    cgroup_mount m = {.version = cg.has_v1 ? 1 : 2};
+    if (!each_line(root, "/proc/self/mountinfo", find_mount, &m) || !m.found)
+        return 0;
+    const char *path = m.version == 1 ? cg.v1 : cg.v2;
+    /* The path less the mount's root. */
+    size_t rlen = strcmp(m.root, "/") == 0 ? 0 : strlen(m.root);
+    if (strncmp(path, m.root, rlen) != 0 || (path[rlen] != '/' && path[rlen] != 0))
+        return 0; /* outside what the mount shows */
+    const char *rel = path + rlen;
+    if (strcmp(rel, "/") == 0)
+        rel = "";
+    const char *point = strcmp(m.point, "/") == 0 ? "" : m.point;
+    char dir[PATH_BYTES];
+    if ((size_t)snprintf(dir, sizeof dir, "%s%s%s", root, point, rel) >= sizeof dir)
+        return 0;
+    return smallest_quota_up(dir, strlen(root) + strlen(point), m.version);
+}
+
+/* ---- the answer -------------------------------------------------------------- */
+
+/* The CPUs in the calling thread's affinity mask; the online count if the
+ * mask cannot be read. 8192 bits: the kernel refuses a mask smaller than
+ * its number of possible CPUs, and no machine has more. */
+static unsigned affinity_count(void)
+{
+    uint64_t mask[128];
+    memset(mask, 0, sizeof mask);
+    if (sched_getaffinity(0, sizeof mask, (cpu_set_t *)(void *)mask) != 0) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        return online > 0 ? (unsigned)online : 1;
+    }
+    unsigned n = 0;
+    for (size_t i = 0; i < sizeof mask / sizeof mask[0]; i++)
+        n += (unsigned)__builtin_popcountll(mask[i]);
+    return n;
+}
+
+/* The cgroup quota in whole CPUs, 0 for none; -1 until read. world_lock. */
+static SPANGC_STATE int cgroup_quota = -1;
+
+unsigned spangc_cpus_usable(void)
+{
+    unsigned n = affinity_count();
+    if (cgroup_quota < 0)
+        cgroup_quota = (int)spangc_cgroup_cpu_quota("");
+    if (cgroup_quota > 0 && (unsigned)cgroup_quota < n)
+        n = (unsigned)cgroup_quota;
+    return n > 0 ? n : 1;
+}

@@ -1,0 +1,187 @@
+/*
+ * test_cpus.c - how many CPUs the process may use (runtime/cpus.c): the
+ * affinity mask, and the cgroup CPU quota read from fake cgroup trees laid
+ * out in a temporary directory (v2, v1, a namespaced mount, and files
+ * that are missing or malformed).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cpus.h"
+
+static char root[256];
+
+/* Write text to root + path, making the directories on the way. */
+static void put(const char *path, const char *text)
+{
+    char name[1024];
+    snprintf(name, sizeof name, "%s%s", root, path);
+    for (char *slash = strchr(name + strlen(root) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = 0;
+        mkdir(name, 0755);
+        *slash = '/';
+    }
+    FILE *f = fopen(name, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int make_root(void **state)
+{
+    (void)state;
+    snprintf(root, sizeof root, "/tmp/spangc-test-cpus-XXXXXX");
+    return mkdtemp(root) ? 0 : -1;
+}
+
+static int remove_root(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+#define MOUNTINFO_V2                                                                        \
+    "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n"                               \
+    "29 22 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 "       \
+    "cgroup2 rw,nsdelegate\n"
+
+/* v2: the smallest quota on the way up counts, rounded up; "max" is none. */
+static void test_v2_quota(void **state)
+{
+    (void)state;
+    put("/proc/self/cgroup", "0::/kubepods/pod1/c1\n");
+    put("/proc/self/mountinfo", MOUNTINFO_V2);
+    put("/sys/fs/cgroup/kubepods/pod1/c1/cpu.max", "max 100000\n");
+    put("/sys/fs/cgroup/kubepods/pod1/cpu.max", "150000 100000\n");
+    put("/sys/fs/cgroup/kubepods/cpu.max", "400000 100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 2);
+    put("/sys/fs/cgroup/kubepods/pod1/c1/cpu.max", "800000 100000\n"); /* a parent's is smaller */
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 2);
+    put("/sys/fs/cgroup/kubepods/pod1/c1/cpu.max", "50000 100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 1);
+    put("/sys/fs/cgroup/kubepods/pod1/c1/cpu.max", "max 100000\n");
+    put("/sys/fs/cgroup/kubepods/pod1/cpu.max", "max 100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 4);
+    put("/sys/fs/cgroup/kubepods/cpu.max", "max 100000");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+}
+
+/* v1: the cpu controller's hierarchy, found by its mount's options, even
+ * where a v2 hierarchy is mounted too (the hybrid layout). */
+static void test_v1_quota(void **state)
+{
+    (void)state;
+    put("/proc/self/cgroup", "12:pids:/docker/abc\n"
+                             "4:cpu,cpuacct:/docker/abc\n"
+                             "0::/docker/abc\n");
+    put("/proc/self/mountinfo",
+        "22 1 8:1 / / rw - ext4 /dev/vda1 rw\n"
+        "31 22 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw,mode=755\n"
+        "33 31 0:30 / /sys/fs/cgroup/cpuacct rw - cgroup cgroup rw,cpuacct\n"
+        "34 31 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct\n"
+        "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n");
+    put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "300000\n");
+    put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+    put("/sys/fs/cgroup/unified/docker/abc/cpu.max", "100000 100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 3);
+    put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    put("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "250000\n");
+    put("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us", "100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 3); /* the root's own, rounded up */
+}
+
+/* A mount that shows only part of the hierarchy (a cgroup namespace, or a
+ * container's bind mount): the path is taken relative to the mount's root,
+ * and one outside it means no quota. Escaped characters in the mount
+ * point are undone. */
+static void test_mount_root(void **state)
+{
+    (void)state;
+    put("/proc/self/cgroup", "0::/kubepods/pod1/c1\n");
+    put("/proc/self/mountinfo", "29 22 0:26 /kubepods/pod1 /sys/fs/my\\040cgroup rw - cgroup2 "
+                                "cgroup2 rw\n");
+    put("/sys/fs/my cgroup/c1/cpu.max", "200000 100000\n");
+    put("/sys/fs/my cgroup/cpu.max", "max 100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 2);
+    put("/proc/self/cgroup", "0::/kubepods/pod2/c1\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    put("/proc/self/cgroup", "0::/kubepods/pod1x\n"); /* a prefix, not a parent */
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+}
+
+/* Missing, malformed or unusual files mean no quota, never a crash or a
+ * made-up number; a very long mountinfo line is skipped, not misread. */
+static void test_bad_files(void **state)
+{
+    (void)state;
+    put("/proc/self/cgroup", "0::/a\n");
+    put("/proc/self/mountinfo", MOUNTINFO_V2);
+    put("/sys/fs/cgroup/a/cpu.max", "garbage\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    put("/sys/fs/cgroup/a/cpu.max", "100000 0\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    put("/sys/fs/cgroup/a/cpu.max", "100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    put("/sys/fs/cgroup/a/cpu.max", "100000 100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 1);
+
+    char *line = malloc(10000);
+    assert_non_null(line);
+    memset(line, 'x', 9000);
+    strcpy(line + 9000, " - cgroup2 cgroup2 rw\n"); /* too long: skipped */
+    char *info = malloc(11000);
+    assert_non_null(info);
+    snprintf(info, 11000, "%s%s", line, MOUNTINFO_V2);
+    put("/proc/self/mountinfo", info);
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 1);
+    free(info);
+    free(line);
+
+    put("/proc/self/mountinfo", "22 1 8:1 / / rw - ext4 /dev/vda1 rw\n"); /* no cgroup2 mount */
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    put("/proc/self/cgroup", "");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    assert_int_equal(spangc_cgroup_cpu_quota("/nonexistent-spangc-root"), 0);
+}
+
+/* The affinity mask: pinned to one CPU, one; with the mask restored, the
+ * count of its CPUs (or the real quota, if smaller). */
+static void test_affinity(void **state)
+{
+    (void)state;
+    cpu_set_t saved, one;
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof saved, &saved), 0);
+    int first = 0;
+    while (!CPU_ISSET(first, &saved))
+        first++;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof one, &one), 0);
+    assert_int_equal(spangc_cpus_usable(), 1);
+    assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof saved, &saved), 0);
+    unsigned all = (unsigned)CPU_COUNT(&saved), quota = spangc_cgroup_cpu_quota("");
+    assert_int_equal(spangc_cpus_usable(), quota && quota < all ? quota : all);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_v2_quota),   cmocka_unit_test(test_v1_quota),
+        cmocka_unit_test(test_mount_root), cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_affinity),
+    };
+    return cmocka_run_group_tests(tests, make_root, remove_root);
+}
