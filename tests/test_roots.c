@@ -111,9 +111,10 @@ static void test_every_word_of_a_range(void **state)
 }
 
 /* Relocated constants, so in the program's PT_GNU_RELRO, which the
- * dynamic linker makes read-only: more than a page, so that some page of
- * it is read-only whatever the layout. */
-static const void *const relro_words[1024] = {&relro_words, &relro_words[1], &relro_words[2]};
+ * dynamic linker makes read-only: two of the largest pages Linux uses (64
+ * KiB), so that one whole page of it is read-only whatever the layout. */
+enum { RELRO_WORDS = 2 * 65536 / sizeof(void *) };
+static const void *const relro_words[RELRO_WORDS] = {&relro_words, &relro_words[1], &relro_words[2]};
 
 /* The read-only-after-relocation pages of a data segment are not roots
  * (gc/roots.c, relro_range): a pointer written there, after making a page
@@ -126,7 +127,7 @@ static void test_relro_is_not_scanned(void **state)
     (void)state;
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     uintptr_t lo = ((uintptr_t)relro_words + page - 1) & ~(page - 1);
-    assert_true(lo + page <= (uintptr_t)(relro_words + 1024));
+    assert_true(lo + page <= (uintptr_t)(relro_words + RELRO_WORDS));
     volatile uintptr_t *slot = (volatile uintptr_t *)lo;
     uintptr_t saved = *slot;
     assert_int_equal(mprotect((void *)lo, page, PROT_READ | PROT_WRITE), 0);
