@@ -186,10 +186,22 @@ static bool note_cgroup(char *line, void *arg)
 
 typedef struct cgroup_mount {
     int version;
+    const char *path;       /* the process's cgroup, which the mount must show */
     char root[PATH_BYTES];  /* the hierarchy's directory the mount shows */
     char point[PATH_BYTES]; /* where it is mounted */
     bool found;
 } cgroup_mount;
+
+/* The length of the mount's root to take off the cgroup path, or -1 if
+ * the mount does not show that cgroup (its root is not the path or one of
+ * its parents). */
+static long root_prefix(const char *mount_root, const char *path)
+{
+    size_t n = strcmp(mount_root, "/") == 0 ? 0 : strlen(mount_root);
+    if (strncmp(path, mount_root, n) != 0 || (path[n] != '/' && path[n] != 0))
+        return -1;
+    return (long)n;
+}
 
 /* A line of /proc/self/mountinfo: "id parent major:minor root point
  * options [optional fields...] - fstype source super-options". */
@@ -211,8 +223,9 @@ static bool find_mount(char *line, void *arg)
         return false;
     bool wanted = m->version == 2 ? strcmp(fstype, "cgroup2") == 0
                                   : strcmp(fstype, "cgroup") == 0 && super && list_has(super, "cpu");
-    if (!wanted || !copy_unescaped(m->root, field[3]) || !copy_unescaped(m->point, field[4]))
-        return false;
+    if (!wanted || !copy_unescaped(m->root, field[3]) || !copy_unescaped(m->point, field[4]) ||
+        root_prefix(m->root, m->path) < 0)
+        return false; /* not this line; a later mount of the hierarchy may do */
     m->found = true;
     return true;
 }
@@ -283,15 +296,10 @@ unsigned spangc_cgroup_cpu_quota(const char *root)
     cgroup_paths cg = {.has_v1 = false};
     if (!each_line(root, "/proc/self/cgroup", note_cgroup, &cg) || !(cg.has_v1 || cg.has_v2))
         return 0;
-    cgroup_mount m = {.version = cg.has_v1 ? 1 : 2};
+    cgroup_mount m = {.version = cg.has_v1 ? 1 : 2, .path = cg.has_v1 ? cg.v1 : cg.v2};
     if (!each_line(root, "/proc/self/mountinfo", find_mount, &m) || !m.found)
         return 0;
-    const char *path = m.version == 1 ? cg.v1 : cg.v2;
-    /* The path less the mount's root. */
-    size_t rlen = strcmp(m.root, "/") == 0 ? 0 : strlen(m.root);
-    if (strncmp(path, m.root, rlen) != 0 || (path[rlen] != '/' && path[rlen] != 0))
-        return 0; /* outside what the mount shows */
-    const char *rel = path + rlen;
+    const char *rel = m.path + root_prefix(m.root, m.path); /* less the mount's root */
     if (strcmp(rel, "/") == 0)
         rel = "";
     const char *point = strcmp(m.point, "/") == 0 ? "" : m.point;

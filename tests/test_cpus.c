@@ -104,22 +104,35 @@ static void test_v1_quota(void **state)
 }
 
 /* A mount that shows only part of the hierarchy (a cgroup namespace, or a
- * container's bind mount): the path is taken relative to the mount's root,
- * and one outside it means no quota. Escaped characters in the mount
- * point are undone. */
+ * container's bind mount): the path is taken relative to the mount's root;
+ * a cgroup that no mount shows has no quota. Escaped characters in the
+ * mount point are undone. */
 static void test_mount_root(void **state)
 {
     (void)state;
+    const char *one_mount = "29 22 0:26 /kubepods/pod1 /sys/fs/my\\040cgroup rw - cgroup2 "
+                            "cgroup2 rw\n";
     put("/proc/self/cgroup", "0::/kubepods/pod1/c1\n");
-    put("/proc/self/mountinfo", "29 22 0:26 /kubepods/pod1 /sys/fs/my\\040cgroup rw - cgroup2 "
-                                "cgroup2 rw\n");
+    put("/proc/self/mountinfo", one_mount);
     put("/sys/fs/my cgroup/c1/cpu.max", "200000 100000\n");
     put("/sys/fs/my cgroup/cpu.max", "max 100000\n");
     assert_int_equal(spangc_cgroup_cpu_quota(root), 2);
     put("/proc/self/cgroup", "0::/kubepods/pod2/c1\n");
     assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
-    put("/proc/self/cgroup", "0::/kubepods/pod1x\n"); /* a prefix, not a parent */
+    /* A prefix of the path that is not a parent: "/kubepods/pod1" does not
+     * show "/kubepods/pod1x" (taking it for one would read the quota
+     * below). */
+    put("/proc/self/cgroup", "0::/kubepods/pod1x\n");
+    put("/sys/fs/my cgroupx/cpu.max", "500000 100000\n");
     assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    /* Another mount of the hierarchy, listed later, that does show it. */
+    char two_mounts[512];
+    snprintf(two_mounts, sizeof two_mounts, "%s%s", one_mount,
+             "30 22 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+    put("/proc/self/mountinfo", two_mounts);
+    put("/proc/self/cgroup", "0::/kubepods/pod2/c1\n");
+    put("/sys/fs/cgroup/kubepods/pod2/c1/cpu.max", "300000 100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 3);
 }
 
 /* Missing, malformed or unusual files mean no quota, never a crash or a
