@@ -49,6 +49,15 @@
 
 /* ---- reading files ------------------------------------------------------------ */
 
+/* Open the file named a followed by b for reading; -1 if it cannot be. */
+static int open_joined(const char *a, const char *b)
+{
+    char name[PATH_BYTES];
+    if ((size_t)snprintf(name, sizeof name, "%s%s", a, b) >= sizeof name)
+        return -1;
+    return open(name, O_RDONLY | O_CLOEXEC);
+}
+
 /* Call fn on each line of the file root + path, the newline removed, until
  * fn returns true. Lines longer than LINE_BYTES are skipped (mountinfo's
  * overlay mounts can list long options; no cgroup line is that long).
@@ -56,10 +65,7 @@
 static bool each_line(const char *root, const char *path, bool (*fn)(char *line, void *arg),
                       void *arg)
 {
-    char name[PATH_BYTES];
-    if ((size_t)snprintf(name, sizeof name, "%s%s", root, path) >= sizeof name)
-        return false;
-    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    int fd = open_joined(root, path);
     if (fd < 0)
         return false;
     char buf[LINE_BYTES];
@@ -100,10 +106,7 @@ static bool each_line(const char *root, const char *path, bool (*fn)(char *line,
 /* The first line of the file dir + file, at most size - 1 bytes. */
 static bool read_first_line(const char *dir, const char *file, char *buf, size_t size)
 {
-    char name[PATH_BYTES];
-    if ((size_t)snprintf(name, sizeof name, "%s%s", dir, file) >= sizeof name)
-        return false;
-    int fd = open(name, O_RDONLY | O_CLOEXEC);
+    int fd = open_joined(dir, file);
     if (fd < 0)
         return false;
     ssize_t got;
