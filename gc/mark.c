@@ -333,11 +333,11 @@ static NO_SANITIZE void mark_range(marker *m, uintptr_t lo, uintptr_t hi)
  * library's data segment, few words are heap addresses. With 16 stopped
  * threads (tests/bench/stw.c) the mark took 19.6 us a stop with the
  * scalar loop, 14-16 with this one; objects, short and dense, keep the
- * scalar loop. The bounds test is the same unsigned
- * one, w - heap < size, done as a signed compare (AVX2 has no unsigned
- * one) by flipping the top bit of both sides: (w - heap) ^ 2^63 is
- * w + (2^63 - heap), and size ^ 2^63 is size + 2^63 (size < 2^63). Only
- * the words that pass go on to mark_candidate. */
+ * scalar loop. The bounds test is the same unsigned one, w - heap < size,
+ * done as a signed compare (AVX2 has no unsigned one) by flipping the top
+ * bit of both sides: (w - heap) ^ 2^63 is w + (2^63 - heap), and
+ * size ^ 2^63 is size + 2^63 (size < 2^63). Only the words that pass go
+ * on to mark_candidate. */
 __attribute__((target("avx2"))) static NO_SANITIZE void mark_range_avx2(marker *m, uintptr_t lo,
                                                                          uintptr_t hi)
 {
