@@ -26,13 +26,20 @@
  * which of its directories the mount shows (field 4, the mount's root).
  * The cgroup's directory is the mount point followed by the path less the
  * mount's root. Anything unexpected (no such mount, a path outside the
- * mount, an unreadable or malformed file) means no quota, and the
- * affinity mask alone counts. Files are read with open and read into
- * buffers on the stack: no stdio, no malloc.
+ * mount, an unreadable or malformed file, a path too long for the
+ * buffers) means no quota, and the affinity mask alone counts.
+ *
+ * The /proc files are those of the calling thread (/proc/thread-self),
+ * falling back to /proc/self before Linux 3.17: /proc/self is the main
+ * thread's, and once the main thread has exited the kernel refuses to
+ * open its mountinfo. Files are read with open and read, no stdio, into
+ * buffers mapped for the one reading (struct scratch): the collector may
+ * run on a coroutine's small stack, and these take 8 KiB.
  */
 #include "cpus.h"
 
 #include "base.h"
+#include "os.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,30 +56,51 @@
 
 /* ---- reading files ------------------------------------------------------------ */
 
+typedef struct cgroup_paths {
+    char v1[PATH_BYTES], v2[PATH_BYTES]; /* from /proc/.../cgroup */
+    bool has_v1, has_v2;
+} cgroup_paths;
+
+typedef struct cgroup_mount {
+    int version;
+    const char *path;       /* the process's cgroup, which the mount must show */
+    char root[PATH_BYTES];  /* the hierarchy's directory the mount shows */
+    char point[PATH_BYTES]; /* where it is mounted */
+    bool found;
+} cgroup_mount;
+
+typedef struct scratch {
+    char name[PATH_BYTES]; /* the file being opened */
+    char line[LINE_BYTES]; /* each_line's buffer */
+    char dir[PATH_BYTES];  /* the cgroup directory, cut as the walk goes up */
+    cgroup_paths cg;
+    cgroup_mount m;
+} scratch;
+
 /* Open the file named a followed by b for reading; -1 if it cannot be. */
-static int open_joined(const char *a, const char *b)
+static int open_joined(scratch *sc, const char *a, const char *b)
 {
-    char name[PATH_BYTES];
-    if ((size_t)snprintf(name, sizeof name, "%s%s", a, b) >= sizeof name)
+    if ((size_t)snprintf(sc->name, sizeof sc->name, "%s%s", a, b) >= sizeof sc->name)
         return -1;
-    return open(name, O_RDONLY | O_CLOEXEC);
+    return open(sc->name, O_RDONLY | O_CLOEXEC);
 }
 
 /* Call fn on each line of the file root + path, the newline removed, until
  * fn returns true. Lines longer than LINE_BYTES are skipped (mountinfo's
  * overlay mounts can list long options; no cgroup line is that long).
  * False if the file cannot be opened. */
-static bool each_line(const char *root, const char *path, bool (*fn)(char *line, void *arg),
-                      void *arg)
+static bool each_line(scratch *sc, const char *root, const char *path,
+                      bool (*fn)(char *line, void *arg), void *arg)
 {
-    int fd = open_joined(root, path);
+    int fd = open_joined(sc, root, path);
     if (fd < 0)
         return false;
-    char buf[LINE_BYTES];
+    char *buf = sc->line;
+    const size_t size = sizeof sc->line;
     size_t have = 0;
     bool skipping = false; /* inside a line too long for buf */
     for (;;) {
-        ssize_t got = read(fd, buf + have, sizeof buf - 1 - have);
+        ssize_t got = read(fd, buf + have, size - 1 - have);
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0) {
@@ -94,7 +122,7 @@ static bool each_line(const char *root, const char *path, bool (*fn)(char *line,
             break;
         have = (size_t)(buf + have - line);
         memmove(buf, line, have);
-        if (have == sizeof buf - 1) {
+        if (have == size - 1) {
             skipping = true;
             have = 0;
         }
@@ -104,9 +132,9 @@ static bool each_line(const char *root, const char *path, bool (*fn)(char *line,
 }
 
 /* The first line of the file dir + file, at most size - 1 bytes. */
-static bool read_first_line(const char *dir, const char *file, char *buf, size_t size)
+static bool read_first_line(scratch *sc, const char *dir, const char *file, char *buf, size_t size)
 {
-    int fd = open_joined(dir, file);
+    int fd = open_joined(sc, dir, file);
     if (fd < 0)
         return false;
     ssize_t got;
@@ -160,12 +188,7 @@ static bool copy_unescaped(char *dst, const char *src)
 
 /* ---- where the cgroup is ------------------------------------------------------- */
 
-typedef struct cgroup_paths {
-    char v1[PATH_BYTES], v2[PATH_BYTES]; /* from /proc/self/cgroup */
-    bool has_v1, has_v2;
-} cgroup_paths;
-
-/* A line of /proc/self/cgroup: "id:controllers:path". */
+/* A line of /proc/.../cgroup: "id:controllers:path". */
 static bool note_cgroup(char *line, void *arg)
 {
     cgroup_paths *cg = arg;
@@ -187,13 +210,16 @@ static bool note_cgroup(char *line, void *arg)
     return false;
 }
 
-typedef struct cgroup_mount {
-    int version;
-    const char *path;       /* the process's cgroup, which the mount must show */
-    char root[PATH_BYTES];  /* the hierarchy's directory the mount shows */
-    char point[PATH_BYTES]; /* where it is mounted */
-    bool found;
-} cgroup_mount;
+/* Whether the path has a ".." component: a process outside the root of
+ * its cgroup namespace (moved in with nsenter) sees "/../sibling", which
+ * no mount inside the namespace shows. */
+static bool has_dotdot(const char *path)
+{
+    for (const char *p = path; (p = strstr(p, "..")) != NULL; p += 2)
+        if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == 0))
+            return true;
+    return false;
+}
 
 /* The length of the mount's root to take off the cgroup path, or -1 if
  * the mount does not show that cgroup (its root is not the path or one of
@@ -201,12 +227,12 @@ typedef struct cgroup_mount {
 static long root_prefix(const char *mount_root, const char *path)
 {
     size_t n = strcmp(mount_root, "/") == 0 ? 0 : strlen(mount_root);
-    if (strncmp(path, mount_root, n) != 0 || (path[n] != '/' && path[n] != 0))
+    if (has_dotdot(path) || strncmp(path, mount_root, n) != 0 || (path[n] != '/' && path[n] != 0))
         return -1;
     return (long)n;
 }
 
-/* A line of /proc/self/mountinfo: "id parent major:minor root point
+/* A line of /proc/.../mountinfo: "id parent major:minor root point
  * options [optional fields...] - fstype source super-options". */
 static bool find_mount(char *line, void *arg)
 {
@@ -245,10 +271,10 @@ static unsigned whole_cpus(unsigned long long quota, unsigned long long period)
 }
 
 /* cgroup v2: cpu.max is "max PERIOD" or "QUOTA PERIOD". */
-static unsigned quota_v2(const char *dir)
+static unsigned quota_v2(scratch *sc, const char *dir)
 {
     char buf[64], *end;
-    if (!read_first_line(dir, "/cpu.max", buf, sizeof buf) || strncmp(buf, "max", 3) == 0)
+    if (!read_first_line(sc, dir, "/cpu.max", buf, sizeof buf) || strncmp(buf, "max", 3) == 0)
         return 0;
     errno = 0;
     unsigned long long quota = strtoull(buf, &end, 10);
@@ -262,11 +288,11 @@ static unsigned quota_v2(const char *dir)
 }
 
 /* cgroup v1: cpu.cfs_quota_us (-1 for none) and cpu.cfs_period_us. */
-static unsigned quota_v1(const char *dir)
+static unsigned quota_v1(scratch *sc, const char *dir)
 {
     char q[32], p[32], *end;
-    if (!read_first_line(dir, "/cpu.cfs_quota_us", q, sizeof q) || q[0] == '-' ||
-        !read_first_line(dir, "/cpu.cfs_period_us", p, sizeof p))
+    if (!read_first_line(sc, dir, "/cpu.cfs_quota_us", q, sizeof q) || q[0] == '-' ||
+        !read_first_line(sc, dir, "/cpu.cfs_period_us", p, sizeof p))
         return 0;
     errno = 0;
     unsigned long long quota = strtoull(q, &end, 10);
@@ -278,13 +304,14 @@ static unsigned quota_v1(const char *dir)
     return whole_cpus(quota, period);
 }
 
-/* The smallest quota from dir up to its first top bytes (the mount
- * point), each directory in turn; dir is cut as the walk goes up. */
-static unsigned smallest_quota_up(char *dir, size_t top, int version)
+/* The smallest quota from sc->dir up to its first top bytes (the mount
+ * point), each directory in turn. */
+static unsigned smallest_quota_up(scratch *sc, size_t top, int version)
 {
+    char *dir = sc->dir;
     unsigned best = 0;
     for (;;) {
-        unsigned q = version == 2 ? quota_v2(dir) : quota_v1(dir);
+        unsigned q = version == 2 ? quota_v2(sc, dir) : quota_v1(sc, dir);
         if (q && (best == 0 || q < best))
             best = q;
         char *slash = strlen(dir) > top ? strrchr(dir + top, '/') : NULL;
@@ -294,22 +321,48 @@ static unsigned smallest_quota_up(char *dir, size_t top, int version)
     }
 }
 
-unsigned spangc_cgroup_cpu_quota(const char *root)
+/* each_line on the calling thread's /proc file, or the process's. */
+static bool each_proc_line(scratch *sc, const char *root, const char *file,
+                           bool (*fn)(char *line, void *arg), void *arg)
 {
-    cgroup_paths cg = {.has_v1 = false};
-    if (!each_line(root, "/proc/self/cgroup", note_cgroup, &cg) || !(cg.has_v1 || cg.has_v2))
+    char path[64];
+    snprintf(path, sizeof path, "/proc/thread-self/%s", file);
+    if (each_line(sc, root, path, fn, arg))
+        return true;
+    snprintf(path, sizeof path, "/proc/self/%s", file);
+    return each_line(sc, root, path, fn, arg);
+}
+
+static unsigned quota_of(scratch *sc, const char *root)
+{
+    cgroup_paths *cg = &sc->cg;
+    if (!each_proc_line(sc, root, "cgroup", note_cgroup, cg) || !(cg->has_v1 || cg->has_v2))
         return 0;
-    cgroup_mount m = {.version = cg.has_v1 ? 1 : 2, .path = cg.has_v1 ? cg.v1 : cg.v2};
-    if (!each_line(root, "/proc/self/mountinfo", find_mount, &m) || !m.found)
+    cgroup_mount *m = &sc->m;
+    m->version = cg->has_v1 ? 1 : 2;
+    m->path = cg->has_v1 ? cg->v1 : cg->v2;
+    if (!each_proc_line(sc, root, "mountinfo", find_mount, m) || !m->found)
         return 0;
-    const char *rel = m.path + root_prefix(m.root, m.path); /* less the mount's root */
+    const char *rel = m->path + root_prefix(m->root, m->path); /* less the mount's root */
     if (strcmp(rel, "/") == 0)
         rel = "";
-    const char *point = strcmp(m.point, "/") == 0 ? "" : m.point;
-    char dir[PATH_BYTES];
-    if ((size_t)snprintf(dir, sizeof dir, "%s%s%s", root, point, rel) >= sizeof dir)
+    const char *point = strcmp(m->point, "/") == 0 ? "" : m->point;
+    /* Room for the longest file name after it, or no answer: skipping the
+     * cgroup's own file would let a parent's larger quota through. */
+    size_t n = (size_t)snprintf(sc->dir, sizeof sc->dir, "%s%s%s", root, point, rel);
+    if (n + sizeof "/cpu.cfs_period_us" > sizeof sc->dir)
         return 0;
-    return smallest_quota_up(dir, strlen(root) + strlen(point), m.version);
+    return smallest_quota_up(sc, strlen(root) + strlen(point), m->version);
+}
+
+unsigned spangc_cgroup_cpu_quota(const char *root)
+{
+    scratch *sc = spangc_os_alloc(sizeof *sc); /* zeroed */
+    if (!sc)
+        return 0;
+    unsigned q = quota_of(sc, root);
+    spangc_os_free(sc, sizeof *sc);
+    return q;
 }
 
 /* ---- the answer -------------------------------------------------------------- */

@@ -170,6 +170,71 @@ static void test_bad_files(void **state)
     assert_int_equal(spangc_cgroup_cpu_quota("/nonexistent-spangc-root"), 0);
 }
 
+/* The calling thread's /proc files come first (/proc/self is the main
+ * thread's, unreadable once it has exited); /proc/self is the fallback. */
+static void test_thread_self_first(void **state)
+{
+    (void)state;
+    put("/proc/self/cgroup", "0::/s\n");
+    put("/proc/self/mountinfo", MOUNTINFO_V2);
+    put("/sys/fs/cgroup/s/cpu.max", "300000 100000\n");
+    put("/sys/fs/cgroup/t/cpu.max", "100000 100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 3);
+    put("/proc/thread-self/cgroup", "0::/t"); /* no newline at the end */
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 1);
+    put("/proc/thread-self/mountinfo", "22 1 8:1 / / rw - ext4 /dev/vda1 rw\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0); /* its own mountinfo wins too */
+    char name[1024];
+    snprintf(name, sizeof name, "%s/proc/thread-self/cgroup", root);
+    unlink(name);
+    snprintf(name, sizeof name, "%s/proc/thread-self/mountinfo", root);
+    unlink(name);
+}
+
+/* The walk stops at the mount point; a line that straddles two reads is
+ * put together; a cgroup path too long to name its files, or one with a
+ * ".." (outside its cgroup namespace), gives no quota rather than a
+ * parent's or a stranger's. */
+static void test_walk_and_edges(void **state)
+{
+    (void)state;
+    put("/proc/self/cgroup", "0::/a\n");
+    put("/sys/fs/cgroup/a/cpu.max", "max 100000\n");
+    put("/sys/fs/cpu.max", "100000 100000\n"); /* above the mount point */
+    /* A first line of about 2,030 bytes: the cgroup2 line after it
+     * straddles the end of the first 2,047-byte read. */
+    char first[2100];
+    int n = snprintf(first, sizeof first, "1 1 8:1 / /");
+    memset(first + n, 'y', 1990);
+    strcpy(first + n + 1990, " rw - ext4 /dev/vda1 rw\n");
+    char info[2400];
+    snprintf(info, sizeof info, "%s%s", first, MOUNTINFO_V2);
+    put("/proc/self/mountinfo", info);
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    put("/sys/fs/cgroup/a/cpu.max", "200000 100000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 2);
+
+    /* A path of about 1,000 bytes: its own file's name would not fit. */
+    char deep[1100] = "0::/a";
+    for (int i = 0; i < 4; i++) {
+        size_t len = strlen(deep);
+        deep[len] = '/';
+        memset(deep + len + 1, 'd' + i, 240);
+        deep[len + 241] = 0;
+    }
+    char file[1200];
+    snprintf(file, sizeof file, "/sys/fs/cgroup%s/cpu.max", deep + 3);
+    put(file, "100000 100000\n");
+    strcat(deep, "\n");
+    put("/proc/self/cgroup", deep);
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+
+    put("/proc/self/cgroup", "0::/../a\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+    put("/proc/self/cgroup", "0::/a/..\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
+}
+
 /* The affinity mask: pinned to one CPU, one; with the mask restored, the
  * count of its CPUs (or the real quota, if smaller). */
 static void test_affinity(void **state)
@@ -194,6 +259,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v2_quota),   cmocka_unit_test(test_v1_quota),
         cmocka_unit_test(test_mount_root), cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_thread_self_first), cmocka_unit_test(test_walk_and_edges),
         cmocka_unit_test(test_affinity),
     };
     return cmocka_run_group_tests(tests, make_root, remove_root);
