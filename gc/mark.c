@@ -673,10 +673,7 @@ uint64_t spangc_mark_finish(void)
     /* Done stays done (a worker joining now joins idle): close the mark to
      * workers that have not joined, and go on without waiting for them,
      * or for joined ones to leave; spangc_mark_begin waits for those. */
-    uintptr_t w;
-    do
-        w = ao_load(&mk.state);
-    while (!ao_cas(&mk.state, w, w | ST_CLOSED));
+    ao_or(&mk.state, ST_CLOSED);
     bool overflowed = false;
     for (unsigned i = 0; i < mk.nmarkers; i++) {
         overflowed |= mk.m[i].overflowed;

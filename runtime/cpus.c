@@ -270,36 +270,40 @@ static unsigned whole_cpus(unsigned long long quota, unsigned long long period)
     return n > 1u << 20 ? 1u << 20 : (unsigned)n;
 }
 
+/* A decimal count at *s, which must end at stop; *s moves past it. */
+static bool parse_count(const char **s, char stop, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoull(*s, &end, 10);
+    if (end == *s || *end != stop || errno)
+        return false;
+    *s = end;
+    return true;
+}
+
 /* cgroup v2: cpu.max is "max PERIOD" or "QUOTA PERIOD". */
 static unsigned quota_v2(scratch *sc, const char *dir)
 {
-    char buf[64], *end;
-    if (!read_first_line(sc, dir, "/cpu.max", buf, sizeof buf) || strncmp(buf, "max", 3) == 0)
+    char buf[64];
+    const char *p = buf;
+    unsigned long long quota, period;
+    if (!read_first_line(sc, dir, "/cpu.max", buf, sizeof buf) || strncmp(buf, "max", 3) == 0 ||
+        !parse_count(&p, ' ', &quota))
         return 0;
-    errno = 0;
-    unsigned long long quota = strtoull(buf, &end, 10);
-    if (end == buf || *end != ' ' || errno)
-        return 0;
-    const char *p = end + 1;
-    unsigned long long period = strtoull(p, &end, 10);
-    if (end == p || errno)
-        return 0;
-    return whole_cpus(quota, period);
+    p++;
+    return parse_count(&p, 0, &period) ? whole_cpus(quota, period) : 0;
 }
 
 /* cgroup v1: cpu.cfs_quota_us (-1 for none) and cpu.cfs_period_us. */
 static unsigned quota_v1(scratch *sc, const char *dir)
 {
-    char q[32], p[32], *end;
+    char q[32], p[32];
+    const char *qs = q, *ps = p;
+    unsigned long long quota, period;
     if (!read_first_line(sc, dir, "/cpu.cfs_quota_us", q, sizeof q) || q[0] == '-' ||
-        !read_first_line(sc, dir, "/cpu.cfs_period_us", p, sizeof p))
-        return 0;
-    errno = 0;
-    unsigned long long quota = strtoull(q, &end, 10);
-    if (end == q || errno)
-        return 0;
-    unsigned long long period = strtoull(p, &end, 10);
-    if (end == p || errno)
+        !read_first_line(sc, dir, "/cpu.cfs_period_us", p, sizeof p) ||
+        !parse_count(&qs, 0, &quota) || !parse_count(&ps, 0, &period))
         return 0;
     return whole_cpus(quota, period);
 }
