@@ -137,7 +137,13 @@ static void *alloc_large(spangc_thread *t, size_t size, int noscan, const gc_typ
     return p;
 }
 
-static void *alloc_small(spangc_thread *t, size_t size, int noscan, const gc_type *type)
+/* *due, when not NULL, asks for the pacer's check before a refill: the
+ * allocation then stops there, returning NULL with *due set, if the heap
+ * has reached its goal. Between refills heap_live does not move for this
+ * thread (a cached span's free slots count from the moment it is cached),
+ * so checking at every slow path only read a line other threads write. */
+static void *alloc_small(spangc_thread *t, size_t size, int noscan, const gc_type *type,
+                         bool *due)
 {
     unsigned sc = make_spanclass(size_to_class(size), noscan);
     mcache *c = &t->cache;
@@ -146,6 +152,10 @@ static void *alloc_small(spangc_thread *t, size_t size, int noscan, const gc_typ
     mspan *s = c->alloc[sc];
     uint32_t idx = spangc_span_next_free(s);
     if (idx >= s->nelems) {
+        if (due && spangc_gc_due(0)) {
+            *due = true;
+            goto out;
+        }
         s = spangc_mcache_refill(c, sc);
         if (!s)
             goto out;
@@ -165,11 +175,12 @@ out:
     return p;
 }
 
-static void *try_alloc(spangc_thread *t, size_t size, int noscan, const gc_type *type)
+static void *try_alloc(spangc_thread *t, size_t size, int noscan, const gc_type *type,
+                       bool *due)
 {
     if (size > MAX_SMALL_SIZE)
         return alloc_large(t, size, noscan, type);
-    return alloc_small(t, size, noscan, type);
+    return alloc_small(t, size, noscan, type, due);
 }
 
 void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, void *caller);
@@ -201,22 +212,29 @@ NOINLINE void *spangc_alloc_slow(size_t size, int noscan, const gc_type *type, v
      * it reuse the garbage, where counting it after would let the heap
      * overshoot its goal by the whole object (a string doubled in a loop
      * kept one dead copy too many at its peak). A small one is counted
-     * with its span's free bytes when the span is cached. */
+     * with its span's free bytes when the span is cached, so the check
+     * waits for a refill (alloc_small). */
     uint64_t usable = usable_size(size);
-    uint64_t extra = size > MAX_SMALL_SIZE ? usable : 0;
+    bool collected = true, due = false;
     if (unlikely(spangc_cfg.stress) && ++c->stress_count >= spangc_cfg.stress) {
         c->stress_count = 0;
         spangc_collect(COLLECT_STRESS);
-    } else if (spangc_gc_due(extra)) {
-        spangc_collect_auto(extra);
+    } else if (size > MAX_SMALL_SIZE && spangc_gc_due(usable)) {
+        spangc_collect_auto(usable);
+    } else {
+        collected = false;
     }
-    void *p = try_alloc(t, size, noscan, type);
+    void *p = try_alloc(t, size, noscan, type, collected ? NULL : &due);
+    if (due) {
+        spangc_collect_auto(0);
+        p = try_alloc(t, size, noscan, type, NULL);
+    }
     if (unlikely(!p)) {
         spangc_collect(COLLECT_FULL);
-        p = try_alloc(t, size, noscan, type);
+        p = try_alloc(t, size, noscan, type, NULL);
         if (!p && spangc_cfg.oom_fn) {
             spangc_cfg.oom_fn(size);
-            p = try_alloc(t, size, noscan, type);
+            p = try_alloc(t, size, noscan, type, NULL);
         }
         if (!p) {
             errno = ENOMEM;

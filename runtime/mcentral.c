@@ -64,14 +64,43 @@ static bool claim(mspan *s, uintptr_t sg)
     return ao_load(&s->sweepgen) == sg - 2 && ao_cas(&s->sweepgen, sg - 2, sg - 1);
 }
 
-mspan *spangc_mcentral_cache_span(unsigned spanclass)
+/* The bytes of s's free slots: what heap_live counts for a cached span
+ * beyond its allocated objects. */
+static uintptr_t span_free_bytes(const mspan *s)
+{
+    return (uintptr_t)(s->nelems - s->alloc_count) * s->elemsize;
+}
+
+static void check_cached_span(mspan *s, uintptr_t sg, const char *what)
+{
+    if (ao_load(&s->sweepgen) != sg)
+        spangc_throw("%s span %p with sweepgen %lu (heap %lu)", what, (void *)s->base,
+                     (unsigned long)ao_load(&s->sweepgen), (unsigned long)sg);
+}
+
+/* File a span an mcache gives back; the caller holds c->lock. */
+static void file_uncached(mcentral *c, mspan *s, unsigned sw)
+{
+    list_push(s->alloc_count == s->nelems ? &c->full[sw] : &c->partial[sw], s);
+}
+
+mspan *spangc_mcentral_cache_span(unsigned spanclass, mspan *old)
 {
     mcentral *c = &spangc_central[spanclass];
     uintptr_t sg = heap_sweepgen();
     unsigned sw = swept_index(sg);
+    /* heap_live changes by one atomic add per refill: it is read by every
+     * thread's pacing check, so each write pulls its line from them. */
+    uintptr_t live_delta = 0;
     mspan *s;
 
+    if (old) {
+        check_cached_span(old, sg, "uncaching");
+        live_delta -= span_free_bytes(old);
+    }
     lock_acquire(&c->lock);
+    if (old)
+        file_uncached(c, old, sw);
     s = list_pop(&c->partial[sw]);
     if (s) {
         lock_release(&c->lock);
@@ -108,43 +137,35 @@ mspan *spangc_mcentral_cache_span(unsigned spanclass)
     spangc_sweep_end();
 
     s = spangc_mheap_alloc(class_to_npages[spanclass >> 1], spanclass);
-    if (!s)
+    if (!s) {
+        ao_add(&spangc_mstats.heap_live, live_delta);
         return NULL;
+    }
 have:
     if (s->spanclass != spanclass || ao_load(&s->state) != SPAN_IN_USE)
         spangc_throw("corrupted span %p on the lists of span class %u (class %u, state %u)",
                      (void *)s->base, spanclass, s->spanclass, (unsigned)ao_load(&s->state));
-    if (ao_load(&s->sweepgen) != sg)
-        spangc_throw("caching unswept span %p (sweepgen %lu, heap %lu)", (void *)s->base,
-                     (unsigned long)ao_load(&s->sweepgen), (unsigned long)sg);
-    ao_add(&spangc_mstats.heap_live, (uintptr_t)(s->nelems - s->alloc_count) * s->elemsize);
+    check_cached_span(s, sg, "caching unswept");
+    ao_add(&spangc_mstats.heap_live, live_delta + span_free_bytes(s));
     s->alloc_count_base = s->alloc_count;
     return s;
 }
 
-void spangc_span_count_allocs(mspan *s)
+uint32_t spangc_span_take_alloc_count(mspan *s)
 {
     uint32_t n = s->alloc_count - s->alloc_count_base;
-    if (n == 0)
-        return;
     s->alloc_count_base = s->alloc_count;
-    ao_add(&spangc_mstats.mallocs, n);
-    ao_add(&spangc_mstats.total_alloc, (uintptr_t)n * s->elemsize);
-    ao_add(&spangc_mstats.heap_alloc, (uintptr_t)n * s->elemsize);
+    return n;
 }
 
 void spangc_mcentral_uncache_span(mspan *s)
 {
     uintptr_t sg = heap_sweepgen();
-    if (ao_load(&s->sweepgen) != sg)
-        spangc_throw("uncaching span %p with sweepgen %lu (heap %lu)", (void *)s->base,
-                     (unsigned long)ao_load(&s->sweepgen), (unsigned long)sg);
-    spangc_span_count_allocs(s);
-    ao_sub(&spangc_mstats.heap_live, (uintptr_t)(s->nelems - s->alloc_count) * s->elemsize);
+    check_cached_span(s, sg, "uncaching");
+    ao_sub(&spangc_mstats.heap_live, span_free_bytes(s));
     mcentral *c = &spangc_central[s->spanclass];
-    unsigned sw = swept_index(sg);
     lock_acquire(&c->lock);
-    list_push(s->alloc_count == s->nelems ? &c->full[sw] : &c->partial[sw], s);
+    file_uncached(c, s, swept_index(sg));
     lock_release(&c->lock);
 }
 

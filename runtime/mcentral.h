@@ -41,10 +41,13 @@ void spangc_mcentral_init(void);
 /* A swept span of spanclass with at least one free slot, for an mcache:
  * from the swept partial list, else by sweeping unswept spans (at most a
  * small budget of them), else fresh from mheap. NULL when out of memory.
- * Adds the span's free bytes to heap_live. */
-mspan *spangc_mcentral_cache_span(unsigned spanclass);
+ * Takes back old first (the mcache's previous span of the class, or
+ * NULL) under the same lock acquisition. Moves heap_live by the new
+ * span's free bytes less old's. The caller has counted old's objects
+ * (spangc_span_take_alloc_count). */
+mspan *spangc_mcentral_cache_span(unsigned spanclass, mspan *old);
 
-/* Take back a span from an mcache; counts the objects allocated from it. */
+/* Take back a span from an mcache whose objects the caller has counted. */
 void spangc_mcentral_uncache_span(mspan *s);
 
 /* File a just-swept span (not preserved) on its swept list, or free it to
@@ -60,8 +63,9 @@ mspan *spangc_mcentral_pop_unswept(unsigned spanclass);
 /* Calls fn on every span on any list of any class (world stopped). */
 void spangc_mcentral_for_each(void (*fn)(mspan *s, void *arg), void *arg);
 
-/* Count objects allocated from s since it was last counted (mstats.h). */
-void spangc_span_count_allocs(mspan *s);
+/* The objects allocated from s since the last call (or since it was
+ * cached), for the caller to count in the statistics (mcache.h). */
+uint32_t spangc_span_take_alloc_count(mspan *s);
 
 /* fork support: in the child, re-initialize the locks (none can be held
  * at fork: gc/gc.c). */

@@ -2,9 +2,13 @@
  * mstats.h - the heap's running counters.
  *
  * All are atomic words updated with ao_add/ao_sub from any thread. Objects
- * allocated on the mcache fast path are counted when their span leaves the
- * mcache (uncache, flush) or when gc_get_stats folds the calling thread's
- * cache in, so that the fast path itself touches no shared counter.
+ * allocated from an mcache are counted in it, and reach these counters when
+ * the whole cache is given back (every collection, thread exit) or when
+ * gc_get_stats folds the calling thread's cache in (mcache.h); so neither
+ * the fast path nor a refill touches them.
+ *
+ * heap_live has a cache line to itself: every thread reads it at each
+ * refill (the pacer's check), and the others are written per swept span.
  */
 #ifndef SPANGC_MSTATS_H
 #define SPANGC_MSTATS_H
@@ -20,8 +24,8 @@ typedef struct mstats {
     /* The pacer's view [Go: heapLive]: bytes marked by the last cycle
      * plus everything handed to mcaches since (whole spans' free slots
      * count from the moment the span is cached) plus large objects. */
-    ao_word heap_live;
-} mstats;
+    ao_word heap_live __attribute__((aligned(64)));
+} __attribute__((aligned(64))) mstats;
 
 /* Atomic counters; no lock. */
 extern SPANGC_STATE mstats spangc_mstats;
