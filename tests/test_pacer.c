@@ -339,44 +339,65 @@ static void test_memory_limit(void **state)
  * hold garbage (reclaiming a request's worth of scattered pages is not
  * enough). Large objects of up to 6 MiB, a few kept, and small ones
  * between them; in a child process, whose heap has no background worker
- * yet to sweep behind the allocations' back. Before the change the peak
- * was 84 MiB, after it 74. */
+ * yet to sweep behind the allocations' back. Where the large objects land
+ * moves one run's peak by a large object or so (68-81 MiB over seeds and
+ * builds), so the test takes the mean of six runs with different seeds:
+ * 75-76 MiB, against 81-82 MiB when the allocation stops sweeping once a
+ * request's worth of pages is reclaimed. */
 void *volatile kept_large[4];
+
+static double limit_run_peak_mib(uint64_t seed)
+{
+    spangc_cfg.background_sweep = false;
+    gc_set_percent(-1); /* only the limit starts cycles */
+    gc_set_memory_limit(64 << 20);
+    collect();
+    uint64_t peak = 0;
+    for (int i = 0; i < 1500; i++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        size_t size = (size_t)(seed >> 33) % (6 << 20) + 40000;
+        char *p = i % 3 ? gc_alloc_atomic(size) : gc_alloc(size);
+        if (!p)
+            _exit(2);
+        p[0] = 1;
+        if (i % 16 == 0)
+            kept_large[i / 16 % 4] = p;
+        for (int k = 0; i % 5 == 0 && k < 200; k++)
+            (void)!gc_alloc(k * 10);
+        gc_stats st;
+        gc_get_stats(&st);
+        if (st.heap_sys - st.heap_released > peak)
+            peak = st.heap_sys - st.heap_released;
+    }
+    return peak / 1048576.0;
+}
 
 static void test_memory_limit_sweeps_before_growing(void **state)
 {
     (void)state;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        spangc_cfg.background_sweep = false;
-        gc_set_percent(-1); /* only the limit starts cycles */
-        gc_set_memory_limit(64 << 20);
-        collect();
-        uint64_t seed = 2, peak = 0;
-        for (int i = 0; i < 1500; i++) {
-            seed = seed * 6364136223846793005u + 1442695040888963407u;
-            size_t size = (size_t)(seed >> 33) % (6 << 20) + 40000;
-            char *p = i % 3 ? gc_alloc_atomic(size) : gc_alloc(size);
-            if (!p)
-                _exit(2);
-            p[0] = 1;
-            if (i % 16 == 0)
-                kept_large[i / 16 % 4] = p;
-            for (int k = 0; i % 5 == 0 && k < 200; k++)
-                (void)!gc_alloc(k * 10);
-            gc_stats st;
-            gc_get_stats(&st);
-            if (st.heap_sys - st.heap_released > peak)
-                peak = st.heap_sys - st.heap_released;
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    double sum = 0;
+    for (uint64_t seed = 1; seed <= 6; seed++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            double peak = limit_run_peak_mib(seed);
+            _exit(write(fds[1], &peak, sizeof peak) == sizeof peak ? 0 : 3);
         }
-        fprintf(stderr, "peak mapped %.1f MiB with a 64 MiB limit\n", peak / 1048576.0);
-        _exit(peak < (78 << 20) ? 0 : 1);
+        int status;
+        double peak = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(read(fds[0], &peak, sizeof peak), sizeof peak);
+        fprintf(stderr, "seed %d: peak mapped %.1f MiB with a 64 MiB limit\n", (int)seed, peak);
+        sum += peak;
     }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    close(fds[0]);
+    close(fds[1]);
+    fprintf(stderr, "mean peak %.1f MiB\n", sum / 6);
+    assert_true(sum / 6 < 79.0);
 }
 
 static long rss_kib(void)
