@@ -294,6 +294,8 @@ void spangc_mheap_free(mspan *s)
     ao_store(&s->types, 0);
     spangc_meta_free(s->type_idx, s->nelems);
     s->type_idx = NULL;
+    spangc_meta_free(s->big_bits, span_big_bits_bytes(s->nelems));
+    s->big_bits = NULL;
     free_locked(s);
     lock_release(&spangc_heap.lock);
 }
@@ -441,6 +443,12 @@ static void release_before_growth_locked(size_t npages)
 mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
 {
     mheap *h = &spangc_heap;
+    /* Taken before mheap.lock, so that failing to get it leaves nothing
+     * to undo. */
+    size_t big_bytes = span_big_bits_bytes(span_class_nelems(spanclass, npages));
+    uint64_t *big_bits = NULL;
+    if (big_bytes && !(big_bits = spangc_meta_alloc(big_bytes)))
+        return NULL;
     lock_acquire(&h->lock);
     mspan *s = treap_first_fit(npages);
     /* Sweeping may free whole spans; try that before growing, until as
@@ -464,13 +472,15 @@ mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass)
     if (s)
         s = carve_locked(s, npages);
     lock_release(&h->lock);
-    if (!s)
+    if (!s) {
+        spangc_meta_free(big_bits, big_bytes);
         return NULL;
+    }
     /* Freed pages were closed to memory checkers; these are in use again
      * (free slots of small spans are closed again only once freed). */
     if (spangc_track_slots)
         track_alloc((void *)s->base, npages * PAGE_SIZE);
-    spangc_span_init(s, spanclass);
+    spangc_span_init(s, spanclass, big_bits);
     ao_store(&s->sweepgen, ao_load(&h->sweepgen));
     ao_store_rel(&s->state, SPAN_IN_USE); /* publishes the layout */
     return s;

@@ -7,27 +7,38 @@
 
 SPANGC_STATE mspan spangc_empty_span;
 
-void spangc_span_init(mspan *s, unsigned spanclass)
+void spangc_span_init(mspan *s, unsigned spanclass, uint64_t *big_bits)
 {
     unsigned sizeclass = spanclass >> 1;
     s->spanclass = (uint8_t)spanclass;
+    s->nelems = span_class_nelems(spanclass, s->npages);
     if (sizeclass == 0) {
         s->elemsize = s->npages * PAGE_SIZE;
-        s->nelems = 1;
         s->divmul = 0;
     } else {
         s->elemsize = class_to_size[sizeclass];
-        s->nelems = (uint32_t)(s->npages * PAGE_SIZE / s->elemsize);
         s->divmul = class_to_divmul[sizeclass];
     }
+    if ((span_big_bits_bytes(s->nelems) != 0) != (big_bits != NULL))
+        spangc_throw("span %p of %u slots set up with%s a bitmap block", (void *)s->base,
+                     s->nelems, big_bits ? "" : "out");
     s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
     span_set_freeindex(s, 0);
     s->alloc_count = 0;
     s->alloc_count_base = 0;
-    memset(s->bits, 0, sizeof s->bits);
-    memset(s->par_bits, 0, sizeof s->par_bits);
-    s->alloc_bits = s->bits[0];
-    s->mark_bits = s->bits[1];
+    s->big_bits = big_bits;
+    if (big_bits) {
+        uint32_t words = (s->nelems + 63) / 64;
+        s->alloc_bits = big_bits;
+        s->mark_bits = big_bits + words;
+        s->par_bits = (uint64_t(*)[2])(big_bits + 2 * words);
+    } else {
+        memset(s->bits, 0, sizeof s->bits);
+        memset(s->inline_par, 0, sizeof s->inline_par);
+        s->alloc_bits = s->bits[0];
+        s->mark_bits = s->bits[1];
+        s->par_bits = s->inline_par;
+    }
     s->alloc_cache = ~(uint64_t)0;
     ao_store(&s->types, 0);
     s->large_type = NULL;

@@ -17,7 +17,11 @@
  * freeindex, shifted so that bit 0 is slot freeindex: the fast path finds a
  * free slot with one count-trailing-zeros. mark_bits are set by marking;
  * sweeping makes them the new alloc_bits and clears the old ones for the
- * next mark. The bitmaps live in the span structure, never in the objects.
+ * next mark. The bitmaps are never in the objects: a span of at most
+ * SPAN_INLINE_OBJECTS slots keeps them in its structure (bits,
+ * inline_par); one with more, the small classes whose spans are several
+ * pages (runtime/mksizeclasses.c), has all of them in big_bits, one
+ * metadata block that mheap allocates with the span and frees with it.
  *
  * Marks of a parallel mark. A locked read-modify-write per newly marked
  * object was the hottest instruction of marking (40 % of mark_range's
@@ -66,7 +70,11 @@
 
 enum span_state { SPAN_DEAD = 0, SPAN_FREE = 1, SPAN_IN_USE = 2, SPAN_INIT = 3 };
 
-#define SPAN_BITMAP_WORDS (MAX_OBJECTS_PER_SPAN / 64)
+/* Slots whose bitmaps fit in the span structure: those of every one-page
+ * span. 256 bytes of bitmaps in every structure; sizing them for the
+ * largest span (MAX_OBJECTS_PER_SPAN) would make that 1 KiB. */
+#define SPAN_INLINE_OBJECTS 512
+#define SPAN_INLINE_WORDS (SPAN_INLINE_OBJECTS / 64)
 #define SPAN_PALETTE 7 /* object layouts a span tells apart by a byte */
 
 struct gc_type;
@@ -112,6 +120,8 @@ struct mspan {
     uint64_t alloc_cache;
     uint64_t *alloc_bits;
     uint64_t *mark_bits;
+    uint64_t (*par_bits)[2]; /* [w][0], [w][1]: one cache line */
+    uint64_t *big_bits;      /* see above; NULL for an inline span */
     ao_word sweepgen;
 
     /* Precise layouts of typed objects (see span_type_of). A span that
@@ -142,8 +152,8 @@ struct mspan {
     spangc_lock speciallock;
     struct special *specials;
 
-    uint64_t bits[2][SPAN_BITMAP_WORDS];
-    uint64_t par_bits[SPAN_BITMAP_WORDS][2]; /* [w][0], [w][1]: one cache line */
+    uint64_t bits[2][SPAN_INLINE_WORDS];
+    uint64_t inline_par[SPAN_INLINE_WORDS][2];
 };
 
 static inline bool span_is_noscan(const mspan *s)
@@ -174,6 +184,22 @@ static inline const struct gc_type *span_type_of(const mspan *s, uint32_t idx)
         return NULL;
     uint8_t k = s->type_idx[idx];
     return k ? s->palette[k - 1] : NULL;
+}
+
+/* The number of slots of a span of spanclass and npages pages. */
+static inline uint32_t span_class_nelems(unsigned spanclass, size_t npages)
+{
+    unsigned sizeclass = spanclass >> 1;
+    return sizeclass ? (uint32_t)(npages * PAGE_SIZE / class_to_size[sizeclass]) : 1;
+}
+
+/* The bytes of the big_bits block of a span of nelems slots, or 0 if its
+ * bitmaps are inline: alloc and mark bits, then the parallel marks. */
+static inline size_t span_big_bits_bytes(uint32_t nelems)
+{
+    if (nelems <= SPAN_INLINE_OBJECTS)
+        return 0;
+    return 4 * sizeof(uint64_t) * ((nelems + 63) / 64);
 }
 
 /* Index of the slot holding p (base <= p < limit): a multiply and a shift
@@ -274,8 +300,9 @@ static inline uintptr_t span_next_free_fast(mspan *s)
 }
 
 /* Set up the object layout of a span just taken from mheap for spanclass
- * (class 0 is a large object filling the span). */
-void spangc_span_init(mspan *s, unsigned spanclass);
+ * (class 0 is a large object filling the span). big_bits: a zeroed block
+ * of span_big_bits_bytes(nelems) bytes, or NULL when that is 0. */
+void spangc_span_init(mspan *s, unsigned spanclass, uint64_t *big_bits);
 
 /* The slow path of allocation [Go: nextFreeIndex]: the next free slot at
  * or after freeindex, refilling alloc_cache from alloc_bits; nelems if the
