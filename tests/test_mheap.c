@@ -1,6 +1,7 @@
 /*
- * test_mheap.c - the page heap: first fit, coalescing, growth, and many
- * random sequences checked against a simple model.
+ * test_mheap.c - the page heap: first fit, coalescing, growth, many
+ * random sequences checked against a simple model, and the bitmaps it
+ * sets up with a span.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metalloc.h"
 #include "mheap.h"
 #include "os.h"
 #include "thread.h"
@@ -250,6 +252,58 @@ static void test_huge_span(void **state)
     spangc_mheap_verify();
 }
 
+/* A span of more slots than the structure holds bitmaps for (the 16-byte
+ * class's 4-page spans) gets one zeroed block for all of them, freed with
+ * the span; smaller spans keep theirs inline. The block's three parts do
+ * not overlap: all set in one, the others stay clear. Many spans set up
+ * and freed do not grow the metadata (the block is given back). */
+static void test_span_bitmap_storage(void **state)
+{
+    (void)state;
+    unsigned tiny = make_spanclass(1, 0);
+    mspan *s = spangc_mheap_alloc(class_to_npages[1], tiny);
+    assert_non_null(s);
+    assert_int_equal(s->nelems, MAX_OBJECTS_PER_SPAN);
+    assert_true(s->nelems > SPAN_INLINE_OBJECTS);
+    uint32_t words = s->nelems / 64;
+    assert_non_null(s->big_bits);
+    assert_ptr_equal(s->alloc_bits, s->big_bits);
+    assert_ptr_equal(s->mark_bits, s->big_bits + words);
+    assert_ptr_equal((uint64_t *)s->par_bits, s->big_bits + 2 * words);
+    for (uint32_t i = 0; i < 4 * words; i++)
+        assert_int_equal(s->big_bits[i], 0);
+    for (uint32_t w = 0; w < words; w++)
+        s->par_bits[w][1] = ~(uint64_t)0;
+    for (uint32_t w = 0; w < words; w++) {
+        assert_int_equal(s->alloc_bits[w], 0);
+        assert_int_equal(s->mark_bits[w], 0);
+        assert_int_equal(s->par_bits[w][0], 0);
+    }
+    span_fold_marks(s);
+    assert_int_equal(spangc_bitmap_count(s->mark_bits, s->nelems), s->nelems);
+    spangc_mheap_free(s);
+    assert_null(s->big_bits);
+
+    mspan *small = spangc_mheap_alloc(class_to_npages[2], make_spanclass(2, 0));
+    assert_true(small->nelems <= SPAN_INLINE_OBJECTS);
+    assert_null(small->big_bits);
+    assert_ptr_equal(small->alloc_bits, small->bits[0]);
+    assert_ptr_equal((uint64_t *)small->par_bits, (uint64_t *)small->inline_par);
+    spangc_mheap_free(small);
+
+    uint64_t meta = spangc_meta_sys();
+    for (int i = 0; i < 10000; i++) {
+        mspan *t = spangc_mheap_alloc(class_to_npages[1], tiny);
+        assert_non_null(t);
+        for (uint32_t k = 0; k < 4 * words; k++)
+            assert_int_equal(t->big_bits[k], 0); /* cleared of the last span's bits */
+        t->big_bits[i % (4 * words)] = 1;
+        spangc_mheap_free(t);
+    }
+    assert_int_equal(spangc_meta_sys(), meta);
+    spangc_mheap_verify();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_random_sequences),    cmocka_unit_test(test_needzero_and_release),
         cmocka_unit_test(test_refused_release_keeps_span_dirty),
         cmocka_unit_test(test_huge_span),
+        cmocka_unit_test(test_span_bitmap_storage),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
