@@ -312,7 +312,6 @@ static void run_cycle(bool forced, uint64_t extra)
     size_t left_unswept = ao_load(&spangc_sweep.unswept);
     spangc_sweep_finish();
     spangc_roots_prepare();
-    uint64_t before = ao_load(&spangc_mstats.heap_alloc);
     bool started_early =
         !forced && ao_load(&spangc_mstats.heap_live) + extra < ao_load(&spangc_gc.next_gc);
     bool parallel = mark_in_parallel();
@@ -323,6 +322,9 @@ static void run_cycle(bool forced, uint64_t extra)
     ao_add(&cycles_stopped, 1);
     stop_world_and_sweeper(false);
     spangc_threads_flush_caches();
+    /* After the flush, which adds what each thread counted on its own
+     * (runtime/mcache.h). */
+    uint64_t before = ao_load(&spangc_mstats.heap_alloc);
     size_t nthreads = spangc_threads_count_stopped();
     if (spangc_cfg.verify)
         spangc_verify_heap_stopped();
