@@ -322,6 +322,7 @@ static void run_cycle(bool forced, uint64_t extra)
     ao_add(&cycles_stopped, 1);
     stop_world_and_sweeper(false);
     spangc_threads_flush_caches();
+    spangc_mheap_free_retired_bits();
     /* After the flush, which adds what each thread counted on its own
      * (runtime/mcache.h). */
     uint64_t before = ao_load(&spangc_mstats.heap_alloc);

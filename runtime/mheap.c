@@ -294,10 +294,27 @@ void spangc_mheap_free(mspan *s)
     ao_store(&s->types, 0);
     spangc_meta_free(s->type_idx, s->nelems);
     s->type_idx = NULL;
-    spangc_meta_free(s->big_bits, span_big_bits_bytes(s->nelems));
-    s->big_bits = NULL;
+    if (s->big_bits) {
+        s->big_bits[SPAN_BIG_BITS_BYTES / sizeof(uint64_t) - 1] =
+            (uintptr_t)spangc_heap.retired_bits;
+        spangc_heap.retired_bits = s->big_bits;
+        s->big_bits = NULL;
+    }
     free_locked(s);
     lock_release(&spangc_heap.lock);
+}
+
+void spangc_mheap_free_retired_bits(void)
+{
+    lock_acquire(&spangc_heap.lock);
+    uint64_t *b = spangc_heap.retired_bits;
+    spangc_heap.retired_bits = NULL;
+    lock_release(&spangc_heap.lock);
+    while (b) {
+        uint64_t *next = (uint64_t *)(uintptr_t)b[SPAN_BIG_BITS_BYTES / sizeof(uint64_t) - 1];
+        spangc_meta_free(b, SPAN_BIG_BITS_BYTES);
+        b = next;
+    }
 }
 
 /* ---- growth ------------------------------------------------------------ */

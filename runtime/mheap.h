@@ -40,6 +40,13 @@ typedef struct mheap {
     mspan *free_root;   /* treap of FREE spans, keyed by base */
     mspan *span_pool;   /* DEAD span structures, linked through next */
     mspan *span_batch_cur, *span_batch_end; /* never used yet */
+    /* big_bits blocks (mspan.h) of spans freed since the last stop of the
+     * world, chained through their last two words (next, bytes). A
+     * reader such as gc_base may have found the span in use just before
+     * it was freed and still read its alloc bits, which must stay the
+     * zeros sweeping left; every such reader is inside a runtime section,
+     * so none is left once the world has stopped. */
+    uint64_t *retired_bits;
     uint32_t rng;       /* treap priorities */
     uintptr_t cur, end; /* uncommitted rest of the current reservation */
 
@@ -84,6 +91,10 @@ mspan *spangc_mheap_alloc(size_t npages, unsigned spanclass);
 
 /* Return an IN_USE span's pages to the free set. */
 void spangc_mheap_free(mspan *s);
+
+/* Free the bitmap blocks of the spans freed before this stop of the world
+ * (mheap.retired_bits). The world is stopped, or no other thread runs. */
+void spangc_mheap_free_retired_bits(void);
 
 /* Return to the OS the pages of free spans that have been free for at
  * least min_idle_ns, until at least want bytes were released (want 0:

@@ -193,13 +193,16 @@ static inline uint32_t span_class_nelems(unsigned spanclass, size_t npages)
     return sizeclass ? (uint32_t)(npages * PAGE_SIZE / class_to_size[sizeclass]) : 1;
 }
 
+/* Every big_bits block has room for the largest span: alloc and mark
+ * bits, then the parallel marks, each for MAX_OBJECTS_PER_SPAN slots. One
+ * size, so that a retired block (mheap.h) needs no size beside it. */
+#define SPAN_BIG_BITS_BYTES (4 * sizeof(uint64_t) * (MAX_OBJECTS_PER_SPAN / 64))
+
 /* The bytes of the big_bits block of a span of nelems slots, or 0 if its
- * bitmaps are inline: alloc and mark bits, then the parallel marks. */
+ * bitmaps are inline. */
 static inline size_t span_big_bits_bytes(uint32_t nelems)
 {
-    if (nelems <= SPAN_INLINE_OBJECTS)
-        return 0;
-    return 4 * sizeof(uint64_t) * ((nelems + 63) / 64);
+    return nelems <= SPAN_INLINE_OBJECTS ? 0 : SPAN_BIG_BITS_BYTES;
 }
 
 /* Index of the slot holding p (base <= p < limit): a multiply and a shift

@@ -253,10 +253,11 @@ static void test_huge_span(void **state)
 }
 
 /* A span of more slots than the structure holds bitmaps for (the 16-byte
- * class's 4-page spans) gets one zeroed block for all of them, freed with
- * the span; smaller spans keep theirs inline. The block's three parts do
- * not overlap: all set in one, the others stay clear. Many spans set up
- * and freed do not grow the metadata (the block is given back). */
+ * class's 4-page spans) gets one zeroed block for all of them, given back
+ * at the first stop of the world after the span is freed; smaller spans
+ * keep theirs inline. The block's three parts do not overlap: all set in
+ * one, the others stay clear. Many spans set up and freed do not grow the
+ * metadata. */
 static void test_span_bitmap_storage(void **state)
 {
     (void)state;
@@ -281,8 +282,24 @@ static void test_span_bitmap_storage(void **state)
     }
     span_fold_marks(s);
     assert_int_equal(spangc_bitmap_count(s->mark_bits, s->nelems), s->nelems);
+    memset(s->mark_bits, 0, words * sizeof(uint64_t));
+    uint64_t *block = s->big_bits;
     spangc_mheap_free(s);
     assert_null(s->big_bits);
+    /* Until the next stop of the world the block is not reused: a reader
+     * that found the span in use just before still reads its zero alloc
+     * bits. */
+    void *other[64];
+    for (int i = 0; i < 64; i++) {
+        other[i] = spangc_meta_alloc(SPAN_BIG_BITS_BYTES);
+        assert_ptr_not_equal(other[i], block);
+        memset(other[i], 0xff, SPAN_BIG_BITS_BYTES);
+    }
+    for (uint32_t w = 0; w < words; w++)
+        assert_int_equal(s->alloc_bits[w], 0);
+    for (int i = 0; i < 64; i++)
+        spangc_meta_free(other[i], SPAN_BIG_BITS_BYTES);
+    spangc_mheap_free_retired_bits();
 
     mspan *small = spangc_mheap_alloc(class_to_npages[2], make_spanclass(2, 0));
     assert_true(small->nelems <= SPAN_INLINE_OBJECTS);
@@ -299,6 +316,7 @@ static void test_span_bitmap_storage(void **state)
             assert_int_equal(t->big_bits[k], 0); /* cleared of the last span's bits */
         t->big_bits[i % (4 * words)] = 1;
         spangc_mheap_free(t);
+        spangc_mheap_free_retired_bits();
     }
     assert_int_equal(spangc_meta_sys(), meta);
     spangc_mheap_verify();
