@@ -21,7 +21,8 @@
  * SPAN_INLINE_OBJECTS slots keeps them in its structure (bits,
  * inline_par); one with more, the small classes whose spans are several
  * pages (runtime/mksizeclasses.c), has all of them in big_bits, one
- * metadata block that mheap allocates with the span and frees with it.
+ * metadata block that mheap allocates with the span and gives back at the
+ * first stop of the world after the span is freed (mheap.h).
  *
  * Marks of a parallel mark. A locked read-modify-write per newly marked
  * object was the hottest instruction of marking (40 % of mark_range's
