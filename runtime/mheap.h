@@ -41,7 +41,7 @@ typedef struct mheap {
     mspan *span_pool;   /* DEAD span structures, linked through next */
     mspan *span_batch_cur, *span_batch_end; /* never used yet */
     /* big_bits blocks (mspan.h) of spans freed since the last stop of the
-     * world, chained through their last two words (next, bytes). A
+     * world, chained through their last word (a parallel-mark word). A
      * reader such as gc_base may have found the span in use just before
      * it was freed and still read its alloc bits, which must stay the
      * zeros sweeping left; every such reader is inside a runtime section,

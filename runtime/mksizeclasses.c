@@ -20,8 +20,8 @@
  *     most 1/8 of the span ("tail waste <= 12.5%").
  *
  *  3. Spans of the tiniest classes. Classes of at most TINY_MAX bytes
- *     take TINY_PAGES pages. Their objects, two to four words (list and
- *     tree cells, boxed numbers, small closures), are the most allocated
+ *     take TINY_PAGES pages. Their objects, two words (list and tree
+ *     cells, boxed numbers, small closures), are the most allocated
  *     objects of most language runtimes, and at 8 KiB per span a thread
  *     allocating them refilled its cache every few microseconds. A refill
  *     is the one step of allocation that touches state shared between
