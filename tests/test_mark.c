@@ -173,7 +173,6 @@ static void test_mark_does_not_wait_for_a_late_worker(void **state)
 /* A binary tree of 16-byte nodes, with a garbage node allocated after
  * each live one so that the spans hold both, in every one of the 2048
  * slots of the class's 4-page spans. */
-
 typedef struct tnode {
     struct tnode *left, *right;
 } tnode;
