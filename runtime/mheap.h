@@ -26,8 +26,9 @@
  * and allocation clears memory only then. Coalescing combines needzero
  * with OR (released parts count as clean).
  *
- * Locking: mheap.lock guards the treap, the span pool, the growth state,
- * and the base/npages/state of every span. Statistics are atomic words.
+ * Locking: mheap.lock guards the treap, the span pool, the retired bitmap
+ * blocks, the growth state, and the base/npages/state of every span.
+ * Statistics are atomic words.
  */
 #ifndef SPANGC_MHEAP_H
 #define SPANGC_MHEAP_H
