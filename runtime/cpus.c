@@ -131,24 +131,28 @@ static bool each_line(scratch *sc, const char *root, const char *path,
     return true;
 }
 
-/* The first line of the file dir + file, at most size - 1 bytes. */
+typedef struct first_line {
+    char *buf;
+    size_t size;
+    bool got;
+} first_line;
+
+static bool take_first_line(char *line, void *arg)
+{
+    first_line *f = arg;
+    size_t n = strlen(line);
+    if (n < f->size) {
+        memcpy(f->buf, line, n + 1);
+        f->got = true;
+    }
+    return true;
+}
+
+/* The first line of the file dir + file, if it has fewer than size bytes. */
 static bool read_first_line(scratch *sc, const char *dir, const char *file, char *buf, size_t size)
 {
-    int fd = open_joined(sc, dir, file);
-    if (fd < 0)
-        return false;
-    ssize_t got;
-    do
-        got = read(fd, buf, size - 1);
-    while (got < 0 && errno == EINTR);
-    close(fd);
-    if (got <= 0)
-        return false;
-    buf[got] = 0;
-    char *nl = strchr(buf, '\n');
-    if (nl)
-        *nl = 0;
-    return true;
+    first_line f = {buf, size, false};
+    return each_line(sc, dir, file, take_first_line, &f) && f.got;
 }
 
 /* Whether the comma-separated list holds item. */
