@@ -37,15 +37,20 @@ static Entry *find_entry(Entry *entries, int capacity, const ObjString *key)
     }
 }
 
-bool table_get(const Table *table, const ObjString *key, Value *value)
+const Value *table_find(const Table *table, const ObjString *key)
 {
     if (table->count == 0)
-        return false;
+        return NULL;
     Entry *e = find_entry(table->entries, table->capacity, key);
-    if (e->key == NULL)
-        return false;
-    *value = e->value;
-    return true;
+    return e->key ? &e->value : NULL;
+}
+
+bool table_get(const Table *table, const ObjString *key, Value *value)
+{
+    const Value *found = table_find(table, key);
+    if (found)
+        *value = *found;
+    return found != NULL;
 }
 
 /* Rehash into a fresh array, dropping tombstones. The old array becomes

@@ -32,6 +32,12 @@ typedef struct Table {
 void table_init(Table *table);
 /* Sets *value and returns true if key is present. */
 bool table_get(const Table *table, const ObjString *key, Value *value);
+/* The entry's value for key, or NULL; valid until the table next changes.
+ * The interpreter loop reads through this rather than table_get, so that no
+ * variable of its own long-lived frame has its address taken: such a slot
+ * lives on the C stack for the whole run and keeps the last value read
+ * alive through every gc() until it is overwritten. */
+const Value *table_find(const Table *table, const ObjString *key);
 /* Returns true if key was not present before; may collect. */
 bool table_set(Table *table, ObjString *key, Value value);
 /* Returns true if key was present. */

@@ -428,10 +428,10 @@ dispatch:
     CASE(OP_GET_GLOBAL)
     {
         ObjString *name = READ_STRING();
-        Value value;
-        if (LOX_UNLIKELY(!table_get(&vm.globals, name, &value)))
+        const Value *value = table_find(&vm.globals, name);
+        if (LOX_UNLIKELY(!value))
             RUNTIME_ERROR("Undefined variable '%s'.", name->chars);
-        PUSH(value);
+        PUSH(*value);
         DISPATCH();
     }
     CASE(OP_DEFINE_GLOBAL)
@@ -466,9 +466,9 @@ dispatch:
         ObjClass *klass;
         if (IS_INSTANCE(receiver)) {
             ObjInstance *instance = AS_INSTANCE(receiver);
-            Value value;
-            if (table_get(&instance->fields, name, &value)) {
-                sp[-1] = value;
+            const Value *value = table_find(&instance->fields, name);
+            if (value) {
+                sp[-1] = *value;
                 DISPATCH();
             }
             klass = instance->klass;
