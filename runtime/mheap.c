@@ -241,7 +241,11 @@ static void absorb(mspan *s, mspan *n)
     /* The page bits keep counting the released part exactly. */
     s->released = s->released && n->released;
     s->needzero = dirty;
-    if (n->free_since > s->free_since)
+    /* The age of most of the pages. Taking the newer age would let every
+     * span freed next to a big idle block make all of it young again: a
+     * heap that shrank, in a program that keeps allocating and freeing at
+     * its low end, would never give the idle pages back. */
+    if (n->npages > s->npages)
         s->free_since = n->free_since;
     if (n->base < s->base)
         s->base = n->base;

@@ -147,6 +147,33 @@ static void test_released_pages_counted_exactly(void **state)
     spangc_mheap_verify();
 }
 
+/* A span freed next to a big idle free span does not make it young: the
+ * merged span keeps the age of most of its pages, so the scavenger still
+ * returns it. */
+static void test_idle_span_stays_idle_when_merged(void **state)
+{
+    (void)state;
+    mspan *g0 = spangc_mheap_alloc(1, 1);
+    mspan *a = spangc_mheap_alloc(64, 1);
+    mspan *b = spangc_mheap_alloc(1, 1);
+    mspan *g1 = spangc_mheap_alloc(1, 1);
+    assert_true(g0 && a && b && g1);
+    assert_int_equal(b->base, a->base + 64 * PAGE_SIZE);
+    uintptr_t base = a->base;
+    spangc_mheap_free(a);
+    lock_acquire(&spangc_heap.lock);
+    spangc_span_of(base)->free_since -= (uint64_t)10 * 1000 * 1000 * 1000; /* idle 10 s */
+    lock_release(&spangc_heap.lock);
+    spangc_mheap_free(b); /* fresh, and merged into a */
+    assert_int_equal(spangc_span_of(base)->npages, 65);
+    assert_true(spangc_mheap_scavenge((uint64_t)5 * 1000 * 1000 * 1000, 0) >= 64 * PAGE_SIZE);
+    assert_true(spangc_span_of(base)->released);
+    spangc_mheap_verify();
+    spangc_mheap_free(g0);
+    spangc_mheap_free(g1);
+    spangc_mheap_verify();
+}
+
 /* Random allocate/free sequences against a model of which pages are in
  * use; the heap's own invariants are checked after every step. */
 static void test_random_sequences(void **state)
@@ -327,6 +354,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_coalesce_neighbours), cmocka_unit_test(test_first_fit),
         cmocka_unit_test(test_released_pages_counted_exactly),
+        cmocka_unit_test(test_idle_span_stays_idle_when_merged),
         cmocka_unit_test(test_random_sequences),    cmocka_unit_test(test_needzero_and_release),
         cmocka_unit_test(test_refused_release_keeps_span_dirty),
         cmocka_unit_test(test_huge_span),
