@@ -222,7 +222,10 @@ static void suspend_handler(int sig, siginfo_t *info, void *ctx)
     (void)ctx;
     int saved_errno = errno;
     spangc_thread *t = spangc_self;
-    if (t) {
+    /* The thread that holds world_lock stops the others and is never
+     * stopped itself: a stray suspend signal (SIGPWR, the default, can be
+     * process-directed) would park it for a restart only it can make. */
+    if (t && !t->holds_world) {
         if (t->in_runtime)
             t->stop_pending = 1;
         else if (ao_load_acq(&threads.fork_stop))

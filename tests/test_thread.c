@@ -951,6 +951,26 @@ static void test_fork_while_threads_malloc(void **state)
     collect();
 }
 
+/* A stray suspend signal reaching the collecting thread, here while the
+ * world is stopped, is ignored: the collector used to park itself for a
+ * restart only it could make, and hang for good. */
+static void signal_collector(void)
+{
+    pthread_kill(pthread_self(), spangc_cfg.suspend_signal);
+}
+
+static void test_stray_signal_to_collector(void **state)
+{
+    (void)state;
+    gc_stats before, after;
+    gc_get_stats(&before);
+    spangc_test_after_mark = signal_collector;
+    gc_collect();
+    spangc_test_after_mark = NULL;
+    gc_get_stats(&after);
+    assert_true(after.num_gc > before.num_gc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -969,6 +989,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_collect_storm),
         cmocka_unit_test(test_fork_from_threaded_program),
         cmocka_unit_test(test_fork_while_threads_malloc),
+        cmocka_unit_test(test_stray_signal_to_collector),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
