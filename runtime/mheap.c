@@ -277,6 +277,9 @@ static void free_locked(mspan *s)
     treap_insert(s);
 }
 
+/* The word of a retired big_bits block that links it to the next one. */
+#define RETIRED_NEXT (SPAN_BIG_BITS_BYTES / sizeof(uint64_t) - 1)
+
 void spangc_mheap_free(mspan *s)
 {
     if (spangc_track_slots)
@@ -299,8 +302,7 @@ void spangc_mheap_free(mspan *s)
     spangc_meta_free(s->type_idx, s->nelems);
     s->type_idx = NULL;
     if (s->big_bits) {
-        s->big_bits[SPAN_BIG_BITS_BYTES / sizeof(uint64_t) - 1] =
-            (uintptr_t)spangc_heap.retired_bits;
+        s->big_bits[RETIRED_NEXT] = (uintptr_t)spangc_heap.retired_bits;
         spangc_heap.retired_bits = s->big_bits;
         s->big_bits = NULL;
     }
@@ -315,7 +317,7 @@ void spangc_mheap_free_retired_bits(void)
     spangc_heap.retired_bits = NULL;
     lock_release(&spangc_heap.lock);
     while (b) {
-        uint64_t *next = (uint64_t *)(uintptr_t)b[SPAN_BIG_BITS_BYTES / sizeof(uint64_t) - 1];
+        uint64_t *next = (uint64_t *)(uintptr_t)b[RETIRED_NEXT];
         spangc_meta_free(b, SPAN_BIG_BITS_BYTES);
         b = next;
     }

@@ -136,9 +136,15 @@ static NOINLINE void park(spangc_thread *t, unsigned gen)
  * between the test and the claim, and the handler then stops the thread
  * for this epoch; a plain store after it returned would park the thread a
  * second time, with the world running, until some later restart, and
- * count an acknowledgement towards the next stop. */
+ * count an acknowledgement towards the next stop. The thread that holds
+ * world_lock stops the others and never claims a stop itself: a stray
+ * suspend signal (SIGPWR, the default, can be process-directed), taken at
+ * once or left pending from a runtime section, would park it for a
+ * restart only it can make. */
 static bool claim_stop(spangc_thread *t)
 {
+    if (t->holds_world)
+        return false;
     uintptr_t epoch = ao_load_acq(&threads.stop_epoch);
     uintptr_t acked = ao_load(&t->acked_epoch);
     /* Loaded once: a test may clear it while this thread is here. */
@@ -222,10 +228,7 @@ static void suspend_handler(int sig, siginfo_t *info, void *ctx)
     (void)ctx;
     int saved_errno = errno;
     spangc_thread *t = spangc_self;
-    /* The thread that holds world_lock stops the others and is never
-     * stopped itself: a stray suspend signal (SIGPWR, the default, can be
-     * process-directed) would park it for a restart only it can make. */
-    if (t && !t->holds_world) {
+    if (t) {
         if (t->in_runtime)
             t->stop_pending = 1;
         else if (ao_load_acq(&threads.fork_stop))
