@@ -170,6 +170,13 @@ bool spangc_gc_due_early(void)
 
 /* ---- the background worker ---------------------------------------------- */
 
+/* Return the free pages idle for scavenge_delay, and note when. */
+static void bg_scavenge(uint64_t delay, uint64_t *last)
+{
+    spangc_mheap_scavenge(delay, 0);
+    *last = spangc_nanotime();
+}
+
 static void *bg_worker(void *arg)
 {
     (void)arg;
@@ -177,8 +184,10 @@ static void *bg_worker(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    uint64_t last_scavenge = spangc_nanotime();
     pthread_mutex_lock(&bg.lock);
     for (;;) {
+        uint64_t delay = ao_load(&spangc_cfg.scavenge_delay_ns);
         uint64_t cycles = ao_load(&spangc_gc.num_gc);
         if (bg.cycles_seen != cycles) {
             bg.cycles_seen = cycles;
@@ -191,15 +200,20 @@ static void *bg_worker(void *arg)
             if (!spangc_sweep_unfinished())
                 spangc_profile_flush(true);
             spangc_mheap_scavenge_to_limit();
+            /* A program that collects more often than every delay / 2
+             * never lets the idle wait below run out: scavenge here. */
+            if (spangc_nanotime() - last_scavenge >= delay / 2)
+                bg_scavenge(delay, &last_scavenge);
             pthread_mutex_lock(&bg.lock);
             continue;
         }
         /* Idle: wake when a cycle ends, or when free pages may have been
-         * idle long enough to give back. */
-        uint64_t delay = ao_load(&spangc_cfg.scavenge_delay_ns);
+         * idle long enough to give back. A sweep left unfinished (another
+         * thread still sweeps a span it claimed) may yet free pages that no
+         * cycle will announce. */
         bool idle_pages = ao_load(&spangc_heap.free_pages) * PAGE_SIZE >
                           ao_load(&spangc_heap.released);
-        if (idle_pages && !spangc_sweep_unfinished()) {
+        if (idle_pages || spangc_sweep_unfinished()) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t wait = delay / 2 + 1000000;
@@ -212,7 +226,7 @@ static void *bg_worker(void *arg)
             pthread_cond_timedwait(&bg.wake, &bg.lock, &ts);
             if (bg.cycles_seen == ao_load(&spangc_gc.num_gc)) {
                 pthread_mutex_unlock(&bg.lock);
-                spangc_mheap_scavenge(delay, 0);
+                bg_scavenge(delay, &last_scavenge);
                 pthread_mutex_lock(&bg.lock);
             }
         } else {
