@@ -1,12 +1,13 @@
 # ctest test_pprof_roundtrip: write a heap profile with profile_demo and
 # check that google-pprof (Debian package google-perftools) symbolizes it:
 # the allocating functions must be named in `google-pprof --text`.
-# Variables: DEMO (the program), WORK_DIR. Exits 77 (skipped) without
-# google-pprof.
+# Variables: DEMO (the program), WORK_DIR. Without google-pprof it prints
+# SKIPPED and stops (ctest's SKIP_REGULAR_EXPRESSION: cmake 3.25 has no
+# cmake_language(EXIT) for an exit code).
 find_program(PPROF NAMES google-pprof pprof)
 if(NOT PPROF)
   message("SKIPPED: google-pprof not found (apt-get install google-perftools)")
-  cmake_language(EXIT 77)
+  return()
 endif()
 file(MAKE_DIRECTORY "${WORK_DIR}")
 set(profile "${WORK_DIR}/heap.prof")
