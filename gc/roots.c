@@ -10,7 +10,8 @@
  *    ("Libraries that may be unloaded" below);
  *  - threads: each registered thread's stack from its stopped stack pointer
  *    to its base, its spilled registers, and its TLS blocks
- *    (runtime/thread.c);
+ *    (runtime/thread.c; those of libraries loaded after gc_init are read
+ *    through copies, and not at all once the library is closed);
  *  - added: ranges registered with gc_add_roots;
  *  - specials: objects with finalizers are scanned (not marked), weak
  *    handles and queued finalizers are kept (gc/specials.c).
@@ -44,14 +45,16 @@ typedef struct range_set {
 } range_set;
 
 /* added: roots_lock (taken inside a runtime section), with its index.
- * segments, unloadable, copy: the collector, under world_lock. startup:
- * written by gc_init, read-only after. */
+ * segments, unloadable, tls_modules, adds, copy: the collector, under
+ * world_lock. startup: written by gc_init, read-only after. */
 static SPANGC_STATE struct {
     spangc_lock lock;
     range_set added;
     range_set segments;   /* of the program and the libraries it started with */
     range_set unloadable; /* of libraries loaded after gc_init */
     range_set startup;    /* libraries present at gc_init: lo, their load address */
+    range_set tls_modules; /* loaded later, with TLS: lo dlpi_addr, hi dlpi_tls_modid */
+    unsigned long long adds; /* dlpi_adds (libraries ever loaded) at the listing */
     uintptr_t *copy;      /* COPY_BYTES of metadata, for unloadable segments */
     /* added by start address, so that adding or removing one of many
      * ranges (a root per native handle, say) costs O(1) rather than a scan
@@ -224,7 +227,12 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     (void)data;
-    range_set *set = loaded_at_startup(info) ? &roots.segments : &roots.unloadable;
+    bool startup = loaded_at_startup(info);
+    range_set *set = startup ? &roots.segments : &roots.unloadable;
+    roots.adds = info->dlpi_adds;
+    if (!startup && info->dlpi_tls_modid)
+        if (!range_push(&roots.tls_modules, info->dlpi_addr, info->dlpi_tls_modid))
+            spangc_throw("out of metadata memory listing data segments");
     uintptr_t rlo, rhi;
     relro_range(info, &rlo, &rhi);
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -246,6 +254,7 @@ void spangc_roots_prepare(void)
 {
     roots.segments.n = 0;
     roots.unloadable.n = 0;
+    roots.tls_modules.n = 0;
     dl_iterate_phdr(collect_segments, NULL);
     if (roots.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
         spangc_throw("out of metadata memory listing data segments");
@@ -254,17 +263,17 @@ void spangc_roots_prepare(void)
 /* Tests only (roots.h). */
 SPANGC_STATE void (*volatile spangc_test_before_unloadable_scan)(void);
 
-/* Call fn on copies of the readable words of [lo, hi), with the address
- * each copy came from. */
-static void each_copy(uintptr_t lo, uintptr_t hi,
+/* Call fn on copies, made in buf, of the readable words of [lo, hi), with
+ * the address each copy came from. */
+static void each_copy(uintptr_t *buf, size_t buf_bytes, uintptr_t lo, uintptr_t hi,
                       void (*fn)(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg), void *arg)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     lo = round_up(lo, sizeof(uintptr_t));
     hi &= ~(uintptr_t)(sizeof(uintptr_t) - 1);
     while (lo < hi) {
-        size_t n = hi - lo < COPY_BYTES ? hi - lo : COPY_BYTES;
-        long got = spangc_os_copy(roots.copy, lo, n);
+        size_t n = hi - lo < buf_bytes ? hi - lo : buf_bytes;
+        long got = spangc_os_copy(buf, lo, n);
         if (got < 0) {
             /* Not allowed here (a seccomp filter): read in place, as for
              * any other segment. */
@@ -273,8 +282,7 @@ static void each_copy(uintptr_t lo, uintptr_t hi,
             continue;
         }
         if (got > 0)
-            fn((uintptr_t)roots.copy, (uintptr_t)roots.copy + ((size_t)got & ~(sizeof(uintptr_t) - 1)),
-               lo, arg);
+            fn((uintptr_t)buf, (uintptr_t)buf + ((size_t)got & ~(sizeof(uintptr_t) - 1)), lo, arg);
         if (got == (long)n) {
             lo += n;
         } else {
@@ -310,7 +318,7 @@ static void mark_copy(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg)
 /* A segment of a library that may be unloaded, through copies. */
 static void mark_unloadable(uintptr_t lo, uintptr_t hi)
 {
-    each_copy(lo, hi, mark_copy, NULL);
+    each_copy(roots.copy, COPY_BYTES, lo, hi, mark_copy, NULL);
 }
 
 /* Stacks and added ranges (often malloc'd) hold uninitialised words that
@@ -323,10 +331,54 @@ static void mark_undefined_range(uintptr_t lo, uintptr_t hi)
         spangc_mark_range(lo, hi);
 }
 
-static void mark_thread_range(uintptr_t lo, uintptr_t hi, void *arg)
+/* How a thread's TLS block is read. */
+typedef enum tls_read { TLS_IN_PLACE, TLS_COPIED, TLS_GONE } tls_read;
+
+/* The block of a module present at gc_init is read in place: such modules
+ * are never unloaded. Any other module may have been closed since the
+ * thread registered, and glibc frees the block then (a large one is
+ * unmapped). Such a block is read through copies if its module was in the
+ * listing spangc_roots_prepare made, or loaded after it (the thread
+ * registered since, so its dlpi_adds is newer); a module loaded before
+ * the listing and missing from it has been closed. */
+static tls_read tls_block_read(const tls_block *b)
+{
+    for (size_t i = 0; i < roots.startup.n; i++)
+        if (roots.startup.r[i].lo == b->module)
+            return TLS_IN_PLACE;
+    if (b->adds > roots.adds)
+        return TLS_COPIED;
+    for (size_t i = 0; i < roots.tls_modules.n; i++)
+        if (roots.tls_modules.r[i].lo == b->module && roots.tls_modules.r[i].hi == b->modid)
+            return TLS_COPIED;
+    return TLS_GONE;
+}
+
+/* Copy a TLS block through roots.copy, or, where that does not exist yet
+ * (the only library loaded after gc_init came after the listing), a small
+ * buffer on the stack. */
+#define TLS_COPY_WORDS 128
+
+static void each_tls_copy(uintptr_t lo, uintptr_t hi,
+                          void (*fn)(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg),
+                          void *arg)
+{
+    uintptr_t buf[TLS_COPY_WORDS];
+    if (roots.copy)
+        each_copy(roots.copy, COPY_BYTES, lo, hi, fn, arg);
+    else
+        each_copy(buf, sizeof buf, lo, hi, fn, arg);
+}
+
+static void mark_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg)
 {
     (void)arg;
-    mark_undefined_range(lo, hi);
+    tls_read how = tls ? tls_block_read(tls) : TLS_IN_PLACE;
+    if (how == TLS_IN_PLACE) {
+        mark_undefined_range(lo, hi);
+    } else if (how == TLS_COPIED) {
+        each_tls_copy(lo, hi, mark_copy, NULL);
+    }
     spangc_mark_drain();
 }
 
@@ -432,6 +484,18 @@ static void search_undefined_range(uintptr_t lo, uintptr_t hi, void *arg)
     }
 }
 
+/* As mark_thread_range reads them. */
+static void search_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg)
+{
+    tls_read how = tls ? tls_block_read(tls) : TLS_IN_PLACE;
+    if (how == TLS_IN_PLACE) {
+        search_undefined_range(lo, hi, arg);
+    } else if (how == TLS_COPIED) {
+        copied_segment = (mem_range){lo, hi};
+        each_tls_copy(lo, hi, search_copy, arg);
+    }
+}
+
 spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
 {
     spangc_referrers n = {0};
@@ -442,7 +506,7 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
         search_range(roots.segments.r[i].lo, roots.segments.r[i].hi, &rs);
     for (size_t i = 0; i < roots.unloadable.n; i++) {
         copied_segment = roots.unloadable.r[i];
-        each_copy(copied_segment.lo, copied_segment.hi, search_copy, &rs);
+        each_copy(roots.copy, COPY_BYTES, copied_segment.lo, copied_segment.hi, search_copy, &rs);
     }
     rs.what = "an added root range";
     rs.count = &n.added;
@@ -450,7 +514,7 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
         search_undefined_range(roots.added.r[i].lo, roots.added.r[i].hi, &rs);
     rs.what = "a thread's stack or TLS";
     rs.count = &n.threads;
-    spangc_threads_scan(search_undefined_range, &rs);
+    spangc_threads_scan(search_thread_range, &rs);
     return n;
 }
 

@@ -365,20 +365,21 @@ static uintptr_t mapped_bottom(uintptr_t lo, uintptr_t hi)
     return bottom > lo ? bottom : lo;
 }
 
-void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg)
+void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
+                         void *arg)
 {
     for (spangc_thread *t = threads.list; t; t = t->next) {
         if (t->stopped_sp >= t->stack_lo && t->stopped_sp < t->stack_hi) {
-            fn(t->stopped_sp, t->stack_hi, arg);
+            fn(t->stopped_sp, t->stack_hi, NULL, arg);
         } else {
             /* Running on a stack other than the one registered (a
              * coroutine): scan all of the registered one that is
              * mapped. Other stacks must be added with gc_add_roots
              * (docs/threads.md). */
-            fn(mapped_bottom(t->stack_lo, t->stack_hi), t->stack_hi, arg);
+            fn(mapped_bottom(t->stack_lo, t->stack_hi), t->stack_hi, NULL, arg);
         }
         for (size_t i = 0; i < t->ntls; i++)
-            fn(t->tls[i].lo, t->tls[i].hi, arg);
+            fn(t->tls[i].lo, t->tls[i].hi, &t->tls[i], arg);
     }
 }
 
@@ -404,7 +405,7 @@ size_t spangc_thread_count(void)
 /* ---- registration ------------------------------------------------------ */
 
 typedef struct tls_collect {
-    mem_range *ranges;
+    tls_block *ranges;
     size_t n, cap;
 } tls_collect;
 
@@ -422,7 +423,7 @@ static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
             continue;
         if (c->n == c->cap) {
             size_t cap = c->cap ? c->cap * 2 : 8;
-            mem_range *r = spangc_meta_alloc(cap * sizeof *r);
+            tls_block *r = spangc_meta_alloc(cap * sizeof *r);
             if (!r)
                 return 1;
             if (c->ranges) {
@@ -433,8 +434,11 @@ static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
             c->cap = cap;
         }
         uintptr_t lo = (uintptr_t)info->dlpi_tls_data;
-        c->ranges[c->n].lo = lo;
-        c->ranges[c->n].hi = lo + ph->p_memsz;
+        c->ranges[c->n] = (tls_block){.lo = lo,
+                                      .hi = lo + ph->p_memsz,
+                                      .module = info->dlpi_addr,
+                                      .modid = info->dlpi_tls_modid,
+                                      .adds = info->dlpi_adds};
         c->n++;
     }
     return 0;
@@ -523,6 +527,7 @@ int spangc_thread_register(void)
     dl_iterate_phdr(collect_tls, &c);
     t->tls = c.ranges;
     t->ntls = c.n;
+    t->tls_cap = c.cap;
     t->next = threads.list;
     if (threads.list)
         threads.list->prev = t;
@@ -555,7 +560,7 @@ int spangc_thread_unregister(void)
 
     pthread_setspecific(threads.key, NULL);
     if (t->tls)
-        spangc_meta_free(t->tls, t->ntls * sizeof(mem_range));
+        spangc_meta_free(t->tls, t->tls_cap * sizeof(tls_block));
     spangc_meta_free(t, sizeof *t);
     return 0;
 }
@@ -596,7 +601,7 @@ void spangc_threads_after_fork_child(void)
         if (t != self) {
             spangc_mcache_release_all(&t->cache);
             if (t->tls)
-                spangc_meta_free(t->tls, t->ntls * sizeof(mem_range));
+                spangc_meta_free(t->tls, t->tls_cap * sizeof(tls_block));
             spangc_meta_free(t, sizeof *t);
         }
         t = next;

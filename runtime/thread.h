@@ -36,6 +36,17 @@ typedef struct mem_range {
     uintptr_t lo, hi;
 } mem_range;
 
+/* One module's TLS block of one thread, as the thread had it when it
+ * registered. A library loaded with dlopen may be closed since, and glibc
+ * frees (perhaps unmaps) its blocks: the collector asks which modules are
+ * loaded (gc/roots.c) before it reads one. */
+typedef struct tls_block {
+    uintptr_t lo, hi;
+    uintptr_t module;   /* the module's dlpi_addr                         */
+    size_t modid;       /* its dlpi_tls_modid                             */
+    unsigned long long adds; /* dlpi_adds (libraries ever loaded) then    */
+} tls_block;
+
 typedef struct spangc_thread {
     mcache cache;
 
@@ -51,8 +62,8 @@ typedef struct spangc_thread {
     pthread_t pthread;
     pid_t tid;             /* the kernel's id of the thread, for tgkill */
     uintptr_t stack_lo, stack_hi;
-    mem_range *tls;        /* the thread's static TLS blocks            */
-    size_t ntls;
+    tls_block *tls;        /* the thread's TLS blocks at registration   */
+    size_t ntls, tls_cap;  /* tls_cap entries allocated                 */
 
     /* Written by the thread as it stops (before it acknowledges), or as it
      * starts a collection itself; read by the collector while the world is
@@ -155,8 +166,9 @@ uintptr_t spangc_frame_below_caller(void);
 
 /* With the world stopped: call fn on each registered thread's stack range
  * (from its stopped stack pointer, or the collector's saved one, to its
- * base) and TLS blocks. */
-void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, void *arg), void *arg);
+ * base), with tls NULL, and on each of its TLS blocks, with the block. */
+void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
+                         void *arg);
 
 /* With the world stopped: flush every registered thread's mcache. */
 void spangc_threads_flush_caches(void);

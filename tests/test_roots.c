@@ -12,6 +12,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -373,6 +375,66 @@ static void test_library_closed_during_collection(void **state)
     assert_dead(h);
 }
 
+/* A thread-local block of a library loaded with dlopen, which the thread
+ * had when it registered, is scanned (through copies); once the library is
+ * closed, glibc frees the block, a large one with munmap, and the
+ * collector must not read it (it faulted there). The thread's next access
+ * to a dynamic TLS block, in a second library, is where glibc frees it. */
+static struct {
+    sem_t go, done;
+    uintptr_t h;
+} tls_test;
+
+typedef void (*touch_fn)(void *);
+
+static void *tls_thread(void *arg)
+{
+    (void)arg;
+    void *first = dlopen(TEST_ROOTS_TLSPLUGIN, RTLD_NOW | RTLD_LOCAL);
+    touch_fn touch = first ? (touch_fn)(uintptr_t)dlsym(first, "tlsplugin_touch") : NULL;
+    if (!touch)
+        return "dlopen";
+    touch(SHOW(tls_test.h)); /* the block exists before the thread registers */
+    if (gc_register_thread() != 0)
+        return "register";
+    sem_post(&tls_test.done);
+    sem_wait(&tls_test.go); /* the main thread collects */
+    dlclose(first);
+    void *second = dlopen(TEST_ROOTS_TLSPLUGIN2, RTLD_NOW | RTLD_LOCAL);
+    touch = second ? (touch_fn)(uintptr_t)dlsym(second, "tlsplugin_touch") : NULL;
+    if (!touch)
+        return "dlopen second";
+    touch(NULL);
+    sem_post(&tls_test.done);
+    sem_wait(&tls_test.go); /* the main thread collects */
+    dlclose(second);
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_tls_of_closed_library(void **state)
+{
+    (void)state;
+    sem_init(&tls_test.go, 0, 0);
+    sem_init(&tls_test.done, 0, 0);
+    tls_test.h = make(104);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, tls_thread, NULL), 0);
+    sem_wait(&tls_test.done);
+    collect();
+    assert_true(alive(tls_test.h)); /* held only by the library's TLS */
+    sem_post(&tls_test.go);
+    sem_wait(&tls_test.done);
+    collect(); /* faulted here, reading the unmapped block */
+    assert_dead(tls_test.h);
+    sem_post(&tls_test.go);
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    sem_destroy(&tls_test.go);
+    sem_destroy(&tls_test.done);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -382,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_every_word_of_a_range),
         cmocka_unit_test(test_relro_is_not_scanned),
         cmocka_unit_test(test_library_closed_during_collection),
+        cmocka_unit_test(test_tls_of_closed_library),
         cmocka_unit_test(test_many_added_roots),
         cmocka_unit_test(test_stack_slot),
 #if defined(__x86_64__)
