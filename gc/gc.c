@@ -170,10 +170,12 @@ bool spangc_gc_due_early(void)
 
 /* ---- the background worker ---------------------------------------------- */
 
-/* Return the free pages idle for scavenge_delay, and note when. */
-static void bg_scavenge(uint64_t delay, uint64_t *last)
+/* Return the free pages idle for scavenge_delay, and note when. The delay
+ * is read here, not before a wait or a sweep: a program (a test) that
+ * lengthens it expects no page of the old delay to go back after that. */
+static void bg_scavenge(uint64_t *last)
 {
-    spangc_mheap_scavenge(delay, 0);
+    spangc_mheap_scavenge(ao_load(&spangc_cfg.scavenge_delay_ns), 0);
     *last = spangc_nanotime();
 }
 
@@ -187,7 +189,6 @@ static void *bg_worker(void *arg)
     uint64_t last_scavenge = spangc_nanotime();
     pthread_mutex_lock(&bg.lock);
     for (;;) {
-        uint64_t delay = ao_load(&spangc_cfg.scavenge_delay_ns);
         uint64_t cycles = ao_load(&spangc_gc.num_gc);
         if (bg.cycles_seen != cycles) {
             bg.cycles_seen = cycles;
@@ -202,8 +203,8 @@ static void *bg_worker(void *arg)
             spangc_mheap_scavenge_to_limit();
             /* A program that collects more often than every delay / 2
              * never lets the idle wait below run out: scavenge here. */
-            if (spangc_nanotime() - last_scavenge >= delay / 2)
-                bg_scavenge(delay, &last_scavenge);
+            if (spangc_nanotime() - last_scavenge >= ao_load(&spangc_cfg.scavenge_delay_ns) / 2)
+                bg_scavenge(&last_scavenge);
             pthread_mutex_lock(&bg.lock);
             continue;
         }
@@ -211,6 +212,7 @@ static void *bg_worker(void *arg)
          * idle long enough to give back. A sweep left unfinished (another
          * thread still sweeps a span it claimed) may yet free pages that no
          * cycle will announce. */
+        uint64_t delay = ao_load(&spangc_cfg.scavenge_delay_ns);
         bool idle_pages = ao_load(&spangc_heap.free_pages) * PAGE_SIZE >
                           ao_load(&spangc_heap.released);
         if (idle_pages || spangc_sweep_unfinished()) {
@@ -226,7 +228,7 @@ static void *bg_worker(void *arg)
             pthread_cond_timedwait(&bg.wake, &bg.lock, &ts);
             if (bg.cycles_seen == ao_load(&spangc_gc.num_gc)) {
                 pthread_mutex_unlock(&bg.lock);
-                bg_scavenge(delay, &last_scavenge);
+                bg_scavenge(&last_scavenge);
                 pthread_mutex_lock(&bg.lock);
             }
         } else {
