@@ -303,6 +303,23 @@ static void start_world_and_sweeper(void)
     spangc_start_world();
 }
 
+/* Stop the world with the roots listed (spangc_roots_prepare, which was
+ * called before, since the listing cannot happen inside the stop). A
+ * library opened or closed between the listing and the stop: list again.
+ * A few tries; a program that loads libraries without pause must not hold
+ * the collection off for good. */
+static void stop_world_listed(void)
+{
+    if (spangc_test_after_roots_listed)
+        spangc_test_after_roots_listed();
+    stop_world_and_sweeper(false);
+    for (int tries = 0; tries < 4 && spangc_roots_changed(); tries++) {
+        start_world_and_sweeper();
+        spangc_roots_prepare();
+        stop_world_and_sweeper(false);
+    }
+}
+
 /* Waking mark workers costs more than marking a small heap alone. */
 static bool mark_in_parallel(void)
 {
@@ -336,7 +353,7 @@ static void run_cycle(bool forced, uint64_t extra)
 
     uint64_t t0 = spangc_nanotime();
     ao_add(&cycles_stopped, 1);
-    stop_world_and_sweeper(false);
+    stop_world_listed();
     spangc_threads_flush_caches();
     spangc_mheap_free_retired_bits();
     /* After the flush, which adds what each thread counted on its own
@@ -473,7 +490,7 @@ static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
      * segments now, as a cycle does, not use the last cycle's list, which
      * misses libraries loaded since, and names ones closed since. */
     spangc_roots_prepare();
-    stop_world_and_sweeper(false);
+    stop_world_listed();
     spangc_threads_flush_caches();
     fn(arg);
     start_world_and_sweeper();

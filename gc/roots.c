@@ -45,8 +45,8 @@ typedef struct range_set {
 } range_set;
 
 /* added: roots_lock (taken inside a runtime section), with its index.
- * segments, unloadable, tls_modules, adds, copy: the collector, under
- * world_lock. startup: written by gc_init, read-only after. */
+ * segments, unloadable, tls_modules, adds, maps_seen, copy: the collector,
+ * under world_lock. startup: written by gc_init, read-only after. */
 static SPANGC_STATE struct {
     spangc_lock lock;
     range_set added;
@@ -54,6 +54,7 @@ static SPANGC_STATE struct {
     range_set unloadable; /* of libraries loaded after gc_init */
     range_set startup;    /* libraries present at gc_init: lo, their load address */
     range_set tls_modules; /* loaded later, with TLS: lo dlpi_addr, hi dlpi_tls_modid */
+    uintptr_t maps_seen;  /* link_map_signature() before the listing */
     unsigned long long adds; /* dlpi_adds (libraries ever loaded) at the listing */
     uintptr_t *copy;      /* COPY_BYTES of metadata, for unloadable segments */
     /* added by start address, so that adding or removing one of many
@@ -250,8 +251,25 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
+/* The dynamic linker's list of loaded modules, as a number that changes
+ * when a module is added or removed: their link_map addresses, summed
+ * with their count mixed in. It is read without the dynamic linker's lock
+ * (with the world stopped, a thread may be stopped inside dlopen): adding
+ * or removing a module changes the list with single pointer stores to
+ * entries that stay valid meanwhile. Only the main namespace (no dlmopen). */
+static uintptr_t link_map_signature(void)
+{
+    uintptr_t sig = 0, n = 0;
+    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next, n++)
+        sig = sig * 31 + (uintptr_t)m;
+    return sig ^ (n << 48);
+}
+
 void spangc_roots_prepare(void)
 {
+    /* Before the listing: a module added after this read changes the
+     * signature spangc_roots_changed compares. */
+    roots.maps_seen = link_map_signature();
     roots.segments.n = 0;
     roots.unloadable.n = 0;
     roots.tls_modules.n = 0;
@@ -260,8 +278,14 @@ void spangc_roots_prepare(void)
         spangc_throw("out of metadata memory listing data segments");
 }
 
+bool spangc_roots_changed(void)
+{
+    return link_map_signature() != roots.maps_seen;
+}
+
 /* Tests only (roots.h). */
 SPANGC_STATE void (*volatile spangc_test_before_unloadable_scan)(void);
+SPANGC_STATE void (*volatile spangc_test_after_roots_listed)(void);
 
 /* Call fn on copies, made in buf, of the readable words of [lo, hi), with
  * the address each copy came from. */

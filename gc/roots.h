@@ -4,6 +4,7 @@
 #ifndef SPANGC_ROOTS_H
 #define SPANGC_ROOTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +15,15 @@
  * and its shared libraries (dl_iterate_phdr takes a lock that a stopped
  * thread might hold, so this cannot happen inside the stop). */
 void spangc_roots_prepare(void);
+
+/* With the world stopped: whether a library was opened or closed since
+ * spangc_roots_prepare listed them; the collector then restarts the world
+ * and lists again, or a library opened in between (its constructor
+ * storing an object in its data) would not be scanned. */
+bool spangc_roots_changed(void);
+
+/* Tests only: called after the listing, before the world stops. */
+extern SPANGC_STATE void (*volatile spangc_test_after_roots_listed)(void);
 
 /* gc_init: note the libraries loaded so far, which are never unloaded. */
 void spangc_roots_init(void);

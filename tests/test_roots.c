@@ -375,6 +375,34 @@ static void test_library_closed_during_collection(void **state)
     assert_dead(h);
 }
 
+/* A library opened between the listing of the segments and the stop of
+ * the world (by another thread, in a program; by the hook here) is
+ * scanned in that cycle: the collector sees the dynamic linker's list
+ * change, restarts the world and lists again. Without that, the object
+ * only the new library's data holds was freed. */
+static uintptr_t opened_late_obj;
+
+static void open_plugin_late(void)
+{
+    spangc_test_after_roots_listed = NULL;
+    plugin = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    void **slot = plugin ? dlsym(plugin, "plugin_slot") : NULL;
+    if (slot)
+        store((volatile uintptr_t *)slot, opened_late_obj, 0);
+}
+
+static void test_library_opened_during_collection(void **state)
+{
+    (void)state;
+    opened_late_obj = make(112);
+    spangc_test_after_roots_listed = open_plugin_late;
+    collect();
+    assert_null(spangc_test_after_roots_listed);
+    assert_non_null(plugin);
+    assert_true(alive(opened_late_obj));
+    assert_int_equal(dlclose(plugin), 0);
+}
+
 /* A thread-local block of a library loaded with dlopen, which the thread
  * had when it registered, is scanned (through copies); once the library is
  * closed, glibc frees the block, a large one with munmap, and the
@@ -445,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_relro_is_not_scanned),
         cmocka_unit_test(test_library_closed_during_collection),
         cmocka_unit_test(test_tls_of_closed_library),
+        cmocka_unit_test(test_library_opened_during_collection),
         cmocka_unit_test(test_many_added_roots),
         cmocka_unit_test(test_stack_slot),
 #if defined(__x86_64__)
