@@ -252,24 +252,33 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
 }
 
 /* The dynamic linker's list of loaded modules, as a number that changes
- * when a module is added or removed: their link_map addresses, summed
- * with their count mixed in. It is read without the dynamic linker's lock
- * (with the world stopped, a thread may be stopped inside dlopen): adding
- * or removing a module changes the list with single pointer stores to
- * entries that stay valid meanwhile. Only the main namespace (no dlmopen). */
+ * when a module is added or removed: a hash of their link_map and load
+ * addresses, and of their count. Only the main namespace (no dlmopen). */
 static uintptr_t link_map_signature(void)
 {
     uintptr_t sig = 0, n = 0;
     for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next, n++)
-        sig = sig * 31 + (uintptr_t)m;
+        sig = (sig * 31 + (uintptr_t)m) * 31 + m->l_addr;
     return sig ^ (n << 48);
+}
+
+/* dl_iterate_phdr's first callback: the signature of the loaded modules,
+ * taken before the listing, so that any change after it shows at the stop
+ * (a change between the two only costs a second listing). Inside the
+ * callback the dynamic linker's lock is held, which dlopen and dlclose
+ * take to change the list, so the walk cannot meet an entry being freed. */
+static int note_signature(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info;
+    (void)size;
+    (void)data;
+    roots.maps_seen = link_map_signature();
+    return 1; /* once is enough */
 }
 
 void spangc_roots_prepare(void)
 {
-    /* Before the listing: a module added after this read changes the
-     * signature spangc_roots_changed compares. */
-    roots.maps_seen = link_map_signature();
+    dl_iterate_phdr(note_signature, NULL);
     roots.segments.n = 0;
     roots.unloadable.n = 0;
     roots.tls_modules.n = 0;
@@ -278,6 +287,9 @@ void spangc_roots_prepare(void)
         spangc_throw("out of metadata memory listing data segments");
 }
 
+/* Without the lock, but with the world stopped: a thread stopped inside
+ * dlopen or dlclose has linked or unlinked an entry with one pointer
+ * store, or not yet, and frees an entry only after unlinking it. */
 bool spangc_roots_changed(void)
 {
     return link_map_signature() != roots.maps_seen;
