@@ -184,14 +184,20 @@ void spangc_roots_init(void)
     dl_iterate_phdr(note_startup, NULL);
 }
 
+/* Whether the module loaded at addr was there at gc_init. */
+static bool startup_module(uintptr_t addr)
+{
+    for (size_t i = 0; i < roots.startup.n; i++)
+        if (roots.startup.r[i].lo == addr)
+            return true;
+    return false;
+}
+
 static bool loaded_at_startup(const struct dl_phdr_info *info)
 {
     if (info->dlpi_name == NULL || info->dlpi_name[0] == 0)
         return true; /* the program itself (or the vDSO) */
-    for (size_t i = 0; i < roots.startup.n; i++)
-        if (roots.startup.r[i].lo == info->dlpi_addr)
-            return true;
-    return false;
+    return startup_module(info->dlpi_addr);
 }
 
 /* The module's read-only-after-relocation part (PT_GNU_RELRO: .got,
@@ -379,9 +385,8 @@ typedef enum tls_read { TLS_IN_PLACE, TLS_COPIED, TLS_GONE } tls_read;
  * the listing and missing from it has been closed. */
 static tls_read tls_block_read(const tls_block *b)
 {
-    for (size_t i = 0; i < roots.startup.n; i++)
-        if (roots.startup.r[i].lo == b->module)
-            return TLS_IN_PLACE;
+    if (startup_module(b->module))
+        return TLS_IN_PLACE;
     if (b->adds > roots.adds)
         return TLS_COPIED;
     for (size_t i = 0; i < roots.tls_modules.n; i++)
