@@ -306,17 +306,24 @@ static void start_world_and_sweeper(void)
 /* Stop the world with the roots listed (spangc_roots_prepare, which was
  * called before, since the listing cannot happen inside the stop). A
  * library opened or closed between the listing and the stop: list again.
- * A few tries; a program that loads libraries without pause must not hold
- * the collection off for good. */
+ * After a few tries, list from inside the stop (spangc_roots_list_stopped),
+ * so that a program that loads libraries without pause cannot hold the
+ * collection off; that listing only fails for a library whose headers are
+ * not where a shared object's are, and then the loop goes on. */
+#define LISTING_TRIES 4
+
 static void stop_world_listed(void)
 {
-    if (spangc_test_after_roots_listed)
-        spangc_test_after_roots_listed();
-    stop_world_and_sweeper(false);
-    for (int tries = 0; tries < 4 && spangc_roots_changed(); tries++) {
+    for (int tries = 1;; tries++) {
+        if (spangc_test_after_roots_listed)
+            spangc_test_after_roots_listed();
+        stop_world_and_sweeper(false);
+        if (!spangc_roots_changed())
+            return;
+        if (tries >= LISTING_TRIES && spangc_roots_list_stopped())
+            return;
         start_world_and_sweeper();
         spangc_roots_prepare();
-        stop_world_and_sweeper(false);
     }
 }
 

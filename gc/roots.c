@@ -258,13 +258,16 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
 }
 
 /* The dynamic linker's list of loaded modules, as a number that changes
- * when a module is added or removed: a hash of their link_map and load
- * addresses, and of their count. Only the main namespace (no dlmopen). */
+ * when a module is added or removed: a hash of their link_map, load and
+ * dynamic-section addresses, and of their count. A library closed and
+ * another opened in its place, with the same link_map and load address,
+ * still differs in l_ld, unless it is the same file, whose segments are
+ * the same ranges. Only the main namespace (no dlmopen). */
 static uintptr_t link_map_signature(void)
 {
     uintptr_t sig = 0, n = 0;
     for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next, n++)
-        sig = (sig * 31 + (uintptr_t)m) * 31 + m->l_addr;
+        sig = ((sig * 31 + (uintptr_t)m) * 31 + m->l_addr) * 31 + (uintptr_t)m->l_ld;
     return sig ^ (n << 48);
 }
 
@@ -301,13 +304,83 @@ bool spangc_roots_changed(void)
     return link_map_signature() != roots.maps_seen;
 }
 
+/* Listing with the world stopped
+ *
+ * A program that opens and closes libraries without pause can change the
+ * list between every listing and stop. After a few tries the collector
+ * lists the libraries loaded after gc_init from the dynamic linker's list
+ * itself, with the world stopped (no lock needed, as above). link_map's
+ * public part has no program headers; they are found through the ELF
+ * header, which for a shared object lies at its load address (its first
+ * PT_LOAD maps file offset 0 at address 0). The header and headers are
+ * read through copies (in place, where mapped, if copies are refused), so
+ * a wrong guess cannot fault, and are believed only if their PT_DYNAMIC
+ * lies where the dynamic linker's l_ld says. */
+#define MAX_PHDRS 64
+
+static long read_header(void *dst, uintptr_t src, size_t n)
+{
+    long got = spangc_os_copy(dst, src, n);
+    if (got >= 0 || !spangc_os_mapped(src, src + n))
+        return got;
+    memcpy(dst, (const void *)src, n);
+    return (long)n;
+}
+
+static bool module_phdrs(const struct link_map *m, ElfW(Phdr) *ph, int *phnum)
+{
+    ElfW(Ehdr) eh;
+    if (read_header(&eh, m->l_addr, sizeof eh) != (long)sizeof eh ||
+        memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_phentsize != sizeof *ph ||
+        eh.e_phnum == 0 || eh.e_phnum > MAX_PHDRS)
+        return false;
+    size_t bytes = eh.e_phnum * sizeof *ph;
+    if (read_header(ph, m->l_addr + eh.e_phoff, bytes) != (long)bytes)
+        return false;
+    for (int i = 0; i < eh.e_phnum; i++)
+        if (ph[i].p_type == PT_DYNAMIC && m->l_addr + ph[i].p_vaddr == (uintptr_t)m->l_ld) {
+            *phnum = eh.e_phnum;
+            return true;
+        }
+    return false;
+}
+
+bool spangc_roots_list_stopped(void)
+{
+    ElfW(Phdr) ph[MAX_PHDRS];
+    roots.unloadable.n = 0;
+    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next) {
+        if (m->l_name == NULL || m->l_name[0] == 0 || startup_module(m->l_addr))
+            continue;
+        int phnum;
+        if (!module_phdrs(m, ph, &phnum))
+            return false;
+        struct dl_phdr_info info = {.dlpi_addr = m->l_addr,
+                                    .dlpi_name = m->l_name,
+                                    .dlpi_phdr = ph,
+                                    .dlpi_phnum = (ElfW(Half))phnum,
+                                    .dlpi_adds = roots.adds};
+        collect_segments(&info, sizeof info, NULL);
+    }
+    if (roots.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
+        spangc_throw("out of metadata memory listing data segments");
+    return true;
+}
+
 /* Tests only (roots.h). */
 SPANGC_STATE void (*volatile spangc_test_before_unloadable_scan)(void);
 SPANGC_STATE void (*volatile spangc_test_after_roots_listed)(void);
 
 /* Call fn on copies, made in buf, of the readable words of [lo, hi), with
- * the address each copy came from. */
+ * the address each copy came from. Where the system allows no copy at all
+ * (runtime/os.h), the words are read in place: all of them if the caller
+ * knows the range is mapped (known_mapped), else those that mincore finds
+ * mapped; skipping them would free what they hold. A page found mapped but
+ * without read access would still fault: that takes a sandbox refusing
+ * both copies and a closed library's freed block whose pages were mapped
+ * again, inaccessible, by the time of the scan. */
 static void each_copy(uintptr_t *buf, size_t buf_bytes, uintptr_t lo, uintptr_t hi,
+                      bool known_mapped,
                       void (*fn)(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg), void *arg)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -317,9 +390,8 @@ static void each_copy(uintptr_t *buf, size_t buf_bytes, uintptr_t lo, uintptr_t 
         size_t n = hi - lo < buf_bytes ? hi - lo : buf_bytes;
         long got = spangc_os_copy(buf, lo, n);
         if (got < 0) {
-            /* Not allowed here (a seccomp filter): read in place, as for
-             * any other segment. */
-            fn(lo, lo + n, lo, arg);
+            if (known_mapped || spangc_os_mapped(lo, lo + n))
+                fn(lo, lo + n, lo, arg);
             lo += n;
             continue;
         }
@@ -360,7 +432,7 @@ static void mark_copy(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg)
 /* A segment of a library that may be unloaded, through copies. */
 static void mark_unloadable(uintptr_t lo, uintptr_t hi)
 {
-    each_copy(roots.copy, COPY_BYTES, lo, hi, mark_copy, NULL);
+    each_copy(roots.copy, COPY_BYTES, lo, hi, true, mark_copy, NULL);
 }
 
 /* Stacks and added ranges (often malloc'd) hold uninitialised words that
@@ -395,7 +467,13 @@ static tls_read tls_block_read(const tls_block *b)
     return TLS_GONE;
 }
 
-/* Copy a TLS block through roots.copy, or, where that does not exist yet
+/* A TLS block, unlike a segment of a listed library, may be gone even
+ * when its module is listed: tls_block_read matches the module by load
+ * address and TLS id, and a library closed and opened again (or another
+ * one, in its place) usually gets both back, while the thread's old block
+ * is freed. So it is never read in place unless found mapped.
+ *
+ * Copy it through roots.copy, or, where that does not exist yet
  * (the only library loaded after gc_init came after the listing), a small
  * buffer on the stack. */
 #define TLS_COPY_WORDS 128
@@ -406,9 +484,9 @@ static void each_tls_copy(uintptr_t lo, uintptr_t hi,
 {
     uintptr_t buf[TLS_COPY_WORDS];
     if (roots.copy)
-        each_copy(roots.copy, COPY_BYTES, lo, hi, fn, arg);
+        each_copy(roots.copy, COPY_BYTES, lo, hi, false, fn, arg);
     else
-        each_copy(buf, sizeof buf, lo, hi, fn, arg);
+        each_copy(buf, sizeof buf, lo, hi, false, fn, arg);
 }
 
 static void mark_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg)
@@ -547,7 +625,8 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
         search_range(roots.segments.r[i].lo, roots.segments.r[i].hi, &rs);
     for (size_t i = 0; i < roots.unloadable.n; i++) {
         copied_segment = roots.unloadable.r[i];
-        each_copy(roots.copy, COPY_BYTES, copied_segment.lo, copied_segment.hi, search_copy, &rs);
+        each_copy(roots.copy, COPY_BYTES, copied_segment.lo, copied_segment.hi, true, search_copy,
+                  &rs);
     }
     rs.what = "an added root range";
     rs.count = &n.added;

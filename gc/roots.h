@@ -22,7 +22,13 @@ void spangc_roots_prepare(void);
  * storing an object in its data) would not be scanned. */
 bool spangc_roots_changed(void);
 
-/* Tests only: called after the listing, before the world stops. */
+/* With the world stopped, when the list keeps changing: list the
+ * segments of the libraries loaded after gc_init from the dynamic
+ * linker's list, without its lock. False if a library's program headers
+ * could not be found; the collector must then list again the usual way. */
+bool spangc_roots_list_stopped(void);
+
+/* Tests only: called after each listing, before the world stops. */
 extern SPANGC_STATE void (*volatile spangc_test_after_roots_listed)(void);
 
 /* gc_init: note the libraries loaded so far, which are never unloaded. */

@@ -12,14 +12,20 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "roots.h"
 #include "testutil.h"
+#include "track.h"
 
 /* From test_roots_lib.so, a shared library this test links. */
 extern void *roots_lib_slot;
@@ -403,6 +409,48 @@ static void test_library_opened_during_collection(void **state)
     assert_int_equal(dlclose(plugin), 0);
 }
 
+/* A program that opens and closes libraries without pause changes the
+ * list between every listing and stop; after a few tries the collector
+ * lists from inside the stop (spangc_roots_list_stopped). The hook, called
+ * before each stop, closes the plugin, opens it, closes it, and opens it
+ * again, storing an object only in its data. Before, the collector
+ * gave up after four listings and collected with the last one, which
+ * missed the plugin: the object was freed. */
+static int plugin_toggles;
+
+static void toggle_plugin(void)
+{
+    if (++plugin_toggles % 2) {
+        assert_int_equal(dlclose(plugin), 0);
+        return;
+    }
+    plugin = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(plugin);
+    if (plugin_toggles == 4) {
+        spangc_test_after_roots_listed = NULL;
+        void **slot = dlsym(plugin, "plugin_slot");
+        assert_non_null(slot);
+        store((volatile uintptr_t *)slot, opened_late_obj, 0);
+    }
+}
+
+static void test_library_kept_opening_during_collection(void **state)
+{
+    (void)state;
+    plugin = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(plugin);
+    opened_late_obj = make(120);
+    plugin_toggles = 0;
+    spangc_test_after_roots_listed = toggle_plugin;
+    collect();
+    assert_null(spangc_test_after_roots_listed);
+    assert_int_equal(plugin_toggles, 4);
+    assert_true(alive(opened_late_obj));
+    collect();
+    assert_true(alive(opened_late_obj));
+    assert_int_equal(dlclose(plugin), 0);
+}
+
 /* A thread-local block of a library loaded with dlopen, which the thread
  * had when it registered, is scanned (through copies); once the library is
  * closed, glibc frees the block, a large one with munmap, and the
@@ -463,6 +511,77 @@ static void test_tls_of_closed_library(void **state)
     sem_destroy(&tls_test.done);
 }
 
+#if defined(__x86_64__)
+/* The same blocks read by a collector in a sandbox: a seccomp filter on
+ * the collecting thread (and on it alone) refuses process_vm_readv, and in
+ * the stricter mode every openat too, so neither copy is allowed
+ * (runtime/os.h). A block of a library still loaded must be scanned all
+ * the same (through /proc/self/mem, or in place); the block of a closed
+ * library must not be read in place: it is unmapped. Before, with copies
+ * refused, every block was read in place, and the closed library's
+ * faulted when its module's address and TLS id had been given to the
+ * next library (glibc reuses both). */
+enum sandbox { REFUSE_VM_READV, REFUSE_VM_READV_AND_OPEN };
+
+static void *collect_in_sandbox(void *arg)
+{
+    enum sandbox how = (enum sandbox)(uintptr_t)arg;
+    struct sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_process_vm_readv, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, how == REFUSE_VM_READV ? ~0u : __NR_openat, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    };
+    struct sock_fprog prog = {sizeof filter / sizeof filter[0], filter};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        return "seccomp";
+    if (how == REFUSE_VM_READV_AND_OPEN && open("/proc/self/mem", O_RDONLY) >= 0)
+        return "the filter let openat through";
+    collect();
+    return NULL;
+}
+
+static void collect_sandboxed(enum sandbox how)
+{
+    pthread_t th;
+    void *err;
+    assert_int_equal(pthread_create(&th, NULL, collect_in_sandbox, (void *)(uintptr_t)how), 0);
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+}
+
+static void test_tls_read_in_a_sandbox(void **state)
+{
+    (void)state;
+    /* Valgrind runs the filter on its own system calls. */
+    if (TRACK_VG_RUNNING())
+        skip();
+    sem_init(&tls_test.go, 0, 0);
+    sem_init(&tls_test.done, 0, 0);
+    tls_test.h = make(96);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, tls_thread, NULL), 0);
+    sem_wait(&tls_test.done);
+    collect_sandboxed(REFUSE_VM_READV);
+    assert_true(alive(tls_test.h)); /* copied through /proc/self/mem */
+    collect_sandboxed(REFUSE_VM_READV_AND_OPEN);
+    assert_true(alive(tls_test.h)); /* read in place: mapped */
+    sem_post(&tls_test.go);
+    sem_wait(&tls_test.done);
+    collect_sandboxed(REFUSE_VM_READV_AND_OPEN); /* faulted here */
+    collect_sandboxed(REFUSE_VM_READV);
+    assert_dead(tls_test.h);
+    sem_post(&tls_test.go);
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    sem_destroy(&tls_test.go);
+    sem_destroy(&tls_test.done);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +593,10 @@ int main(void)
         cmocka_unit_test(test_library_closed_during_collection),
         cmocka_unit_test(test_tls_of_closed_library),
         cmocka_unit_test(test_library_opened_during_collection),
+        cmocka_unit_test(test_library_kept_opening_during_collection),
+#if defined(__x86_64__)
+        cmocka_unit_test(test_tls_read_in_a_sandbox),
+#endif
         cmocka_unit_test(test_many_added_roots),
         cmocka_unit_test(test_stack_slot),
 #if defined(__x86_64__)
