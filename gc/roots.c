@@ -262,7 +262,9 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
  * dynamic-section addresses, and of their count. A library closed and
  * another opened in its place, with the same link_map and load address,
  * still differs in l_ld, unless it is the same file, whose segments are
- * the same ranges. Only the main namespace (no dlmopen). */
+ * the same ranges. Only the program's namespace, the one dl_iterate_phdr
+ * lists: a library opened with dlmopen in a new namespace is on neither
+ * (docs/embedding.md, "What keeps an object alive"). */
 static uintptr_t link_map_signature(void)
 {
     uintptr_t sig = 0, n = 0;
@@ -345,23 +347,28 @@ static bool module_phdrs(const struct link_map *m, ElfW(Phdr) *ph, int *phnum)
     return false;
 }
 
-bool spangc_roots_list_stopped(void)
+/* List one module's writable segments, found through its ELF header. */
+static bool list_module_stopped(const struct link_map *m)
 {
     ElfW(Phdr) ph[MAX_PHDRS];
+    int phnum;
+    if (!module_phdrs(m, ph, &phnum))
+        return false;
+    struct dl_phdr_info info = {.dlpi_addr = m->l_addr,
+                                .dlpi_name = m->l_name,
+                                .dlpi_phdr = ph,
+                                .dlpi_phnum = (ElfW(Half))phnum,
+                                .dlpi_adds = roots.adds};
+    collect_segments(&info, sizeof info, NULL);
+    return true;
+}
+
+bool spangc_roots_list_stopped(void)
+{
     roots.unloadable.n = 0;
-    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next) {
-        if (m->l_name == NULL || m->l_name[0] == 0 || startup_module(m->l_addr))
-            continue;
-        int phnum;
-        if (!module_phdrs(m, ph, &phnum))
+    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next)
+        if (m->l_name && m->l_name[0] && !startup_module(m->l_addr) && !list_module_stopped(m))
             return false;
-        struct dl_phdr_info info = {.dlpi_addr = m->l_addr,
-                                    .dlpi_name = m->l_name,
-                                    .dlpi_phdr = ph,
-                                    .dlpi_phnum = (ElfW(Half))phnum,
-                                    .dlpi_adds = roots.adds};
-        collect_segments(&info, sizeof info, NULL);
-    }
     if (roots.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
         spangc_throw("out of metadata memory listing data segments");
     return true;
