@@ -303,28 +303,26 @@ static void start_world_and_sweeper(void)
     spangc_start_world();
 }
 
-/* Stop the world with the roots listed (spangc_roots_prepare, which was
- * called before, since the listing cannot happen inside the stop). A
- * library opened or closed between the listing and the stop: list again.
- * After a few tries, list from inside the stop (spangc_roots_list_stopped),
- * so that a program that loads libraries without pause cannot hold the
- * collection off; that listing only fails for a library whose headers are
- * not where a shared object's are, and then the loop goes on. */
+/* Stop the world with the installed listing of the roots current (gc/roots.c,
+ * "Listing"). Each try lists the roots first, with no spangc lock held,
+ * and installs the listing under world_lock. If a library was opened or
+ * closed since, restart the world and return false: the caller lets
+ * world_lock go and tries again. After a few tries, list from inside the stop
+ * (spangc_roots_list_stopped), so that a program that loads libraries
+ * without pause cannot hold the collection off; that listing only fails
+ * for a library whose headers are not where a shared object's are, and
+ * then the tries go on. The caller holds world_lock. */
 #define LISTING_TRIES 4
 
-static void stop_world_listed(void)
+static bool stop_world_listed(int tries)
 {
-    for (int tries = 1;; tries++) {
-        if (spangc_test_after_roots_listed)
-            spangc_test_after_roots_listed();
-        stop_world_and_sweeper(false);
-        if (!spangc_roots_changed())
-            return;
-        if (tries >= LISTING_TRIES && spangc_roots_list_stopped())
-            return;
-        start_world_and_sweeper();
-        spangc_roots_prepare();
-    }
+    if (spangc_test_before_stop)
+        spangc_test_before_stop();
+    stop_world_and_sweeper(false);
+    if (!spangc_roots_changed() || (tries >= LISTING_TRIES && spangc_roots_list_stopped()))
+        return true;
+    start_world_and_sweeper();
+    return false;
 }
 
 /* Waking mark workers costs more than marking a small heap alone. */
@@ -346,12 +344,12 @@ static uint64_t mark_phase(bool parallel)
 
 /* Steps 1-5 of the header comment. The caller holds world_lock. extra:
  * the bytes of a large object about to be allocated, which the next goal
- * counts as live. */
-static void run_cycle(bool forced, uint64_t extra)
+ * counts as live. tries: of stop_world_listed. False if the listing of
+ * the roots was out of date: nothing was collected. */
+static bool run_cycle(bool forced, uint64_t extra, int tries)
 {
     size_t left_unswept = ao_load(&spangc_sweep.unswept);
     spangc_sweep_finish();
-    spangc_roots_prepare();
     bool started_early =
         !forced && ao_load(&spangc_mstats.heap_live) + extra < ao_load(&spangc_gc.next_gc);
     bool parallel = mark_in_parallel();
@@ -359,8 +357,11 @@ static void run_cycle(bool forced, uint64_t extra)
         spangc_mark_start_workers();
 
     uint64_t t0 = spangc_nanotime();
+    if (!stop_world_listed(tries))
+        return false;
+    /* Only a stop that goes on to mark counts: collect_now compares it
+     * with num_gc. */
     ao_add(&cycles_stopped, 1);
-    stop_world_listed();
     spangc_threads_flush_caches();
     spangc_mheap_free_retired_bits();
     /* After the flush, which adds what each thread counted on its own
@@ -400,6 +401,7 @@ static void run_cycle(bool forced, uint64_t extra)
     uint64_t n = ao_add(&spangc_gc.num_gc, 1) + 1;
     if (spangc_cfg.trace)
         trace_cycle(n, pause, before, marked, ao_load(&spangc_gc.next_gc), left_unswept, nthreads);
+    return true;
 }
 
 /* Zero the dead stack below the caller [bdwgc: GC_clear_stack]. Called
@@ -446,17 +448,25 @@ static NOINLINE void collect_now(enum collect_kind kind, uint64_t extra)
     uint64_t want = ao_load(&cycles_stopped) + 1;
     uint64_t seen = ao_load(&spangc_gc.num_gc);
     spangc_thread *self = spangc_self;
-    world_lock_acquire();
-    if (self)
-        SPANGC_SAVE_CONTEXT(self);
-    if (kind == COLLECT_AUTO) {
-        /* Another thread may have collected while we waited. */
-        if (ao_load(&spangc_gc.num_gc) == seen && spangc_gc_due(extra))
-            run_cycle(false, extra);
-    } else if (ao_load(&spangc_gc.num_gc) < want) {
-        run_cycle(kind == COLLECT_FULL, 0);
+    for (int tries = 1;; tries++) {
+        spangc_listing *fresh = spangc_roots_list();
+        world_lock_acquire();
+        if (self)
+            SPANGC_SAVE_CONTEXT(self);
+        if (fresh)
+            spangc_roots_install(fresh);
+        bool done = true;
+        if (kind == COLLECT_AUTO) {
+            /* Another thread may have collected while we waited. */
+            if (ao_load(&spangc_gc.num_gc) == seen && spangc_gc_due(extra))
+                done = run_cycle(false, extra, tries);
+        } else if (ao_load(&spangc_gc.num_gc) < want) {
+            done = run_cycle(kind == COLLECT_FULL, 0, tries);
+        }
+        world_lock_release();
+        if (done)
+            break;
     }
-    world_lock_release();
     bg_wake();
     spangc_finalizer_thread_start();
     if (kind == COLLECT_FULL) {
@@ -489,15 +499,20 @@ void spangc_collect_auto(uint64_t extra)
 static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
 {
     spangc_thread *self = spangc_self;
-    world_lock_acquire();
-    if (self)
-        SPANGC_SAVE_CONTEXT(self);
-    spangc_sweep_finish();
-    /* fn may walk the roots (spangc_debug_explain): list the data
-     * segments now, as a cycle does, not use the last cycle's list, which
-     * misses libraries loaded since, and names ones closed since. */
-    spangc_roots_prepare();
-    stop_world_listed();
+    /* fn may walk the roots (spangc_debug_explain): the listing must be
+     * current, as for a cycle. */
+    for (int tries = 1;; tries++) {
+        spangc_listing *fresh = spangc_roots_list();
+        world_lock_acquire();
+        if (self)
+            SPANGC_SAVE_CONTEXT(self);
+        if (fresh)
+            spangc_roots_install(fresh);
+        spangc_sweep_finish();
+        if (stop_world_listed(tries))
+            break;
+        world_lock_release();
+    }
     spangc_threads_flush_caches();
     fn(arg);
     start_world_and_sweeper();
@@ -586,6 +601,7 @@ int gc_unregister_thread(void)
 
 static void atfork_prepare(void)
 {
+    spangc_threads_register_lock();
     world_lock_acquire();
     stop_world_and_sweeper(true);
     spangc_roots_lock();
@@ -604,6 +620,7 @@ static void atfork_parent(void)
     spangc_roots_unlock();
     start_world_and_sweeper();
     world_lock_release();
+    spangc_threads_register_unlock();
 }
 
 static void atfork_child(void)
@@ -629,6 +646,7 @@ static void atfork_child(void)
     if (spangc_self)
         spangc_self->holds_world = false;
     slock_init(&spangc_gc.world_lock);
+    spangc_threads_register_unlock();
 }
 
 /* ---- initialization ------------------------------------------------------ */
@@ -641,7 +659,9 @@ static NOINLINE int init(const gc_options *opts)
     if (!err) {
         init_time = spangc_nanotime();
         spangc_mheap_init();
-        spangc_roots_init();
+        err = spangc_roots_init();
+    }
+    if (!err) {
         spangc_mcentral_init();
         set_goal(0);
         spangc_debug_init();

@@ -44,18 +44,32 @@ typedef struct range_set {
     size_t n, cap;
 } range_set;
 
+/* The data segments of the loaded modules, as dl_iterate_phdr lists them.
+ * Its arrays are the OS's memory, not metadata: a listing is made with no
+ * spangc lock held ("Listing" below), and metadata is allocated under
+ * meta_lock, which a registered thread takes only inside spangc. */
+struct spangc_listing {
+    range_set segments;    /* of the program and the libraries it started with */
+    range_set unloadable;  /* of libraries loaded after gc_init */
+    range_set tls_modules; /* loaded later, with TLS: lo dlpi_addr, hi dlpi_tls_modid */
+    uintptr_t signature;   /* link_map_signature() when listed */
+    unsigned long long adds; /* dlpi_adds (libraries ever loaded) then */
+    bool failed;           /* out of memory while listing */
+};
+
 /* added: roots_lock (taken inside a runtime section), with its index.
- * segments, unloadable, tls_modules, adds, maps_seen, copy: the collector,
- * under world_lock. startup: written by gc_init, read-only after. */
+ * now, copy: the collector, under world_lock. spare: taken and given back
+ * with compare-and-swap. startup: written by gc_init, read-only after. */
 static SPANGC_STATE struct {
     spangc_lock lock;
     range_set added;
-    range_set segments;   /* of the program and the libraries it started with */
-    range_set unloadable; /* of libraries loaded after gc_init */
+    spangc_listing now;   /* the listing the collector scans */
+    /* A listing whose arrays the next one reuses (the one install
+     * replaced), so that listing again allocates nothing unless a list
+     * outgrows the last one: a collection forced by a failed allocation
+     * may need one. NULL while a lister holds it. */
+    ao_word spare;
     range_set startup;    /* libraries present at gc_init: lo, their load address */
-    range_set tls_modules; /* loaded later, with TLS: lo dlpi_addr, hi dlpi_tls_modid */
-    uintptr_t maps_seen;  /* link_map_signature() before the listing */
-    unsigned long long adds; /* dlpi_adds (libraries ever loaded) at the listing */
     uintptr_t *copy;      /* COPY_BYTES of metadata, for unloadable segments */
     /* added by start address, so that adding or removing one of many
      * ranges (a root per native handle, say) costs O(1) rather than a scan
@@ -179,10 +193,6 @@ static int note_startup(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-void spangc_roots_init(void)
-{
-    dl_iterate_phdr(note_startup, NULL);
-}
 
 /* Whether the module loaded at addr was there at gc_init. */
 static bool startup_module(uintptr_t addr)
@@ -224,22 +234,77 @@ static void relro_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_
     }
 }
 
-static void push_segment(range_set *set, uintptr_t lo, uintptr_t hi)
+/* Append to a listing's array, growing it with the OS's memory. */
+static bool listing_push(range_set *s, uintptr_t lo, uintptr_t hi)
 {
-    if (lo < hi && !range_push(set, lo, hi))
-        spangc_throw("out of metadata memory listing data segments");
+    if (s->n == s->cap) {
+        size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        size_t bytes = round_up((s->cap ? s->cap * 2 : 64) * sizeof *s->r, page);
+        mem_range *r = spangc_os_alloc(bytes);
+        if (!r)
+            return false;
+        if (s->r) {
+            memcpy(r, s->r, s->n * sizeof *r);
+            spangc_os_free(s->r, s->cap * sizeof *r);
+        }
+        s->r = r;
+        s->cap = bytes / sizeof *r;
+    }
+    s->r[s->n].lo = lo;
+    s->r[s->n].hi = hi;
+    s->n++;
+    return true;
 }
 
+/* Give each of l's arrays its first page, so that a listing that later
+ * finds a library or two more than gc_init did (the unwinder, loaded on
+ * first use, say) needs no memory: a collection forced by a failed
+ * allocation may be the first to list. */
+static bool listing_reserve(spangc_listing *l)
+{
+    range_set *sets[] = {&l->segments, &l->unloadable, &l->tls_modules};
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+        if (sets[i]->cap)
+            continue;
+        if (!listing_push(sets[i], 0, 0))
+            return false;
+        sets[i]->n = 0;
+    }
+    return true;
+}
+
+static void listing_free(spangc_listing *l)
+{
+    range_set *sets[] = {&l->segments, &l->unloadable, &l->tls_modules};
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+        if (sets[i]->r)
+            spangc_os_free(sets[i]->r, sets[i]->cap * sizeof *sets[i]->r);
+}
+
+static void push_segment(spangc_listing *l, range_set *set, uintptr_t lo, uintptr_t hi)
+{
+    if (lo < hi && !listing_push(set, lo, hi))
+        l->failed = true;
+}
+
+static uintptr_t link_map_signature(void);
+
+/* dl_iterate_phdr callback: add a module to the listing data. The first
+ * call also takes the signature of the module list: dl_iterate_phdr holds
+ * the dynamic linker's lock from the first callback to the last, so the
+ * two describe the same list. */
 static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
-    (void)data;
+    spangc_listing *l = data;
+    if (!l->signature)
+        l->signature = link_map_signature();
     bool startup = loaded_at_startup(info);
-    range_set *set = startup ? &roots.segments : &roots.unloadable;
-    roots.adds = info->dlpi_adds;
+    range_set *set = startup ? &l->segments : &l->unloadable;
+    l->adds = info->dlpi_adds;
     if (!startup && info->dlpi_tls_modid)
-        if (!range_push(&roots.tls_modules, info->dlpi_addr, info->dlpi_tls_modid))
-            spangc_throw("out of metadata memory listing data segments");
+        if (!listing_push(&l->tls_modules, info->dlpi_addr, info->dlpi_tls_modid))
+            l->failed = true;
     uintptr_t rlo, rhi;
     relro_range(info, &rlo, &rhi);
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -248,54 +313,108 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
         if (rhi <= lo || hi <= rlo) {
-            push_segment(set, lo, hi);
+            push_segment(l, set, lo, hi);
         } else { /* what lies below and above the read-only part */
-            push_segment(set, lo, rlo > lo ? rlo : lo);
-            push_segment(set, rhi < hi ? rhi : hi, hi);
+            push_segment(l, set, lo, rlo > lo ? rlo : lo);
+            push_segment(l, set, rhi < hi ? rhi : hi, hi);
         }
     }
-    return 0;
+    return l->failed;
 }
 
 /* The dynamic linker's list of loaded modules, as a number that changes
  * when a module is added or removed: a hash of their link_map, load and
- * dynamic-section addresses, and of their count. A library closed and
- * another opened in its place, with the same link_map and load address,
- * still differs in l_ld, unless it is the same file, whose segments are
- * the same ranges. Only the program's namespace, the one dl_iterate_phdr
- * lists: a library opened with dlmopen in a new namespace is on neither
- * (docs/embedding.md, "What keeps an object alive"). */
+ * dynamic-section addresses, file names, and of their count. A library
+ * closed and another opened in its place often gets the same link_map
+ * (malloc reuses the block) and load address (and the same l_ld, if only
+ * its bss differs), but not the same name. Not seen: the same file name,
+ * rebuilt with a larger bss (docs/architecture.md). Only the program's
+ * namespace, the one dl_iterate_phdr lists: a library opened with dlmopen
+ * in a new namespace is on neither (docs/embedding.md, "What keeps an
+ * object alive"). */
 static uintptr_t link_map_signature(void)
 {
     uintptr_t sig = 0, n = 0;
-    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next, n++)
+    for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next, n++) {
         sig = ((sig * 31 + (uintptr_t)m) * 31 + m->l_addr) * 31 + (uintptr_t)m->l_ld;
-    return sig ^ (n << 48);
+        for (const char *c = m->l_name; c && *c; c++)
+            sig = sig * 131 + (unsigned char)*c;
+    }
+    return (sig ^ (n << 48)) | 1; /* never 0, the mark of "not taken yet" */
 }
 
-/* dl_iterate_phdr's first callback: the signature of the loaded modules,
- * taken before the listing, so that any change after it shows at the stop
- * (a change between the two only costs a second listing). Inside the
- * callback the dynamic linker's lock is held, which dlopen and dlclose
- * take to change the list, so the walk cannot meet an entry being freed. */
-static int note_signature(struct dl_phdr_info *info, size_t size, void *data)
+/* Listing
+ *
+ * The segments are listed with dl_iterate_phdr, which takes the dynamic
+ * linker's lock. A program thread may hold that lock and wait for spangc:
+ * its callback allocates, or collects, and then waits for world_lock. So
+ * the collector lists before it takes world_lock, holding no spangc lock,
+ * and never with the world stopped (a stopped thread may hold the lock);
+ * it installs the listing under world_lock, and once the world is stopped
+ * checks it against the dynamic linker's list (spangc_roots_changed). If
+ * a module came or went in between, it restarts the world, lets world_lock
+ * go, and lists again (gc/gc.c). */
+static size_t listing_bytes(void)
 {
-    (void)info;
-    (void)size;
-    (void)data;
-    roots.maps_seen = link_map_signature();
-    return 1; /* once is enough */
+    return round_up(sizeof(spangc_listing), (uintptr_t)sysconf(_SC_PAGESIZE));
 }
 
-void spangc_roots_prepare(void)
+/* Keep l as the spare, or free it if there is one already. */
+static void listing_give_back(spangc_listing *l)
 {
-    dl_iterate_phdr(note_signature, NULL);
-    roots.segments.n = 0;
-    roots.unloadable.n = 0;
-    roots.tls_modules.n = 0;
-    dl_iterate_phdr(collect_segments, NULL);
-    if (roots.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
+    l->segments.n = l->unloadable.n = l->tls_modules.n = 0;
+    l->signature = 0;
+    l->adds = 0;
+    l->failed = false;
+    if (!ao_cas(&roots.spare, 0, (uintptr_t)l)) {
+        listing_free(l);
+        spangc_os_free(l, listing_bytes());
+    }
+}
+
+spangc_listing *spangc_roots_list(void)
+{
+    uintptr_t spare;
+    do
+        spare = ao_load(&roots.spare);
+    while (spare && !ao_cas(&roots.spare, spare, 0));
+    spangc_listing *l = spare ? (spangc_listing *)spare : spangc_os_alloc(listing_bytes());
+    if (!l)
+        return NULL;
+    dl_iterate_phdr(collect_segments, l);
+    if (l->failed) {
+        listing_give_back(l);
+        return NULL;
+    }
+    return l;
+}
+
+void spangc_roots_install(spangc_listing *l)
+{
+    spangc_listing old = roots.now;
+    roots.now = *l;
+    *l = old;
+    listing_give_back(l);
+    if (roots.now.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
         spangc_throw("out of metadata memory listing data segments");
+}
+
+/* The first listing, and a spare already grown to its size (and to a page
+ * per array at least: listing_reserve). */
+int spangc_roots_init(void)
+{
+    dl_iterate_phdr(note_startup, NULL);
+    spangc_listing *l = spangc_roots_list();
+    if (!l)
+        return -ENOMEM;
+    spangc_roots_install(l);
+    if (!listing_reserve(&roots.now))
+        return -ENOMEM;
+    if ((l = spangc_roots_list()) != NULL) {
+        (void)listing_reserve(l);
+        listing_give_back(l);
+    }
+    return 0;
 }
 
 /* Without the lock, but with the world stopped: a thread stopped inside
@@ -303,7 +422,7 @@ void spangc_roots_prepare(void)
  * store, or not yet, and frees an entry only after unlinking it. */
 bool spangc_roots_changed(void)
 {
-    return link_map_signature() != roots.maps_seen;
+    return link_map_signature() != roots.now.signature;
 }
 
 /* Listing with the world stopped
@@ -315,29 +434,20 @@ bool spangc_roots_changed(void)
  * public part has no program headers; they are found through the ELF
  * header, which for a shared object lies at its load address (its first
  * PT_LOAD maps file offset 0 at address 0). The header and headers are
- * read through copies (in place, where mapped, if copies are refused), so
- * a wrong guess cannot fault, and are believed only if their PT_DYNAMIC
- * lies where the dynamic linker's l_ld says. */
+ * read through copies only, so a wrong guess cannot fault (where copies
+ * are refused, this listing fails), and are believed only if their
+ * PT_DYNAMIC lies where the dynamic linker's l_ld says. */
 #define MAX_PHDRS 64
-
-static long read_header(void *dst, uintptr_t src, size_t n)
-{
-    long got = spangc_os_copy(dst, src, n);
-    if (got >= 0 || !spangc_os_mapped(src, src + n))
-        return got;
-    memcpy(dst, (const void *)src, n);
-    return (long)n;
-}
 
 static bool module_phdrs(const struct link_map *m, ElfW(Phdr) *ph, int *phnum)
 {
     ElfW(Ehdr) eh;
-    if (read_header(&eh, m->l_addr, sizeof eh) != (long)sizeof eh ||
+    if (spangc_os_copy(&eh, m->l_addr, sizeof eh) != (long)sizeof eh ||
         memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 || eh.e_phentsize != sizeof *ph ||
         eh.e_phnum == 0 || eh.e_phnum > MAX_PHDRS)
         return false;
     size_t bytes = eh.e_phnum * sizeof *ph;
-    if (read_header(ph, m->l_addr + eh.e_phoff, bytes) != (long)bytes)
+    if (spangc_os_copy(ph, m->l_addr + eh.e_phoff, bytes) != (long)bytes)
         return false;
     for (int i = 0; i < eh.e_phnum; i++)
         if (ph[i].p_type == PT_DYNAMIC && m->l_addr + ph[i].p_vaddr == (uintptr_t)m->l_ld) {
@@ -358,36 +468,39 @@ static bool list_module_stopped(const struct link_map *m)
                                 .dlpi_name = m->l_name,
                                 .dlpi_phdr = ph,
                                 .dlpi_phnum = (ElfW(Half))phnum,
-                                .dlpi_adds = roots.adds};
-    collect_segments(&info, sizeof info, NULL);
+                                .dlpi_adds = roots.now.adds};
+    collect_segments(&info, sizeof info, &roots.now);
     return true;
 }
 
 bool spangc_roots_list_stopped(void)
 {
-    roots.unloadable.n = 0;
+    roots.now.unloadable.n = 0;
     for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next)
         if (m->l_name && m->l_name[0] && !startup_module(m->l_addr) && !list_module_stopped(m))
             return false;
-    if (roots.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
+    if (roots.now.failed)
+        spangc_throw("out of memory listing data segments");
+    if (roots.now.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
         spangc_throw("out of metadata memory listing data segments");
+    roots.now.signature = link_map_signature();
     return true;
 }
 
 /* Tests only (roots.h). */
 SPANGC_STATE void (*volatile spangc_test_before_unloadable_scan)(void);
-SPANGC_STATE void (*volatile spangc_test_after_roots_listed)(void);
+SPANGC_STATE void (*volatile spangc_test_before_stop)(void);
 
 /* Call fn on copies, made in buf, of the readable words of [lo, hi), with
  * the address each copy came from. Where the system allows no copy at all
- * (runtime/os.h), the words are read in place: all of them if the caller
- * knows the range is mapped (known_mapped), else those that mincore finds
- * mapped; skipping them would free what they hold. A page found mapped but
- * without read access would still fault: that takes a sandbox refusing
- * both copies and a closed library's freed block whose pages were mapped
- * again, inaccessible, by the time of the scan. */
+ * (runtime/os.h), the words that mincore finds mapped are read in place:
+ * skipping them would free what they hold. Mapped is not known otherwise:
+ * dlclose unmaps a library before it unlinks it from the list the stop is
+ * checked against, and frees a TLS block whose address and TLS id the
+ * next library may get. A page found mapped but without read access would
+ * still fault: that takes a sandbox refusing both copies and such memory
+ * mapped again, inaccessible, by the time of the scan. */
 static void each_copy(uintptr_t *buf, size_t buf_bytes, uintptr_t lo, uintptr_t hi,
-                      bool known_mapped,
                       void (*fn)(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg), void *arg)
 {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
@@ -397,7 +510,7 @@ static void each_copy(uintptr_t *buf, size_t buf_bytes, uintptr_t lo, uintptr_t 
         size_t n = hi - lo < buf_bytes ? hi - lo : buf_bytes;
         long got = spangc_os_copy(buf, lo, n);
         if (got < 0) {
-            if (known_mapped || spangc_os_mapped(lo, lo + n))
+            if (spangc_os_mapped(lo, lo + n))
                 fn(lo, lo + n, lo, arg);
             lo += n;
             continue;
@@ -439,7 +552,7 @@ static void mark_copy(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg)
 /* A segment of a library that may be unloaded, through copies. */
 static void mark_unloadable(uintptr_t lo, uintptr_t hi)
 {
-    each_copy(roots.copy, COPY_BYTES, lo, hi, true, mark_copy, NULL);
+    each_copy(roots.copy, COPY_BYTES, lo, hi, mark_copy, NULL);
 }
 
 /* Stacks and added ranges (often malloc'd) hold uninitialised words that
@@ -459,17 +572,17 @@ typedef enum tls_read { TLS_IN_PLACE, TLS_COPIED, TLS_GONE } tls_read;
  * are never unloaded. Any other module may have been closed since the
  * thread registered, and glibc frees the block then (a large one is
  * unmapped). Such a block is read through copies if its module was in the
- * listing spangc_roots_prepare made, or loaded after it (the thread
+ * listing the collector scans, or loaded after it (the thread
  * registered since, so its dlpi_adds is newer); a module loaded before
  * the listing and missing from it has been closed. */
 static tls_read tls_block_read(const tls_block *b)
 {
     if (startup_module(b->module))
         return TLS_IN_PLACE;
-    if (b->adds > roots.adds)
+    if (b->adds > roots.now.adds)
         return TLS_COPIED;
-    for (size_t i = 0; i < roots.tls_modules.n; i++)
-        if (roots.tls_modules.r[i].lo == b->module && roots.tls_modules.r[i].hi == b->modid)
+    for (size_t i = 0; i < roots.now.tls_modules.n; i++)
+        if (roots.now.tls_modules.r[i].lo == b->module && roots.now.tls_modules.r[i].hi == b->modid)
             return TLS_COPIED;
     return TLS_GONE;
 }
@@ -478,7 +591,7 @@ static tls_read tls_block_read(const tls_block *b)
  * when its module is listed: tls_block_read matches the module by load
  * address and TLS id, and a library closed and opened again (or another
  * one, in its place) usually gets both back, while the thread's old block
- * is freed. So it is never read in place unless found mapped.
+ * is freed.
  *
  * Copy it through roots.copy, or, where that does not exist yet
  * (the only library loaded after gc_init came after the listing), a small
@@ -491,9 +604,9 @@ static void each_tls_copy(uintptr_t lo, uintptr_t hi,
 {
     uintptr_t buf[TLS_COPY_WORDS];
     if (roots.copy)
-        each_copy(roots.copy, COPY_BYTES, lo, hi, false, fn, arg);
+        each_copy(roots.copy, COPY_BYTES, lo, hi, fn, arg);
     else
-        each_copy(buf, sizeof buf, lo, hi, false, fn, arg);
+        each_copy(buf, sizeof buf, lo, hi, fn, arg);
 }
 
 static void mark_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg)
@@ -510,14 +623,14 @@ static void mark_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls, 
 
 void spangc_roots_mark(void)
 {
-    for (size_t i = 0; i < roots.segments.n; i++) {
-        mark_excluding_state(roots.segments.r[i].lo, roots.segments.r[i].hi, spangc_mark_range);
+    for (size_t i = 0; i < roots.now.segments.n; i++) {
+        mark_excluding_state(roots.now.segments.r[i].lo, roots.now.segments.r[i].hi, spangc_mark_range);
         spangc_mark_drain();
     }
-    for (size_t i = 0; i < roots.unloadable.n; i++) {
+    for (size_t i = 0; i < roots.now.unloadable.n; i++) {
         if (spangc_test_before_unloadable_scan)
             spangc_test_before_unloadable_scan();
-        mark_excluding_state(roots.unloadable.r[i].lo, roots.unloadable.r[i].hi, mark_unloadable);
+        mark_excluding_state(roots.now.unloadable.r[i].lo, roots.now.unloadable.r[i].hi, mark_unloadable);
         spangc_mark_drain();
     }
     lock_acquire(&roots.lock);
@@ -628,12 +741,11 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
     referrer_search rs = {.out = out, .lo = obj, .hi = obj + size};
     rs.what = "a data segment";
     rs.count = &n.data;
-    for (size_t i = 0; i < roots.segments.n; i++)
-        search_range(roots.segments.r[i].lo, roots.segments.r[i].hi, &rs);
-    for (size_t i = 0; i < roots.unloadable.n; i++) {
-        copied_segment = roots.unloadable.r[i];
-        each_copy(roots.copy, COPY_BYTES, copied_segment.lo, copied_segment.hi, true, search_copy,
-                  &rs);
+    for (size_t i = 0; i < roots.now.segments.n; i++)
+        search_range(roots.now.segments.r[i].lo, roots.now.segments.r[i].hi, &rs);
+    for (size_t i = 0; i < roots.now.unloadable.n; i++) {
+        copied_segment = roots.now.unloadable.r[i];
+        each_copy(roots.copy, COPY_BYTES, copied_segment.lo, copied_segment.hi, search_copy, &rs);
     }
     rs.what = "an added root range";
     rs.count = &n.added;

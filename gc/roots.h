@@ -11,13 +11,21 @@
 
 #include "../runtime/base.h"
 
-/* Before stopping the world: list the writable segments of the program
- * and its shared libraries (dl_iterate_phdr takes a lock that a stopped
- * thread might hold, so this cannot happen inside the stop). */
-void spangc_roots_prepare(void);
+/* A listing of the writable segments of the program and its shared
+ * libraries (roots.c, "Listing"). */
+typedef struct spangc_listing spangc_listing;
+
+/* List them. With the world running and no spangc lock held:
+ * dl_iterate_phdr takes the dynamic linker's lock, which a stopped thread,
+ * or one waiting for a spangc lock, may hold. */
+spangc_listing *spangc_roots_list(void);
+
+/* Under world_lock: make l the listing that marking scans (and free the
+ * one it replaces, and l). */
+void spangc_roots_install(spangc_listing *l);
 
 /* With the world stopped: whether a library was opened or closed since
- * spangc_roots_prepare listed them; the collector then restarts the world
+ * the installed listing was made; the collector then restarts the world
  * and lists again, or a library opened in between (its constructor
  * storing an object in its data) would not be scanned. */
 bool spangc_roots_changed(void);
@@ -28,11 +36,13 @@ bool spangc_roots_changed(void);
  * could not be found; the collector must then list again the usual way. */
 bool spangc_roots_list_stopped(void);
 
-/* Tests only: called after each listing, before the world stops. */
-extern SPANGC_STATE void (*volatile spangc_test_after_roots_listed)(void);
+/* Tests only: called before each stop of the world that the installed
+ * listing must match. */
+extern SPANGC_STATE void (*volatile spangc_test_before_stop)(void);
 
-/* gc_init: note the libraries loaded so far, which are never unloaded. */
-void spangc_roots_init(void);
+/* gc_init: note the libraries loaded so far, which are never unloaded,
+ * and make the first listing. -ENOMEM if there is no memory for it. */
+int spangc_roots_init(void);
 
 /* Tests only: called, world stopped, before each segment of a library
  * loaded after gc_init is scanned (tests/test_roots.c dlcloses it there). */

@@ -47,9 +47,9 @@ bool spangc_os_readable(uintptr_t lo, uintptr_t hi);
 /* Copy up to n bytes from src, in this process, to dst without faulting:
  * the bytes copied, which stop short at a page that is unmapped or
  * unreadable (0 if the first one is). Through process_vm_readv, or where
- * a sandbox refuses that, /proc/self/mem; -1 if both are refused (or /proc
- * is not mounted): the caller must then read in place, where it knows the
- * memory is mapped, or not at all. */
+ * a sandbox refuses that, /proc/thread-self/mem; -1 if both are refused
+ * (or /proc is not mounted): the caller must then read in place, where it
+ * finds the memory mapped, or not at all. */
 long spangc_os_copy(void *dst, uintptr_t src, size_t n);
 
 /* RAM plus swap, in bytes: more than this can never be committed. */

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <sys/sysinfo.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 /* Failure injection for tests (runtime/os.h). Written by the test thread
@@ -111,24 +112,32 @@ bool spangc_os_mapped(uintptr_t lo, uintptr_t hi)
 
 /* process_vm_readv on this process reads its memory as the kernel sees
  * it: a page that is unmapped or unreadable ends the copy with EFAULT (or
- * short) instead of faulting. Sandboxes may refuse it: ENOSYS, EPERM. */
+ * short) instead of faulting. Sandboxes may refuse it: ENOSYS, EPERM.
+ * The process is named by the calling thread's id, not getpid(): once the
+ * main thread has exited (pthread_exit), the process id names a zombie
+ * without memory, and the call fails with ESRCH. */
+static pid_t self_tid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
 static bool refused(long got)
 {
     return got < 0 && (errno == ENOSYS || errno == EPERM);
 }
 
-/* The same copy through /proc/self/mem, for a sandbox that refuses
- * process_vm_readv but lets the process open its own memory file (a
- * seccomp filter naming the one call). A read that meets an unmapped page
- * stops short there, or fails with EIO at the first byte. The file is
- * opened for each copy rather than kept: an fd kept open would read the
- * parent's memory in a forked child, and a program that closes every fd
- * it did not open (daemons do) could hand its number to another file.
- * Only ever used where process_vm_readv is refused, so its cost (an open
- * and a close per 16 KiB copied) is a sandbox's only. */
+/* The same copy through the calling thread's memory file (for the reason
+ * above), for a sandbox that refuses process_vm_readv but lets the process
+ * open that file (a seccomp filter naming the one call). A read that meets
+ * an unmapped page stops short there, or fails with EIO at the first byte.
+ * The file is opened for each copy rather than kept: an fd kept open would
+ * read the parent's memory in a forked child, and a program that closes
+ * every fd it did not open (daemons do) could hand its number to another
+ * file. Only ever used where process_vm_readv is refused, so its cost (an
+ * open and a close per 16 KiB copied) is a sandbox's only. */
 static long copy_through_proc_mem(void *dst, uintptr_t src, size_t n)
 {
-    int fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+    int fd = open("/proc/thread-self/mem", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     ssize_t got = pread(fd, dst, n, (off_t)src);
@@ -142,7 +151,7 @@ static long copy_through_proc_mem(void *dst, uintptr_t src, size_t n)
 long spangc_os_copy(void *dst, uintptr_t src, size_t n)
 {
     struct iovec to = {dst, n}, from = {(void *)src, n};
-    long got = process_vm_readv(getpid(), &to, 1, &from, 1, 0);
+    long got = process_vm_readv(self_tid(), &to, 1, &from, 1, 0);
     if (refused(got))
         return copy_through_proc_mem(dst, src, n);
     return got < 0 ? 0 : got;
@@ -158,7 +167,7 @@ bool spangc_os_readable(uintptr_t lo, uintptr_t hi)
     char sink[PAGES];
     struct iovec local = {sink, 0}, remote[PAGES];
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    pid_t pid = getpid();
+    pid_t pid = self_tid();
     for (uintptr_t p = lo; p < hi;) {
         size_t n = 0;
         for (; n < PAGES && p < hi; n++) {

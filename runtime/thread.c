@@ -75,9 +75,11 @@
 __thread spangc_thread *spangc_self __attribute__((tls_model("initial-exec")));
 
 /* The registry. list and count: threads_lock. The other fields are set in
- * spangc_threads_init, before any second thread exists. */
+ * spangc_threads_init, before any second thread exists. register_lock:
+ * see spangc_thread_register. */
 static SPANGC_STATE struct {
     spangc_slock lock;
+    spangc_slock register_lock;
     spangc_thread *list;
     size_t count;
     int signal;
@@ -89,7 +91,7 @@ static SPANGC_STATE struct {
     ao_word fork_stop;  /* this stop is for fork: gate, do not park */
     pthread_key_t key;
     bool ready;
-} threads = {.lock = SPANGC_SLOCK_INIT};
+} threads = {.lock = SPANGC_SLOCK_INIT, .register_lock = SPANGC_SLOCK_INIT};
 
 /* ---- stopping ---------------------------------------------------------- */
 
@@ -517,14 +519,20 @@ int spangc_thread_register(void)
     /* The key's destructor runs only for a non-NULL value. */
     pthread_setspecific(threads.key, t);
 
-    /* threads_lock is held across dl_iterate_phdr so that fork's prepare
-     * handler, which takes it, never forks while this thread holds the
-     * dynamic linker's lock (the child would inherit it locked). Joining
-     * the list makes the thread visible to stop-the-world; from then on it
-     * must be able to take the signal. */
-    slock_acquire(&threads.lock);
+    /* dl_iterate_phdr takes the dynamic linker's lock, which a thread
+     * inside a dl_iterate_phdr callback of its own may hold while it
+     * collects; a collection takes threads_lock to stop the world, so
+     * threads_lock must not be held here. register_lock is, so that fork's
+     * prepare handler, which takes it first, never forks while this thread
+     * holds the dynamic linker's lock (glibc does not reset it in the
+     * child, whose next listing would wait for ever). */
+    slock_acquire(&threads.register_lock);
     tls_collect c = {0};
     dl_iterate_phdr(collect_tls, &c);
+    slock_release(&threads.register_lock);
+    /* Joining the list makes the thread visible to stop-the-world; from
+     * then on it must be able to take the signal. */
+    slock_acquire(&threads.lock);
     t->tls = c.ranges;
     t->ntls = c.n;
     t->tls_cap = c.cap;
@@ -589,6 +597,16 @@ int spangc_threads_init(int suspend_signal)
 }
 
 /* ---- fork -------------------------------------------------------------- */
+
+void spangc_threads_register_lock(void)
+{
+    slock_acquire(&threads.register_lock);
+}
+
+void spangc_threads_register_unlock(void)
+{
+    slock_release(&threads.register_lock);
+}
 
 /* In the child only the forking thread survives: drop the others, giving
  * their cached spans back so no span stays owned by a dead cache. */

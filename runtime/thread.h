@@ -177,6 +177,12 @@ void spangc_threads_flush_caches(void);
  * thread in the registry. */
 void spangc_threads_after_fork_child(void);
 
+/* fork's prepare handler takes register_lock before world_lock (no
+ * registration is then inside dl_iterate_phdr); its parent and child
+ * handlers release it. */
+void spangc_threads_register_lock(void);
+void spangc_threads_register_unlock(void);
+
 /* Number of registered threads; _stopped while the caller has stopped
  * the world (it holds threads_lock). */
 size_t spangc_thread_count(void);

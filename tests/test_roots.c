@@ -13,16 +13,21 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "gc.h"
+#include "os.h"
 #include "roots.h"
 #include "testutil.h"
 #include "track.h"
@@ -390,7 +395,7 @@ static uintptr_t opened_late_obj;
 
 static void open_plugin_late(void)
 {
-    spangc_test_after_roots_listed = NULL;
+    spangc_test_before_stop = NULL;
     plugin = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
     void **slot = plugin ? dlsym(plugin, "plugin_slot") : NULL;
     if (slot)
@@ -401,9 +406,9 @@ static void test_library_opened_during_collection(void **state)
 {
     (void)state;
     opened_late_obj = make(112);
-    spangc_test_after_roots_listed = open_plugin_late;
+    spangc_test_before_stop = open_plugin_late;
     collect();
-    assert_null(spangc_test_after_roots_listed);
+    assert_null(spangc_test_before_stop);
     assert_non_null(plugin);
     assert_true(alive(opened_late_obj));
     assert_int_equal(dlclose(plugin), 0);
@@ -416,18 +421,25 @@ static void test_library_opened_during_collection(void **state)
  * again, storing an object only in its data. Before, the collector
  * gave up after four listings and collected with the last one, which
  * missed the plugin: the object was freed. */
-static int plugin_toggles;
+static int plugin_toggles, toggles_at_mark;
+
+static void note_toggles_at_mark(void)
+{
+    spangc_test_after_mark = NULL;
+    toggles_at_mark = plugin_toggles;
+}
 
 static void toggle_plugin(void)
 {
-    if (++plugin_toggles % 2) {
+    if (++plugin_toggles > 4)
+        return; /* a later stop (a fifth try, if the listing inside the fourth failed) */
+    if (plugin_toggles % 2) {
         assert_int_equal(dlclose(plugin), 0);
         return;
     }
     plugin = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
     assert_non_null(plugin);
     if (plugin_toggles == 4) {
-        spangc_test_after_roots_listed = NULL;
         void **slot = dlsym(plugin, "plugin_slot");
         assert_non_null(slot);
         store((volatile uintptr_t *)slot, opened_late_obj, 0);
@@ -441,14 +453,110 @@ static void test_library_kept_opening_during_collection(void **state)
     assert_non_null(plugin);
     opened_late_obj = make(120);
     plugin_toggles = 0;
-    spangc_test_after_roots_listed = toggle_plugin;
+    toggles_at_mark = 0;
+    spangc_test_after_mark = note_toggles_at_mark;
+    spangc_test_before_stop = toggle_plugin;
     collect();
-    assert_null(spangc_test_after_roots_listed);
-    assert_int_equal(plugin_toggles, 4);
+    spangc_test_before_stop = NULL;
+    assert_null(spangc_test_after_mark);
+    assert_int_equal(toggles_at_mark, 4); /* marked after the fourth stop */
     assert_true(alive(opened_late_obj));
     collect();
     assert_true(alive(opened_late_obj));
     assert_int_equal(dlclose(plugin), 0);
+}
+
+/* A program thread inside a dl_iterate_phdr callback of its own holds the
+ * dynamic linker's lock, and may allocate or collect there. Before, the
+ * collector listed the roots with dl_iterate_phdr while it held world_lock
+ * (every cycle), and a registering thread held threads_lock around its own
+ * dl_iterate_phdr: the callback's thread, collecting, waited for one of
+ * those locks while their holder waited for the dynamic linker's. Both
+ * hung for ever; alarm() turns a hang into a failure. */
+static struct {
+    sem_t in_callback;
+    void *(*in_callback_start)(void *); /* a thread to start from the callback */
+    pthread_t started;
+} dl_cb;
+
+static void *register_and_leave(void *arg)
+{
+    (void)arg;
+    if (gc_register_thread() != 0)
+        return "register";
+    gc_unregister_thread();
+    return NULL;
+}
+
+static int collecting_callback(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info;
+    (void)size;
+    (void)data;
+    if (dl_cb.in_callback_start)
+        pthread_create(&dl_cb.started, NULL, dl_cb.in_callback_start, NULL);
+    sem_post(&dl_cb.in_callback);
+    struct timespec ts = {0, 100 * 1000 * 1000}; /* the others reach the lock */
+    nanosleep(&ts, NULL);
+    for (int i = 0; i < 100; i++)
+        global_root = gc_alloc(4096);
+    global_root = NULL;
+    collect();
+    return 1;
+}
+
+static void *iterate_and_collect(void *arg)
+{
+    (void)arg;
+    if (gc_register_thread() != 0)
+        return "register";
+    dl_iterate_phdr(collecting_callback, NULL);
+    gc_unregister_thread();
+    return NULL;
+}
+
+/* main_collects: the main thread collects while the callback runs; it
+ * lists the roots first, and so waits for the callback's lock, holding no
+ * spangc lock, where the callback's thread, collecting, stops it. Not
+ * under ThreadSanitizer, which delivers no signal to a thread waiting for
+ * a lock it does not intercept (runtime/lock.h). */
+#ifdef __SANITIZE_THREAD__
+#define MAIN_COLLECTS false
+#else
+#define MAIN_COLLECTS true
+#endif
+
+static void run_collecting_callback(void *(*in_callback_start)(void *), bool main_collects)
+{
+    alarm(120);
+    sem_init(&dl_cb.in_callback, 0, 0);
+    dl_cb.in_callback_start = in_callback_start;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, iterate_and_collect, NULL), 0);
+    sem_wait(&dl_cb.in_callback);
+    if (main_collects)
+        collect();
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    if (in_callback_start) {
+        assert_int_equal(pthread_join(dl_cb.started, &err), 0);
+        assert_null(err);
+    }
+    sem_destroy(&dl_cb.in_callback);
+    alarm(0);
+}
+
+static void test_collect_inside_dl_iterate_phdr(void **state)
+{
+    (void)state;
+    run_collecting_callback(NULL, MAIN_COLLECTS);
+}
+
+static void test_register_while_another_collects_inside_dl_iterate_phdr(void **state)
+{
+    (void)state;
+    run_collecting_callback(register_and_leave, false);
 }
 
 /* A thread-local block of a library loaded with dlopen, which the thread
@@ -511,6 +619,48 @@ static void test_tls_of_closed_library(void **state)
     sem_destroy(&tls_test.done);
 }
 
+/* A library's data is read through process_vm_readv, which names the
+ * process by an id; once the main thread has called pthread_exit, the
+ * process id names a zombie without memory and the call fails (ESRCH),
+ * which read as "nothing there": the plugin's data went unscanned and the
+ * object only it held was freed. In a forked child, whose main thread
+ * exits, and whose other thread reports with its exit status. */
+static void *after_main_exits(void *arg)
+{
+    (void)arg;
+    if (gc_register_thread() != 0)
+        _exit(2);
+    struct timespec ts = {0, 50 * 1000 * 1000}; /* the main thread is gone */
+    nanosleep(&ts, NULL);
+    void *lib = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    void **slot = lib ? dlsym(lib, "plugin_slot") : NULL;
+    if (!slot)
+        _exit(3);
+    uintptr_t h = make(128);
+    store((volatile uintptr_t *)slot, h, 0);
+    collect();
+    collect();
+    _exit(alive(h) ? 0 : 1);
+}
+
+static void test_library_data_after_main_thread_exits(void **state)
+{
+    (void)state;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, after_main_exits, NULL) != 0)
+            _exit(4);
+        gc_unregister_thread();
+        pthread_exit(NULL);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 #if defined(__x86_64__)
 /* The same blocks read by a collector in a sandbox: a seccomp filter on
  * the collecting thread (and on it alone) refuses process_vm_readv, and in
@@ -522,6 +672,26 @@ static void test_tls_of_closed_library(void **state)
  * faulted when its module's address and TLS id had been given to the
  * next library (glibc reuses both). */
 enum sandbox { REFUSE_VM_READV, REFUSE_VM_READV_AND_OPEN };
+
+/* spangc_os_copy in the sandbox: through /proc/thread-self/mem where only
+ * process_vm_readv is refused (a page that is gone reads as 0 bytes, not
+ * as a fault), and -1 where both are. */
+static const char *check_copies(enum sandbox how)
+{
+    static const char text[] = "read me through the memory file";
+    char buf[sizeof text];
+    long page = sysconf(_SC_PAGESIZE);
+    char *gone = mmap(NULL, (size_t)page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (gone == MAP_FAILED || munmap(gone, (size_t)page) != 0)
+        return "mmap";
+    long got = spangc_os_copy(buf, (uintptr_t)text, sizeof text);
+    long from_gone = spangc_os_copy(buf, (uintptr_t)gone, 8);
+    if (how == REFUSE_VM_READV)
+        return got == (long)sizeof text && memcmp(buf, text, sizeof text) == 0 && from_gone == 0
+                   ? NULL
+                   : "copy through the memory file";
+    return got == -1 && from_gone == -1 ? NULL : "copies should be refused";
+}
 
 static void *collect_in_sandbox(void *arg)
 {
@@ -539,6 +709,9 @@ static void *collect_in_sandbox(void *arg)
         return "seccomp";
     if (how == REFUSE_VM_READV_AND_OPEN && open("/proc/self/mem", O_RDONLY) >= 0)
         return "the filter let openat through";
+    const char *err = check_copies(how);
+    if (err)
+        return (void *)err;
     collect();
     return NULL;
 }
@@ -565,7 +738,7 @@ static void test_tls_read_in_a_sandbox(void **state)
     assert_int_equal(pthread_create(&th, NULL, tls_thread, NULL), 0);
     sem_wait(&tls_test.done);
     collect_sandboxed(REFUSE_VM_READV);
-    assert_true(alive(tls_test.h)); /* copied through /proc/self/mem */
+    assert_true(alive(tls_test.h)); /* copied through the memory file */
     collect_sandboxed(REFUSE_VM_READV_AND_OPEN);
     assert_true(alive(tls_test.h)); /* read in place: mapped */
     sem_post(&tls_test.go);
@@ -594,6 +767,9 @@ int main(void)
         cmocka_unit_test(test_tls_of_closed_library),
         cmocka_unit_test(test_library_opened_during_collection),
         cmocka_unit_test(test_library_kept_opening_during_collection),
+        cmocka_unit_test(test_collect_inside_dl_iterate_phdr),
+        cmocka_unit_test(test_library_data_after_main_thread_exits),
+        cmocka_unit_test(test_register_while_another_collects_inside_dl_iterate_phdr),
 #if defined(__x86_64__)
         cmocka_unit_test(test_tls_read_in_a_sandbox),
 #endif
