@@ -441,6 +441,16 @@ static void world_lock_release(void)
     slock_release(&spangc_gc.world_lock);
 }
 
+/* List the roots, with no spangc lock held (gc/roots.c, "Listing"), then
+ * take world_lock and install the listing. */
+static void world_lock_acquire_listed(void)
+{
+    spangc_listing *fresh = spangc_roots_list();
+    world_lock_acquire();
+    if (fresh)
+        spangc_roots_install(fresh);
+}
+
 static NOINLINE void collect_now(enum collect_kind kind, uint64_t extra)
 {
     /* A cycle that stops the world after this point satisfies the request:
@@ -449,12 +459,9 @@ static NOINLINE void collect_now(enum collect_kind kind, uint64_t extra)
     uint64_t seen = ao_load(&spangc_gc.num_gc);
     spangc_thread *self = spangc_self;
     for (int tries = 1;; tries++) {
-        spangc_listing *fresh = spangc_roots_list();
-        world_lock_acquire();
+        world_lock_acquire_listed();
         if (self)
             SPANGC_SAVE_CONTEXT(self);
-        if (fresh)
-            spangc_roots_install(fresh);
         bool done = true;
         if (kind == COLLECT_AUTO) {
             /* Another thread may have collected while we waited. */
@@ -502,12 +509,9 @@ static NOINLINE void with_world_stopped(void (*fn)(void *arg), void *arg)
     /* fn may walk the roots (spangc_debug_explain): the listing must be
      * current, as for a cycle. */
     for (int tries = 1;; tries++) {
-        spangc_listing *fresh = spangc_roots_list();
-        world_lock_acquire();
+        world_lock_acquire_listed();
         if (self)
             SPANGC_SAVE_CONTEXT(self);
-        if (fresh)
-            spangc_roots_install(fresh);
         spangc_sweep_finish();
         if (stop_world_listed(tries))
             break;

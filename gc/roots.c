@@ -80,24 +80,36 @@ static SPANGC_STATE struct {
     size_t nslots; /* a power of two, or 0 */
 } roots = {.lock = SPANGC_LOCK_INIT};
 
-static bool range_push(range_set *s, uintptr_t lo, uintptr_t hi)
+/* Append to s, growing it with metadata, or with the OS's memory (whole
+ * pages) for a listing's arrays (see spangc_listing). */
+static bool range_push_in(range_set *s, uintptr_t lo, uintptr_t hi, bool os_memory)
 {
     if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 32;
-        mem_range *r = spangc_meta_alloc(cap * sizeof *r);
+        size_t bytes = (s->cap ? s->cap * 2 : 32) * sizeof *s->r;
+        if (os_memory)
+            bytes = round_up(bytes, (uintptr_t)sysconf(_SC_PAGESIZE));
+        mem_range *r = os_memory ? spangc_os_alloc(bytes) : spangc_meta_alloc(bytes);
         if (!r)
             return false;
         if (s->r) {
             memcpy(r, s->r, s->n * sizeof *r);
-            spangc_meta_free(s->r, s->cap * sizeof *r);
+            if (os_memory)
+                spangc_os_free(s->r, s->cap * sizeof *r);
+            else
+                spangc_meta_free(s->r, s->cap * sizeof *r);
         }
         s->r = r;
-        s->cap = cap;
+        s->cap = bytes / sizeof *r;
     }
     s->r[s->n].lo = lo;
     s->r[s->n].hi = hi;
     s->n++;
     return true;
+}
+
+static bool range_push(range_set *s, uintptr_t lo, uintptr_t hi)
+{
+    return range_push_in(s, lo, hi, false);
 }
 
 /* ---- the index of added ranges (roots_lock) ----------------------------- */
@@ -234,26 +246,9 @@ static void relro_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_
     }
 }
 
-/* Append to a listing's array, growing it with the OS's memory. */
 static bool listing_push(range_set *s, uintptr_t lo, uintptr_t hi)
 {
-    if (s->n == s->cap) {
-        size_t page = (size_t)sysconf(_SC_PAGESIZE);
-        size_t bytes = round_up((s->cap ? s->cap * 2 : 64) * sizeof *s->r, page);
-        mem_range *r = spangc_os_alloc(bytes);
-        if (!r)
-            return false;
-        if (s->r) {
-            memcpy(r, s->r, s->n * sizeof *r);
-            spangc_os_free(s->r, s->cap * sizeof *r);
-        }
-        s->r = r;
-        s->cap = bytes / sizeof *r;
-    }
-    s->r[s->n].lo = lo;
-    s->r[s->n].hi = hi;
-    s->n++;
-    return true;
+    return range_push_in(s, lo, hi, true);
 }
 
 /* Give each of l's arrays its first page, so that a listing that later

@@ -596,27 +596,41 @@ static void *tls_thread(void *arg)
     return NULL;
 }
 
-static void test_tls_of_closed_library(void **state)
+/* Start tls_thread, and wait until it has registered with the first
+ * library's block holding tls_test.h. */
+static pthread_t tls_test_start(void)
 {
-    (void)state;
     sem_init(&tls_test.go, 0, 0);
     sem_init(&tls_test.done, 0, 0);
     tls_test.h = make(104);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, tls_thread, NULL), 0);
     sem_wait(&tls_test.done);
-    collect();
-    assert_true(alive(tls_test.h)); /* held only by the library's TLS */
-    sem_post(&tls_test.go);
-    sem_wait(&tls_test.done);
-    collect(); /* faulted here, reading the unmapped block */
-    assert_dead(tls_test.h);
+    return th;
+}
+
+/* Let tls_thread close the second library and end. */
+static void tls_test_finish(pthread_t th)
+{
     sem_post(&tls_test.go);
     void *err;
     assert_int_equal(pthread_join(th, &err), 0);
     assert_null(err);
     sem_destroy(&tls_test.go);
     sem_destroy(&tls_test.done);
+}
+
+static void test_tls_of_closed_library(void **state)
+{
+    (void)state;
+    pthread_t th = tls_test_start();
+    collect();
+    assert_true(alive(tls_test.h)); /* held only by the library's TLS */
+    sem_post(&tls_test.go);
+    sem_wait(&tls_test.done);
+    collect(); /* faulted here, reading the unmapped block */
+    assert_dead(tls_test.h);
+    tls_test_finish(th);
 }
 
 /* A library's data is read through process_vm_readv, which names the
@@ -731,12 +745,7 @@ static void test_tls_read_in_a_sandbox(void **state)
     /* Valgrind runs the filter on its own system calls. */
     if (TRACK_VG_RUNNING())
         skip();
-    sem_init(&tls_test.go, 0, 0);
-    sem_init(&tls_test.done, 0, 0);
-    tls_test.h = make(96);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, tls_thread, NULL), 0);
-    sem_wait(&tls_test.done);
+    pthread_t th = tls_test_start();
     collect_sandboxed(REFUSE_VM_READV);
     assert_true(alive(tls_test.h)); /* copied through the memory file */
     collect_sandboxed(REFUSE_VM_READV_AND_OPEN);
@@ -746,12 +755,7 @@ static void test_tls_read_in_a_sandbox(void **state)
     collect_sandboxed(REFUSE_VM_READV_AND_OPEN); /* faulted here */
     collect_sandboxed(REFUSE_VM_READV);
     assert_dead(tls_test.h);
-    sem_post(&tls_test.go);
-    void *err;
-    assert_int_equal(pthread_join(th, &err), 0);
-    assert_null(err);
-    sem_destroy(&tls_test.go);
-    sem_destroy(&tls_test.done);
+    tls_test_finish(th);
 }
 #endif
 
