@@ -205,7 +205,6 @@ static int note_startup(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-
 /* Whether the module loaded at addr was there at gc_init. */
 static bool startup_module(uintptr_t addr)
 {
@@ -376,7 +375,13 @@ spangc_listing *spangc_roots_list(void)
     spangc_listing *l = spare ? (spangc_listing *)spare : spangc_os_alloc(listing_bytes());
     if (!l)
         return NULL;
+    /* Under ThreadSanitizer, inside a runtime section: a thread stopped
+     * while it lists would hold the dynamic linker's lock, and one waiting
+     * for that lock takes no signal there (runtime/lock.h), so the stop
+     * would wait for ever. With real signals, that waiter stops. */
+    slock_section_enter();
     dl_iterate_phdr(collect_segments, l);
+    slock_section_leave();
     if (l->failed) {
         listing_give_back(l);
         return NULL;
