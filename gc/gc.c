@@ -605,7 +605,7 @@ int gc_unregister_thread(void)
 
 static void atfork_prepare(void)
 {
-    spangc_threads_register_lock();
+    spangc_threads_dl_fork_block();
     world_lock_acquire();
     stop_world_and_sweeper(true);
     spangc_roots_lock();
@@ -624,7 +624,7 @@ static void atfork_parent(void)
     spangc_roots_unlock();
     start_world_and_sweeper();
     world_lock_release();
-    spangc_threads_register_unlock();
+    spangc_threads_dl_fork_unblock();
 }
 
 static void atfork_child(void)
@@ -650,7 +650,7 @@ static void atfork_child(void)
     if (spangc_self)
         spangc_self->holds_world = false;
     slock_init(&spangc_gc.world_lock);
-    spangc_threads_register_unlock();
+    spangc_threads_dl_fork_unblock();
 }
 
 /* ---- initialization ------------------------------------------------------ */

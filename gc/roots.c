@@ -379,9 +379,11 @@ spangc_listing *spangc_roots_list(void)
      * while it lists would hold the dynamic linker's lock, and one waiting
      * for that lock takes no signal there (runtime/lock.h), so the stop
      * would wait for ever. With real signals, that waiter stops. */
+    spangc_threads_dl_enter();
     slock_section_enter();
     dl_iterate_phdr(collect_segments, l);
     slock_section_leave();
+    spangc_threads_dl_leave();
     if (l->failed) {
         listing_give_back(l);
         return NULL;

@@ -7,9 +7,6 @@
  * Lock order (outer first). A thread holding one of these may only take
  * locks further down the list:
  *
- *   0. register_lock    runtime/thread.c  a thread registering, around its
- *                                       dl_iterate_phdr; fork's prepare
- *                                       takes it first
  *   1. world_lock       gc/gc.c         serializes collections; held across
  *                                       a whole cycle, including the
  *                                       stopped world
@@ -32,14 +29,14 @@
  * a thread waiting for them can be stopped.
  *
  * The dynamic linker's lock (taken by dl_iterate_phdr, dlopen, dlclose)
- * comes before every spangc lock but register_lock: a program thread may
- * hold it in a dl_iterate_phdr callback of its own and allocate, or
- * collect. So spangc calls dl_iterate_phdr only holding register_lock or
- * no lock at all (the collector's listing, gc/roots.c), and never with
- * the world stopped.
+ * comes before every spangc lock: a program thread may hold it in a
+ * dl_iterate_phdr callback of its own and allocate, or collect. So spangc
+ * calls dl_iterate_phdr holding none of its locks (a registering thread,
+ * the collector's listing: gc/roots.c), and never with the world stopped;
+ * fork waits for those calls to end instead (runtime/thread.c).
  *
- * register_lock, world_lock and threads_lock are "stoppable" locks
- * (spangc_slock), taken outside runtime sections: a
+ * world_lock and threads_lock are "stoppable" locks (spangc_slock),
+ * taken outside runtime sections: a
  * waiter sleeps in pthread_cond_wait rather than in pthread_mutex_lock.
  * Both let a signal handler run, but ThreadSanitizer delivers signals to a
  * thread only at points it knows to be blocking, and a condition wait is

@@ -74,12 +74,13 @@
 
 __thread spangc_thread *spangc_self __attribute__((tls_model("initial-exec")));
 
-/* The registry. list and count: threads_lock. The other fields are set in
- * spangc_threads_init, before any second thread exists. register_lock:
- * see spangc_thread_register. */
+/* The registry. list and count: threads_lock. dl_listers, dl_forks:
+ * atomics (spangc_threads_dl_enter). The other fields are set in
+ * spangc_threads_init, before any second thread exists. */
 static SPANGC_STATE struct {
     spangc_slock lock;
-    spangc_slock register_lock;
+    ao_word dl_listers; /* spangc's calls inside dl_iterate_phdr now */
+    ao_word dl_forks;   /* fork prepare handlers holding new calls off */
     spangc_thread *list;
     size_t count;
     int signal;
@@ -91,7 +92,7 @@ static SPANGC_STATE struct {
     ao_word fork_stop;  /* this stop is for fork: gate, do not park */
     pthread_key_t key;
     bool ready;
-} threads = {.lock = SPANGC_SLOCK_INIT, .register_lock = SPANGC_SLOCK_INIT};
+} threads = {.lock = SPANGC_SLOCK_INIT};
 
 /* ---- stopping ---------------------------------------------------------- */
 
@@ -522,14 +523,11 @@ int spangc_thread_register(void)
     /* dl_iterate_phdr takes the dynamic linker's lock, which a thread
      * inside a dl_iterate_phdr callback of its own may hold while it
      * collects; a collection takes threads_lock to stop the world, so
-     * threads_lock must not be held here. register_lock is, so that fork's
-     * prepare handler, which takes it first, never forks while this thread
-     * holds the dynamic linker's lock (glibc does not reset it in the
-     * child, whose next listing would wait for ever). */
-    slock_acquire(&threads.register_lock);
+     * threads_lock must not be held here. */
+    spangc_threads_dl_enter();
     tls_collect c = {0};
     dl_iterate_phdr(collect_tls, &c);
-    slock_release(&threads.register_lock);
+    spangc_threads_dl_leave();
     /* Joining the list makes the thread visible to stop-the-world; from
      * then on it must be able to take the signal. */
     slock_acquire(&threads.lock);
@@ -598,14 +596,47 @@ int spangc_threads_init(int suspend_signal)
 
 /* ---- fork -------------------------------------------------------------- */
 
-void spangc_threads_register_lock(void)
+/* spangc's own calls of dl_iterate_phdr and fork
+ *
+ * fork must not copy the dynamic linker's lock held by one of spangc's
+ * calls of dl_iterate_phdr: glibc does not reset that lock in the child,
+ * whose next listing would wait for ever. So fork's prepare handler waits
+ * for the calls under way to end, and holds new ones off until the fork is
+ * done. This is not a lock the calls share: a program thread may collect,
+ * and so list, inside a dl_iterate_phdr callback of its own while another
+ * thread's listing waits for the lock that callback holds; an exclusive
+ * lock would deadlock the two. (A fork from such a callback, while another
+ * listing waits, still would.) Each side announces itself with a full
+ * barrier before it reads the other's count. */
+void spangc_threads_dl_enter(void)
 {
-    slock_acquire(&threads.register_lock);
+    for (;;) {
+        while (ao_load_acq(&threads.dl_forks) != 0) {
+            struct timespec ts = {0, 100 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        ao_add(&threads.dl_listers, 1);
+        if (ao_load(&threads.dl_forks) == 0)
+            return;
+        ao_sub(&threads.dl_listers, 1);
+    }
 }
 
-void spangc_threads_register_unlock(void)
+void spangc_threads_dl_leave(void)
 {
-    slock_release(&threads.register_lock);
+    ao_sub(&threads.dl_listers, 1);
+}
+
+void spangc_threads_dl_fork_block(void)
+{
+    ao_add(&threads.dl_forks, 1);
+    while (ao_load_acq(&threads.dl_listers) != 0)
+        sched_yield();
+}
+
+void spangc_threads_dl_fork_unblock(void)
+{
+    ao_sub(&threads.dl_forks, 1);
 }
 
 /* In the child only the forking thread survives: drop the others, giving

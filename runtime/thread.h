@@ -177,11 +177,15 @@ void spangc_threads_flush_caches(void);
  * thread in the registry. */
 void spangc_threads_after_fork_child(void);
 
-/* fork's prepare handler takes register_lock before world_lock (no
- * registration is then inside dl_iterate_phdr); its parent and child
- * handlers release it. */
-void spangc_threads_register_lock(void);
-void spangc_threads_register_unlock(void);
+/* Around each of spangc's calls of dl_iterate_phdr (a registering
+ * thread's TLS blocks, a collection's listing); and, in fork's prepare
+ * handler, before anything else, a wait until none is under way, which
+ * holds new ones off until its parent and child handlers unblock them
+ * (runtime/thread.c). */
+void spangc_threads_dl_enter(void);
+void spangc_threads_dl_leave(void);
+void spangc_threads_dl_fork_block(void);
+void spangc_threads_dl_fork_unblock(void);
 
 /* Number of registered threads; _stopped while the caller has stopped
  * the world (it holds threads_lock). */

@@ -18,6 +18,7 @@
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -633,6 +634,58 @@ static void test_tls_of_closed_library(void **state)
     tls_test_finish(th);
 }
 
+/* fork while another thread is inside one of spangc's dl_iterate_phdr
+ * calls: glibc does not reset the dynamic linker's lock in the child, so
+ * the child's first collection would wait for ever (a registering thread
+ * listing its TLS blocks here; a collection's listing is the same). fork's
+ * prepare handler waits for those calls to end. */
+static int keep_registering; /* __atomic */
+
+static void *register_until_told(void *arg)
+{
+    (void)arg;
+    while (__atomic_load_n(&keep_registering, __ATOMIC_ACQUIRE)) {
+        if (gc_register_thread() != 0)
+            return "register";
+        gc_unregister_thread();
+    }
+    return NULL;
+}
+
+static void test_fork_while_another_thread_registers(void **state)
+{
+    (void)state;
+    __atomic_store_n(&keep_registering, 1, __ATOMIC_RELEASE);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, register_until_told, NULL), 0);
+    int hung = 0;
+    for (int i = 0; i < (TRACK_VG_RUNNING() ? 10 : 200) && !hung; i++) {
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            gc_collect();
+            _exit(0);
+        }
+        int status = -1;
+        for (int ms = 0; ms < 20000 && waitpid(pid, &status, WNOHANG) == 0; ms++) {
+            struct timespec ts = {0, 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        if (status == -1) {
+            hung = 1;
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+        } else {
+            assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+    }
+    __atomic_store_n(&keep_registering, 0, __ATOMIC_RELEASE);
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    assert_false(hung);
+}
+
 /* A library's data is read through process_vm_readv, which names the
  * process by an id; once the main thread has called pthread_exit, the
  * process id names a zombie without memory and the call fails (ESRCH),
@@ -773,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_library_kept_opening_during_collection),
         cmocka_unit_test(test_collect_inside_dl_iterate_phdr),
         cmocka_unit_test(test_library_data_after_main_thread_exits),
+        cmocka_unit_test(test_fork_while_another_thread_registers),
         cmocka_unit_test(test_register_while_another_collects_inside_dl_iterate_phdr),
 #if defined(__x86_64__)
         cmocka_unit_test(test_tls_read_in_a_sandbox),
