@@ -665,6 +665,9 @@ void spangc_threads_after_fork_child(void)
     threads.pid = getpid();
     slock_init(&threads.lock);
     ao_uint_store(&threads.acks, 0);
+    /* A thread held off by the fork may have counted itself in for a
+     * moment (spangc_threads_dl_enter); it does not exist here. */
+    ao_store(&threads.dl_listers, 0);
     /* The parent forked with the world stopped (atfork_prepare): end that
      * stop here, or the child's first stop would make the epoch even and
      * its new threads would take the signal for no stop at all. */
