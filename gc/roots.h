@@ -17,11 +17,13 @@ typedef struct spangc_listing spangc_listing;
 
 /* List them. With the world running and no spangc lock held:
  * dl_iterate_phdr takes the dynamic linker's lock, which a stopped thread,
- * or one waiting for a spangc lock, may hold. */
+ * or one waiting for a spangc lock, may hold. NULL when out of memory: the
+ * installed listing stays, and if it is out of date the stop's check fails
+ * and the collector tries again. */
 spangc_listing *spangc_roots_list(void);
 
-/* Under world_lock: make l the listing that marking scans (and free the
- * one it replaces, and l). */
+/* Under world_lock: make l the listing that marking scans. The one it
+ * replaces becomes the spare whose arrays the next listing reuses. */
 void spangc_roots_install(spangc_listing *l);
 
 /* With the world stopped: whether a library was opened or closed since
