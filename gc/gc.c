@@ -650,7 +650,6 @@ static void atfork_child(void)
     if (spangc_self)
         spangc_self->holds_world = false;
     slock_init(&spangc_gc.world_lock);
-    spangc_threads_dl_fork_unblock();
 }
 
 /* ---- initialization ------------------------------------------------------ */

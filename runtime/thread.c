@@ -605,9 +605,10 @@ int spangc_threads_init(int suspend_signal)
  * done. This is not a lock the calls share: a program thread may collect,
  * and so list, inside a dl_iterate_phdr callback of its own while another
  * thread's listing waits for the lock that callback holds; an exclusive
- * lock would deadlock the two. (A fork from such a callback, while another
- * listing waits, still would.) Each side announces itself with a full
- * barrier before it reads the other's count. */
+ * lock would deadlock the two. A fork at that moment still can: from the
+ * callback, or from a third thread, whose prepare handler waits for the
+ * waiting listing while it holds the callback's own listing off. Each side
+ * announces itself with a full barrier before it reads the other's count. */
 void spangc_threads_dl_enter(void)
 {
     for (;;) {
@@ -666,8 +667,10 @@ void spangc_threads_after_fork_child(void)
     slock_init(&threads.lock);
     ao_uint_store(&threads.acks, 0);
     /* A thread held off by the fork may have counted itself in for a
-     * moment (spangc_threads_dl_enter); it does not exist here. */
+     * moment (spangc_threads_dl_enter), and another thread's fork may be
+     * holding calls off: neither exists here. */
     ao_store(&threads.dl_listers, 0);
+    ao_store(&threads.dl_forks, 0);
     /* The parent forked with the world stopped (atfork_prepare): end that
      * stop here, or the child's first stop would make the epoch even and
      * its new threads would take the signal for no stop at all. */

@@ -180,8 +180,8 @@ void spangc_threads_after_fork_child(void);
 /* Around each of spangc's calls of dl_iterate_phdr (a registering
  * thread's TLS blocks, a collection's listing); and, in fork's prepare
  * handler, before anything else, a wait until none is under way, which
- * holds new ones off until its parent and child handlers unblock them
- * (runtime/thread.c). */
+ * holds new ones off until its parent handler unblocks them (the child
+ * starts with none held off: spangc_threads_after_fork_child). */
 void spangc_threads_dl_enter(void);
 void spangc_threads_dl_leave(void);
 void spangc_threads_dl_fork_block(void);

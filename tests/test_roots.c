@@ -652,16 +652,15 @@ static void *register_until_told(void *arg)
     return NULL;
 }
 
-static void test_fork_while_another_thread_registers(void **state)
+/* Fork n children that each collect once and exit; NULL, or what went
+ * wrong (a child that hung for 20 s is killed). */
+static void *fork_collecting_children(void *arg)
 {
-    (void)state;
-    __atomic_store_n(&keep_registering, 1, __ATOMIC_RELEASE);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, register_until_told, NULL), 0);
-    int hung = 0;
-    for (int i = 0; i < (TRACK_VG_RUNNING() ? 10 : 200) && !hung; i++) {
+    int n = (int)(intptr_t)arg;
+    for (int i = 0; i < n; i++) {
         pid_t pid = fork();
-        assert_true(pid >= 0);
+        if (pid < 0)
+            return "fork";
         if (pid == 0) {
             gc_collect();
             _exit(0);
@@ -672,18 +671,48 @@ static void test_fork_while_another_thread_registers(void **state)
             nanosleep(&ts, NULL);
         }
         if (status == -1) {
-            hung = 1;
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
-        } else {
-            assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+            return "a child hung";
         }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            return "a child failed";
     }
+    return NULL;
+}
+
+#define FORKS (TRACK_VG_RUNNING() ? 10 : 200)
+
+static void test_fork_while_another_thread_registers(void **state)
+{
+    (void)state;
+    __atomic_store_n(&keep_registering, 1, __ATOMIC_RELEASE);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, register_until_told, NULL), 0);
+    const char *hung = fork_collecting_children((void *)(intptr_t)FORKS);
     __atomic_store_n(&keep_registering, 0, __ATOMIC_RELEASE);
     void *err;
     assert_int_equal(pthread_join(th, &err), 0);
     assert_null(err);
-    assert_false(hung);
+    assert_null(hung);
+}
+
+/* Two threads forking at once: the child of one inherited the other's
+ * "hold spangc's dl_iterate_phdr calls off" and its first collection
+ * waited for ever. */
+static void test_two_threads_fork_at_once(void **state)
+{
+    (void)state;
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(
+            pthread_create(&th[i], NULL, fork_collecting_children, (void *)(intptr_t)FORKS),
+            0);
+    for (int i = 0; i < 2; i++) {
+        void *err;
+        assert_int_equal(pthread_join(th[i], &err), 0);
+        assert_null(err);
+    }
 }
 
 /* A library's data is read through process_vm_readv, which names the
@@ -827,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_collect_inside_dl_iterate_phdr),
         cmocka_unit_test(test_library_data_after_main_thread_exits),
         cmocka_unit_test(test_fork_while_another_thread_registers),
+        cmocka_unit_test(test_two_threads_fork_at_once),
         cmocka_unit_test(test_register_while_another_collects_inside_dl_iterate_phdr),
 #if defined(__x86_64__)
         cmocka_unit_test(test_tls_read_in_a_sandbox),
