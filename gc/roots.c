@@ -254,9 +254,11 @@ static bool listing_push(range_set *s, uintptr_t lo, uintptr_t hi)
  * finds a library or two more than gc_init did (the unwinder, loaded on
  * first use, say) needs no memory: a collection forced by a failed
  * allocation may be the first to list. */
+#define LISTING_ARRAYS(l) {&(l)->segments, &(l)->unloadable, &(l)->tls_modules}
+
 static bool listing_reserve(spangc_listing *l)
 {
-    range_set *sets[] = {&l->segments, &l->unloadable, &l->tls_modules};
+    range_set *sets[] = LISTING_ARRAYS(l);
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
         if (sets[i]->cap)
             continue;
@@ -269,7 +271,7 @@ static bool listing_reserve(spangc_listing *l)
 
 static void listing_free(spangc_listing *l)
 {
-    range_set *sets[] = {&l->segments, &l->unloadable, &l->tls_modules};
+    range_set *sets[] = LISTING_ARRAYS(l);
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         if (sets[i]->r)
             spangc_os_free(sets[i]->r, sets[i]->cap * sizeof *sets[i]->r);
@@ -375,20 +377,19 @@ spangc_listing *spangc_roots_list(void)
     spangc_listing *l = spare ? (spangc_listing *)spare : spangc_os_alloc(listing_bytes());
     if (!l)
         return NULL;
-    /* Under ThreadSanitizer, inside a runtime section: a thread stopped
-     * while it lists would hold the dynamic linker's lock, and one waiting
-     * for that lock takes no signal there (runtime/lock.h), so the stop
-     * would wait for ever. With real signals, that waiter stops. */
-    spangc_threads_dl_enter();
-    slock_section_enter();
-    dl_iterate_phdr(collect_segments, l);
-    slock_section_leave();
-    spangc_threads_dl_leave();
+    spangc_dl_iterate_phdr(collect_segments, l);
     if (l->failed) {
         listing_give_back(l);
         return NULL;
     }
     return l;
+}
+
+/* roots.copy, once the listing has a segment read through copies. */
+static void need_copy_buffer(void)
+{
+    if (roots.now.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
+        spangc_throw("out of metadata memory listing data segments");
 }
 
 void spangc_roots_install(spangc_listing *l)
@@ -397,8 +398,7 @@ void spangc_roots_install(spangc_listing *l)
     roots.now = *l;
     *l = old;
     listing_give_back(l);
-    if (roots.now.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
-        spangc_throw("out of metadata memory listing data segments");
+    need_copy_buffer();
 }
 
 /* The first listing, and a spare already grown to its size (and to a page
@@ -483,8 +483,7 @@ bool spangc_roots_list_stopped(void)
             return false;
     if (roots.now.failed)
         spangc_throw("out of memory listing data segments");
-    if (roots.now.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
-        spangc_throw("out of metadata memory listing data segments");
+    need_copy_buffer();
     roots.now.signature = link_map_signature();
     return true;
 }

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Reserve size bytes of address space at a multiple of align (a power of
  * two), preferably at hint. NULL if the address space is exhausted. */
@@ -51,6 +52,9 @@ bool spangc_os_readable(uintptr_t lo, uintptr_t hi);
  * (or /proc is not mounted): the caller must then read in place, where it
  * finds the memory mapped, or not at all. */
 long spangc_os_copy(void *dst, uintptr_t src, size_t n);
+
+/* The calling thread's kernel id. */
+pid_t spangc_os_gettid(void);
 
 /* RAM plus swap, in bytes: more than this can never be committed. */
 uint64_t spangc_os_memory_total(void);

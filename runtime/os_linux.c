@@ -116,7 +116,7 @@ bool spangc_os_mapped(uintptr_t lo, uintptr_t hi)
  * The process is named by the calling thread's id, not getpid(): once the
  * main thread has exited (pthread_exit), the process id names a zombie
  * without memory, and the call fails with ESRCH. */
-static pid_t self_tid(void)
+pid_t spangc_os_gettid(void)
 {
     return (pid_t)syscall(SYS_gettid);
 }
@@ -151,7 +151,7 @@ static long copy_through_proc_mem(void *dst, uintptr_t src, size_t n)
 long spangc_os_copy(void *dst, uintptr_t src, size_t n)
 {
     struct iovec to = {dst, n}, from = {(void *)src, n};
-    long got = process_vm_readv(self_tid(), &to, 1, &from, 1, 0);
+    long got = process_vm_readv(spangc_os_gettid(), &to, 1, &from, 1, 0);
     if (refused(got))
         return copy_through_proc_mem(dst, src, n);
     return got < 0 ? 0 : got;
@@ -167,7 +167,7 @@ bool spangc_os_readable(uintptr_t lo, uintptr_t hi)
     char sink[PAGES];
     struct iovec local = {sink, 0}, remote[PAGES];
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    pid_t pid = self_tid();
+    pid_t pid = spangc_os_gettid();
     for (uintptr_t p = lo; p < hi;) {
         size_t n = 0;
         for (; n < PAGES && p < hi; n++) {

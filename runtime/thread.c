@@ -75,7 +75,7 @@
 __thread spangc_thread *spangc_self __attribute__((tls_model("initial-exec")));
 
 /* The registry. list and count: threads_lock. dl_listers, dl_forks:
- * atomics (spangc_threads_dl_enter). The other fields are set in
+ * atomics (spangc_dl_iterate_phdr). The other fields are set in
  * spangc_threads_init, before any second thread exists. */
 static SPANGC_STATE struct {
     spangc_slock lock;
@@ -512,7 +512,7 @@ int spangc_thread_register(void)
         return -ENOMEM;
     spangc_mcache_init(&t->cache);
     t->pthread = pthread_self();
-    t->tid = (pid_t)syscall(SYS_gettid);
+    t->tid = spangc_os_gettid();
     if (!get_stack_bounds(t->tid, &t->stack_lo, &t->stack_hi)) {
         spangc_meta_free(t, sizeof *t);
         return -ENOMEM;
@@ -524,10 +524,8 @@ int spangc_thread_register(void)
      * inside a dl_iterate_phdr callback of its own may hold while it
      * collects; a collection takes threads_lock to stop the world, so
      * threads_lock must not be held here. */
-    spangc_threads_dl_enter();
     tls_collect c = {0};
-    dl_iterate_phdr(collect_tls, &c);
-    spangc_threads_dl_leave();
+    spangc_dl_iterate_phdr(collect_tls, &c);
     /* Joining the list makes the thread visible to stop-the-world; from
      * then on it must be able to take the signal. */
     slock_acquire(&threads.lock);
@@ -609,7 +607,7 @@ int spangc_threads_init(int suspend_signal)
  * callback, or from a third thread, whose prepare handler waits for the
  * waiting listing while it holds the callback's own listing off. Each side
  * announces itself with a full barrier before it reads the other's count. */
-void spangc_threads_dl_enter(void)
+static void dl_enter(void)
 {
     for (;;) {
         while (ao_load_acq(&threads.dl_forks) != 0) {
@@ -623,9 +621,18 @@ void spangc_threads_dl_enter(void)
     }
 }
 
-void spangc_threads_dl_leave(void)
+/* Under ThreadSanitizer, the call is made inside a runtime section: a
+ * thread stopped inside it would hold the dynamic linker's lock, and one
+ * waiting for that lock takes no signal there (runtime/lock.h), so the
+ * stop would wait for ever. With real signals, that waiter stops. */
+int spangc_dl_iterate_phdr(int (*fn)(struct dl_phdr_info *, size_t, void *), void *data)
 {
+    dl_enter();
+    slock_section_enter();
+    int r = dl_iterate_phdr(fn, data);
+    slock_section_leave();
     ao_sub(&threads.dl_listers, 1);
+    return r;
 }
 
 void spangc_threads_dl_fork_block(void)
@@ -661,13 +668,13 @@ void spangc_threads_after_fork_child(void)
     if (self) {
         self->next = self->prev = NULL;
         self->pthread = pthread_self();
-        self->tid = (pid_t)syscall(SYS_gettid);
+        self->tid = spangc_os_gettid();
     }
     threads.pid = getpid();
     slock_init(&threads.lock);
     ao_uint_store(&threads.acks, 0);
     /* A thread held off by the fork may have counted itself in for a
-     * moment (spangc_threads_dl_enter), and another thread's fork may be
+     * moment (dl_enter), and another thread's fork may be
      * holding calls off: neither exists here. */
     ao_store(&threads.dl_listers, 0);
     ao_store(&threads.dl_forks, 0);

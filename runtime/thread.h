@@ -177,13 +177,13 @@ void spangc_threads_flush_caches(void);
  * thread in the registry. */
 void spangc_threads_after_fork_child(void);
 
-/* Around each of spangc's calls of dl_iterate_phdr (a registering
- * thread's TLS blocks, a collection's listing); and, in fork's prepare
- * handler, before anything else, a wait until none is under way, which
- * holds new ones off until its parent handler unblocks them (the child
- * starts with none held off: spangc_threads_after_fork_child). */
-void spangc_threads_dl_enter(void);
-void spangc_threads_dl_leave(void);
+/* dl_iterate_phdr, for spangc's own calls (a registering thread's TLS
+ * blocks, a collection's listing); and, in fork's prepare handler, before
+ * anything else, a wait until none of those is under way, which holds new
+ * ones off until its parent handler unblocks them (the child starts with
+ * none held off: spangc_threads_after_fork_child). */
+struct dl_phdr_info;
+int spangc_dl_iterate_phdr(int (*fn)(struct dl_phdr_info *, size_t, void *), void *data);
 void spangc_threads_dl_fork_block(void);
 void spangc_threads_dl_fork_unblock(void);
 
