@@ -45,9 +45,13 @@ typedef struct range_set {
 } range_set;
 
 /* The data segments of the loaded modules, as dl_iterate_phdr lists them.
- * Its arrays are the OS's memory, not metadata: a listing is made with no
- * spangc lock held ("Listing" below), and metadata is allocated under
- * meta_lock, which a registered thread takes only inside spangc. */
+ * A listing is one block of the OS's memory, not metadata: it is made
+ * with no spangc lock held ("Listing" below), and metadata is allocated
+ * under meta_lock, which a registered thread takes only inside spangc.
+ * Its arrays start in the block's own page (inline), which holds the
+ * modules of most programs, and move to pages of their own if they
+ * outgrow it: two listings, the installed one and the spare, cost two
+ * pages, not one per array. */
 struct spangc_listing {
     range_set segments;    /* of the program and the libraries it started with */
     range_set unloadable;  /* of libraries loaded after gc_init */
@@ -55,6 +59,8 @@ struct spangc_listing {
     uintptr_t signature;   /* link_map_signature() when listed */
     unsigned long long adds; /* dlpi_adds (libraries ever loaded) then */
     bool failed;           /* out of memory while listing */
+    size_t ninline;        /* how many ranges inline_ranges has room for */
+    mem_range inline_ranges[]; /* the rest of the block */
 };
 
 /* added: roots_lock (taken inside a runtime section), with its index.
@@ -63,9 +69,9 @@ struct spangc_listing {
 static SPANGC_STATE struct {
     spangc_lock lock;
     range_set added;
-    spangc_listing now;   /* the listing the collector scans */
-    /* A listing whose arrays the next one reuses (the one install
-     * replaced), so that listing again allocates nothing unless a list
+    spangc_listing *now;  /* the listing the collector scans */
+    /* The listing install replaced, which the next lister reuses with its
+     * arrays, so that listing again allocates nothing unless a list
      * outgrows the last one: a collection forced by a failed allocation
      * may need one. NULL while a lister holds it. */
     ao_word spare;
@@ -80,36 +86,25 @@ static SPANGC_STATE struct {
     size_t nslots; /* a power of two, or 0 */
 } roots = {.lock = SPANGC_LOCK_INIT};
 
-/* Append to s, growing it with metadata, or with the OS's memory (whole
- * pages) for a listing's arrays (see spangc_listing). */
-static bool range_push_in(range_set *s, uintptr_t lo, uintptr_t hi, bool os_memory)
+/* Append to s, growing it with metadata. */
+static bool range_push(range_set *s, uintptr_t lo, uintptr_t hi)
 {
     if (s->n == s->cap) {
-        size_t bytes = (s->cap ? s->cap * 2 : 32) * sizeof *s->r;
-        if (os_memory)
-            bytes = round_up(bytes, (uintptr_t)sysconf(_SC_PAGESIZE));
-        mem_range *r = os_memory ? spangc_os_alloc(bytes) : spangc_meta_alloc(bytes);
+        size_t cap = s->cap ? s->cap * 2 : 32;
+        mem_range *r = spangc_meta_alloc(cap * sizeof *r);
         if (!r)
             return false;
         if (s->r) {
             memcpy(r, s->r, s->n * sizeof *r);
-            if (os_memory)
-                spangc_os_free(s->r, s->cap * sizeof *r);
-            else
-                spangc_meta_free(s->r, s->cap * sizeof *r);
+            spangc_meta_free(s->r, s->cap * sizeof *r);
         }
         s->r = r;
-        s->cap = bytes / sizeof *r;
+        s->cap = cap;
     }
     s->r[s->n].lo = lo;
     s->r[s->n].hi = hi;
     s->n++;
     return true;
-}
-
-static bool range_push(range_set *s, uintptr_t lo, uintptr_t hi)
-{
-    return range_push_in(s, lo, hi, false);
 }
 
 /* ---- the index of added ranges (roots_lock) ----------------------------- */
@@ -245,41 +240,64 @@ static void relro_range(const struct dl_phdr_info *info, uintptr_t *lo, uintptr_
     }
 }
 
-static bool listing_push(range_set *s, uintptr_t lo, uintptr_t hi)
+/* A listing's block: its header and the inline part of its arrays. */
+static size_t listing_bytes(void)
 {
-    return range_push_in(s, lo, hi, true);
+    return (uintptr_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Give each of l's arrays its first page, so that a listing that later
- * finds a library or two more than gc_init did (the unwinder, loaded on
- * first use, say) needs no memory: a collection forced by a failed
- * allocation may be the first to list. */
-#define LISTING_ARRAYS(l) {&(l)->segments, &(l)->unloadable, &(l)->tls_modules}
-
-static bool listing_reserve(spangc_listing *l)
+/* A new, empty listing: half of the inline ranges for segments (a module
+ * has one or two writable segments), a quarter for each of the others. */
+static spangc_listing *listing_new(void)
 {
-    range_set *sets[] = LISTING_ARRAYS(l);
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
-        if (sets[i]->cap)
-            continue;
-        if (!listing_push(sets[i], 0, 0))
+    spangc_listing *l = spangc_os_alloc(listing_bytes());
+    if (!l)
+        return NULL;
+    l->ninline = (listing_bytes() - sizeof *l) / sizeof l->inline_ranges[0];
+    size_t half = l->ninline / 2, quarter = l->ninline / 4;
+    l->segments = (range_set){l->inline_ranges, 0, half};
+    l->unloadable = (range_set){l->inline_ranges + half, 0, quarter};
+    l->tls_modules = (range_set){l->inline_ranges + half + quarter, 0, l->ninline - half - quarter};
+    return l;
+}
+
+static bool in_block(const spangc_listing *l, const range_set *s)
+{
+    return s->r >= l->inline_ranges && s->r < l->inline_ranges + l->ninline;
+}
+
+/* Append to one of l's arrays, moving it to pages of its own when full. */
+static bool listing_push(spangc_listing *l, range_set *s, uintptr_t lo, uintptr_t hi)
+{
+    if (s->n == s->cap) {
+        size_t bytes = round_up(s->cap * 2 * sizeof *s->r, listing_bytes());
+        mem_range *r = spangc_os_alloc(bytes);
+        if (!r)
             return false;
-        sets[i]->n = 0;
+        memcpy(r, s->r, s->n * sizeof *r);
+        if (!in_block(l, s))
+            spangc_os_free(s->r, s->cap * sizeof *r);
+        s->r = r;
+        s->cap = bytes / sizeof *r;
     }
+    s->r[s->n].lo = lo;
+    s->r[s->n].hi = hi;
+    s->n++;
     return true;
 }
 
 static void listing_free(spangc_listing *l)
 {
-    range_set *sets[] = LISTING_ARRAYS(l);
+    range_set *sets[] = {&l->segments, &l->unloadable, &l->tls_modules};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (sets[i]->r)
+        if (!in_block(l, sets[i]))
             spangc_os_free(sets[i]->r, sets[i]->cap * sizeof *sets[i]->r);
+    spangc_os_free(l, listing_bytes());
 }
 
 static void push_segment(spangc_listing *l, range_set *set, uintptr_t lo, uintptr_t hi)
 {
-    if (lo < hi && !listing_push(set, lo, hi))
+    if (lo < hi && !listing_push(l, set, lo, hi))
         l->failed = true;
 }
 
@@ -299,7 +317,7 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
     range_set *set = startup ? &l->segments : &l->unloadable;
     l->adds = info->dlpi_adds;
     if (!startup && info->dlpi_tls_modid)
-        if (!listing_push(&l->tls_modules, info->dlpi_addr, info->dlpi_tls_modid))
+        if (!listing_push(l, &l->tls_modules, info->dlpi_addr, info->dlpi_tls_modid))
             l->failed = true;
     uintptr_t rlo, rhi;
     relro_range(info, &rlo, &rhi);
@@ -350,11 +368,6 @@ static uintptr_t link_map_signature(void)
  * checks it against the dynamic linker's list (spangc_roots_changed). If
  * a module came or went in between, it restarts the world, lets world_lock
  * go, and lists again (gc/gc.c). */
-static size_t listing_bytes(void)
-{
-    return round_up(sizeof(spangc_listing), (uintptr_t)sysconf(_SC_PAGESIZE));
-}
-
 /* Keep l as the spare, or free it if there is one already. */
 static void listing_give_back(spangc_listing *l)
 {
@@ -362,10 +375,8 @@ static void listing_give_back(spangc_listing *l)
     l->signature = 0;
     l->adds = 0;
     l->failed = false;
-    if (!ao_cas(&roots.spare, 0, (uintptr_t)l)) {
+    if (!ao_cas(&roots.spare, 0, (uintptr_t)l))
         listing_free(l);
-        spangc_os_free(l, listing_bytes());
-    }
 }
 
 spangc_listing *spangc_roots_list(void)
@@ -374,7 +385,7 @@ spangc_listing *spangc_roots_list(void)
     do
         spare = ao_load(&roots.spare);
     while (spare && !ao_cas(&roots.spare, spare, 0));
-    spangc_listing *l = spare ? (spangc_listing *)spare : spangc_os_alloc(listing_bytes());
+    spangc_listing *l = spare ? (spangc_listing *)spare : listing_new();
     if (!l)
         return NULL;
     spangc_dl_iterate_phdr(collect_segments, l);
@@ -388,21 +399,20 @@ spangc_listing *spangc_roots_list(void)
 /* roots.copy, once the listing has a segment read through copies. */
 static void need_copy_buffer(void)
 {
-    if (roots.now.unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
+    if (roots.now->unloadable.n && !roots.copy && !(roots.copy = spangc_meta_alloc(COPY_BYTES)))
         spangc_throw("out of metadata memory listing data segments");
 }
 
 void spangc_roots_install(spangc_listing *l)
 {
-    spangc_listing old = roots.now;
-    roots.now = *l;
-    *l = old;
-    listing_give_back(l);
+    spangc_listing *old = roots.now;
+    roots.now = l;
+    if (old)
+        listing_give_back(old);
     need_copy_buffer();
 }
 
-/* The first listing, and a spare already grown to its size (and to a page
- * per array at least: listing_reserve). */
+/* The first listing, and a spare already grown to its size. */
 int spangc_roots_init(void)
 {
     dl_iterate_phdr(note_startup, NULL);
@@ -410,12 +420,9 @@ int spangc_roots_init(void)
     if (!l)
         return -ENOMEM;
     spangc_roots_install(l);
-    if (!listing_reserve(&roots.now))
+    if ((l = spangc_roots_list()) == NULL)
         return -ENOMEM;
-    if ((l = spangc_roots_list()) != NULL) {
-        (void)listing_reserve(l);
-        listing_give_back(l);
-    }
+    listing_give_back(l);
     return 0;
 }
 
@@ -424,7 +431,7 @@ int spangc_roots_init(void)
  * store, or not yet, and frees an entry only after unlinking it. */
 bool spangc_roots_changed(void)
 {
-    return link_map_signature() != roots.now.signature;
+    return link_map_signature() != roots.now->signature;
 }
 
 /* Listing with the world stopped
@@ -470,21 +477,21 @@ static bool list_module_stopped(const struct link_map *m)
                                 .dlpi_name = m->l_name,
                                 .dlpi_phdr = ph,
                                 .dlpi_phnum = (ElfW(Half))phnum,
-                                .dlpi_adds = roots.now.adds};
-    collect_segments(&info, sizeof info, &roots.now);
+                                .dlpi_adds = roots.now->adds};
+    collect_segments(&info, sizeof info, roots.now);
     return true;
 }
 
 bool spangc_roots_list_stopped(void)
 {
-    roots.now.unloadable.n = 0;
+    roots.now->unloadable.n = 0;
     for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next)
         if (m->l_name && m->l_name[0] && !startup_module(m->l_addr) && !list_module_stopped(m))
             return false;
-    if (roots.now.failed)
+    if (roots.now->failed)
         spangc_throw("out of memory listing data segments");
     need_copy_buffer();
-    roots.now.signature = link_map_signature();
+    roots.now->signature = link_map_signature();
     return true;
 }
 
@@ -580,10 +587,10 @@ static tls_read tls_block_read(const tls_block *b)
 {
     if (startup_module(b->module))
         return TLS_IN_PLACE;
-    if (b->adds > roots.now.adds)
+    if (b->adds > roots.now->adds)
         return TLS_COPIED;
-    for (size_t i = 0; i < roots.now.tls_modules.n; i++)
-        if (roots.now.tls_modules.r[i].lo == b->module && roots.now.tls_modules.r[i].hi == b->modid)
+    for (size_t i = 0; i < roots.now->tls_modules.n; i++)
+        if (roots.now->tls_modules.r[i].lo == b->module && roots.now->tls_modules.r[i].hi == b->modid)
             return TLS_COPIED;
     return TLS_GONE;
 }
@@ -624,14 +631,14 @@ static void mark_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls, 
 
 void spangc_roots_mark(void)
 {
-    for (size_t i = 0; i < roots.now.segments.n; i++) {
-        mark_excluding_state(roots.now.segments.r[i].lo, roots.now.segments.r[i].hi, spangc_mark_range);
+    for (size_t i = 0; i < roots.now->segments.n; i++) {
+        mark_excluding_state(roots.now->segments.r[i].lo, roots.now->segments.r[i].hi, spangc_mark_range);
         spangc_mark_drain();
     }
-    for (size_t i = 0; i < roots.now.unloadable.n; i++) {
+    for (size_t i = 0; i < roots.now->unloadable.n; i++) {
         if (spangc_test_before_unloadable_scan)
             spangc_test_before_unloadable_scan();
-        mark_excluding_state(roots.now.unloadable.r[i].lo, roots.now.unloadable.r[i].hi, mark_unloadable);
+        mark_excluding_state(roots.now->unloadable.r[i].lo, roots.now->unloadable.r[i].hi, mark_unloadable);
         spangc_mark_drain();
     }
     lock_acquire(&roots.lock);
@@ -742,10 +749,10 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
     referrer_search rs = {.out = out, .lo = obj, .hi = obj + size};
     rs.what = "a data segment";
     rs.count = &n.data;
-    for (size_t i = 0; i < roots.now.segments.n; i++)
-        search_range(roots.now.segments.r[i].lo, roots.now.segments.r[i].hi, &rs);
-    for (size_t i = 0; i < roots.now.unloadable.n; i++) {
-        copied_segment = roots.now.unloadable.r[i];
+    for (size_t i = 0; i < roots.now->segments.n; i++)
+        search_range(roots.now->segments.r[i].lo, roots.now->segments.r[i].hi, &rs);
+    for (size_t i = 0; i < roots.now->unloadable.n; i++) {
+        copied_segment = roots.now->unloadable.r[i];
         each_copy(roots.copy, COPY_BYTES, copied_segment.lo, copied_segment.hi, search_copy, &rs);
     }
     rs.what = "an added root range";

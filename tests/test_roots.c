@@ -634,6 +634,91 @@ static void test_tls_of_closed_library(void **state)
     tls_test_finish(th);
 }
 
+/* More libraries opened after gc_init than the first page of a listing
+ * holds (gc/roots.c, spangc_listing): 62 segments of such libraries and 63
+ * of their TLS modules fit there, and the arrays move to pages of their
+ * own beyond. Every copy's data, and every copy's thread-local block of a
+ * thread that registers after touching them all, holds an object; each
+ * must survive the collections that list them, and die once the copies
+ * are closed. */
+#define COPIES 80
+
+static struct {
+    void *lib[COPIES];
+    uintptr_t data[COPIES], tls[COPIES];
+    sem_t registered, go;
+} copies;
+
+/* Open a copy of the copy plugin under a new name (the dynamic linker
+ * opens a file name once). */
+static void *open_copy(const char *image, size_t len)
+{
+    char path[] = "/tmp/spangc-test-copyplugin-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    bool written = write(fd, image, len) == (ssize_t)len;
+    close(fd);
+    void *lib = written ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
+    unlink(path);
+    return lib;
+}
+
+static void *touch_every_copy(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < COPIES; i++)
+        ((touch_fn)(uintptr_t)dlsym(copies.lib[i], "copy_touch"))(SHOW(copies.tls[i]));
+    if (gc_register_thread() != 0)
+        return "register";
+    sem_post(&copies.registered);
+    sem_wait(&copies.go);
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_more_libraries_than_a_listing_page(void **state)
+{
+    (void)state;
+    int fd = open(TEST_ROOTS_COPYPLUGIN, O_RDONLY);
+    assert_true(fd >= 0);
+    static char image[1 << 20];
+    ssize_t len = read(fd, image, sizeof image);
+    close(fd);
+    assert_true(len > 0 && len < (ssize_t)sizeof image);
+    for (int i = 0; i < COPIES; i++) {
+        copies.lib[i] = open_copy(image, (size_t)len);
+        assert_non_null(copies.lib[i]);
+        void **slot = dlsym(copies.lib[i], "copy_slot");
+        assert_non_null(slot);
+        copies.data[i] = make(48);
+        store((volatile uintptr_t *)slot, copies.data[i], 0);
+        copies.tls[i] = make(56);
+    }
+    sem_init(&copies.registered, 0, 0);
+    sem_init(&copies.go, 0, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, touch_every_copy, NULL), 0);
+    sem_wait(&copies.registered);
+    collect();
+    collect(); /* the second reuses the listing the first replaced */
+    for (int i = 0; i < COPIES; i++) {
+        assert_true(alive(copies.data[i]));
+        assert_true(alive(copies.tls[i]));
+    }
+    sem_post(&copies.go);
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    for (int i = 0; i < COPIES; i++)
+        assert_int_equal(dlclose(copies.lib[i]), 0);
+    collect();
+    for (int i = 0; i < COPIES; i++)
+        assert_dead(copies.data[i]);
+    sem_destroy(&copies.registered);
+    sem_destroy(&copies.go);
+}
+
 /* fork while another thread is inside one of spangc's dl_iterate_phdr
  * calls: glibc does not reset the dynamic linker's lock in the child, so
  * the child's first collection would wait for ever (a registering thread
@@ -851,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_relro_is_not_scanned),
         cmocka_unit_test(test_library_closed_during_collection),
         cmocka_unit_test(test_tls_of_closed_library),
+        cmocka_unit_test(test_more_libraries_than_a_listing_page),
         cmocka_unit_test(test_library_opened_during_collection),
         cmocka_unit_test(test_library_kept_opening_during_collection),
         cmocka_unit_test(test_collect_inside_dl_iterate_phdr),
