@@ -55,12 +55,15 @@ typedef struct range_set {
 struct spangc_listing {
     range_set segments;    /* of the program and the libraries it started with */
     range_set unloadable;  /* of libraries loaded after gc_init */
-    range_set tls_modules; /* loaded later, with TLS: lo dlpi_addr, hi dlpi_tls_modid */
+    struct {               /* loaded after gc_init, with TLS */
+        tls_module *m;
+        size_t n, cap;
+    } tls_modules;
     uintptr_t signature;   /* link_map_signature() when listed */
     unsigned long long adds; /* dlpi_adds (libraries ever loaded) then */
     bool failed;           /* out of memory while listing */
-    size_t ninline;        /* how many ranges inline_ranges has room for */
-    mem_range inline_ranges[]; /* the rest of the block */
+    size_t inline_bytes;   /* the size of inline_area */
+    _Alignas(16) unsigned char inline_area[]; /* the rest of the block */
 };
 
 /* added: roots_lock (taken inside a runtime section), with its index.
@@ -246,52 +249,79 @@ static size_t listing_bytes(void)
     return (uintptr_t)sysconf(_SC_PAGESIZE);
 }
 
-/* A new, empty listing: half of the inline ranges for segments (a module
+/* A new, empty listing: half of the inline area for segments (a module
  * has one or two writable segments), a quarter for each of the others. */
 static spangc_listing *listing_new(void)
 {
     spangc_listing *l = spangc_os_alloc(listing_bytes());
     if (!l)
         return NULL;
-    l->ninline = (listing_bytes() - sizeof *l) / sizeof l->inline_ranges[0];
-    size_t half = l->ninline / 2, quarter = l->ninline / 4;
-    l->segments = (range_set){l->inline_ranges, 0, half};
-    l->unloadable = (range_set){l->inline_ranges + half, 0, quarter};
-    l->tls_modules = (range_set){l->inline_ranges + half + quarter, 0, l->ninline - half - quarter};
+    l->inline_bytes = listing_bytes() - sizeof *l;
+    size_t segments = l->inline_bytes / 2 / sizeof(mem_range);
+    size_t unloadable = l->inline_bytes / 4 / sizeof(mem_range);
+    mem_range *r = (mem_range *)l->inline_area;
+    l->segments.r = r;
+    l->segments.cap = segments;
+    l->unloadable.r = r + segments;
+    l->unloadable.cap = unloadable;
+    l->tls_modules.m = (tls_module *)(r + segments + unloadable);
+    l->tls_modules.cap = (l->inline_bytes - (segments + unloadable) * sizeof *r) / sizeof(tls_module);
     return l;
 }
 
-static bool in_block(const spangc_listing *l, const range_set *s)
+static bool in_block(const spangc_listing *l, const void *array)
 {
-    return s->r >= l->inline_ranges && s->r < l->inline_ranges + l->ninline;
+    const unsigned char *p = array;
+    return p >= l->inline_area && p < l->inline_area + l->inline_bytes;
 }
 
-/* Append to one of l's arrays, moving it to pages of its own when full. */
+/* One of l's arrays, full (n elements of elem bytes, room for *cap),
+ * moved to pages of its own twice the size. NULL when out of memory. */
+static void *listing_grow(spangc_listing *l, void *array, size_t n, size_t *cap, size_t elem)
+{
+    size_t bytes = round_up(*cap * 2 * elem, listing_bytes());
+    void *moved = spangc_os_alloc(bytes);
+    if (!moved)
+        return NULL;
+    memcpy(moved, array, n * elem);
+    if (!in_block(l, array))
+        spangc_os_free(array, *cap * elem);
+    *cap = bytes / elem;
+    return moved;
+}
+
 static bool listing_push(spangc_listing *l, range_set *s, uintptr_t lo, uintptr_t hi)
 {
     if (s->n == s->cap) {
-        size_t bytes = round_up(s->cap * 2 * sizeof *s->r, listing_bytes());
-        mem_range *r = spangc_os_alloc(bytes);
+        mem_range *r = listing_grow(l, s->r, s->n, &s->cap, sizeof *r);
         if (!r)
             return false;
-        memcpy(r, s->r, s->n * sizeof *r);
-        if (!in_block(l, s))
-            spangc_os_free(s->r, s->cap * sizeof *r);
         s->r = r;
-        s->cap = bytes / sizeof *r;
     }
-    s->r[s->n].lo = lo;
-    s->r[s->n].hi = hi;
-    s->n++;
+    s->r[s->n++] = (mem_range){lo, hi};
+    return true;
+}
+
+static bool listing_push_tls(spangc_listing *l, tls_module m)
+{
+    if (l->tls_modules.n == l->tls_modules.cap) {
+        tls_module *moved = listing_grow(l, l->tls_modules.m, l->tls_modules.n, &l->tls_modules.cap, sizeof m);
+        if (!moved)
+            return false;
+        l->tls_modules.m = moved;
+    }
+    l->tls_modules.m[l->tls_modules.n++] = m;
     return true;
 }
 
 static void listing_free(spangc_listing *l)
 {
-    range_set *sets[] = {&l->segments, &l->unloadable, &l->tls_modules};
-    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (!in_block(l, sets[i]))
-            spangc_os_free(sets[i]->r, sets[i]->cap * sizeof *sets[i]->r);
+    if (!in_block(l, l->segments.r))
+        spangc_os_free(l->segments.r, l->segments.cap * sizeof(mem_range));
+    if (!in_block(l, l->unloadable.r))
+        spangc_os_free(l->unloadable.r, l->unloadable.cap * sizeof(mem_range));
+    if (!in_block(l, l->tls_modules.m))
+        spangc_os_free(l->tls_modules.m, l->tls_modules.cap * sizeof(tls_module));
     spangc_os_free(l, listing_bytes());
 }
 
@@ -316,13 +346,15 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
     bool startup = loaded_at_startup(info);
     range_set *set = startup ? &l->segments : &l->unloadable;
     l->adds = info->dlpi_adds;
-    if (!startup && info->dlpi_tls_modid)
-        if (!listing_push(l, &l->tls_modules, info->dlpi_addr, info->dlpi_tls_modid))
-            l->failed = true;
     uintptr_t rlo, rhi;
     relro_range(info, &rlo, &rhi);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_TLS && !startup && info->dlpi_tls_modid) {
+            tls_module m = {info->dlpi_addr, info->dlpi_tls_modid, ph->p_memsz};
+            if (!listing_push_tls(l, m))
+                l->failed = true;
+        }
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W) || ph->p_memsz == 0)
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
@@ -484,7 +516,7 @@ static bool list_module_stopped(const struct link_map *m)
 
 bool spangc_roots_list_stopped(void)
 {
-    roots.now->unloadable.n = 0;
+    roots.now->unloadable.n = roots.now->tls_modules.n = 0;
     for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next)
         if (m->l_name && m->l_name[0] && !startup_module(m->l_addr) && !list_module_stopped(m))
             return false;
@@ -590,7 +622,7 @@ static tls_read tls_block_read(const tls_block *b)
     if (b->adds > roots.now->adds)
         return TLS_COPIED;
     for (size_t i = 0; i < roots.now->tls_modules.n; i++)
-        if (roots.now->tls_modules.r[i].lo == b->module && roots.now->tls_modules.r[i].hi == b->modid)
+        if (roots.now->tls_modules.m[i].module == b->module && roots.now->tls_modules.m[i].modid == b->modid)
             return TLS_COPIED;
     return TLS_GONE;
 }
@@ -647,7 +679,7 @@ void spangc_roots_mark(void)
         spangc_mark_drain();
     }
     lock_release(&roots.lock);
-    spangc_threads_scan(mark_thread_range, NULL);
+    spangc_threads_scan(mark_thread_range, roots.now->tls_modules.m, roots.now->tls_modules.n, NULL);
     spangc_finq_mark();
     spangc_specials_mark();
 }
@@ -761,7 +793,7 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
         search_undefined_range(roots.added.r[i].lo, roots.added.r[i].hi, &rs);
     rs.what = "a thread's stack or TLS";
     rs.count = &n.threads;
-    spangc_threads_scan(search_thread_range, &rs);
+    spangc_threads_scan(search_thread_range, roots.now->tls_modules.m, roots.now->tls_modules.n, &rs);
     return n;
 }
 

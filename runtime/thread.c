@@ -63,6 +63,7 @@
 #include "metalloc.h"
 #include "os.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
 #include <sched.h>
@@ -368,9 +369,99 @@ static uintptr_t mapped_bottom(uintptr_t lo, uintptr_t hi)
     return bottom > lo ? bottom : lo;
 }
 
-void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
-                         void *arg)
+/* ---- other threads' TLS blocks ----------------------------------------- */
+
+/* Other threads' TLS blocks
+ *
+ * glibc gives a thread its block of a module loaded with dlopen when the
+ * thread first uses one of the module's thread-local variables, and
+ * dl_iterate_phdr shows only the calling thread's blocks, so a thread
+ * lists its blocks when it registers (collect_tls) and cannot list those
+ * it allocates later. The collector finds those in the thread's dynamic
+ * thread vector (DTV): an array of block addresses indexed by TLS module
+ * id, which the thread's descriptor (its pthread_t) points to. The layout
+ * is glibc's own, but glibc publishes it for debuggers, which read the TLS
+ * of a stopped process the same way: each _thread_db_* symbol is {size in
+ * bits, count, offset} of one field.
+ *
+ * The vector is read through copies only: a thread stopped while glibc
+ * grows its vector (realloc) may still point to the freed one. A slot
+ * glibc has not filled holds an odd value (TLS_DTV_UNALLOCATED, -1). A
+ * slot of a module closed since the thread last used TLS may still hold
+ * the closed module's block, which glibc frees only at the thread's next
+ * TLS access: it is scanned, through copies, at worst keeping alive what
+ * it held. Each registering thread checks the reading against its own
+ * blocks as dl_iterate_phdr reports them; one mismatch turns it off, and
+ * blocks allocated after registration go unscanned, as without it. */
+static SPANGC_STATE struct {
+    size_t vector_in_thread; /* the DTV pointer's offset in the descriptor */
+    size_t slots_in_vector;  /* slot 0's offset from that pointer */
+    size_t slot_bytes;
+    size_t block_in_slot;    /* the block address's offset in a slot */
+} dtv_layout; /* set by spangc_threads_init, read-only after */
+
+/* 1 from spangc_threads_init if the layout is published, 0 for ever once
+ * a registering thread saw it disagree with dl_iterate_phdr. atomic. */
+static SPANGC_STATE ao_word dtv_usable;
+
+static void dtv_layout_init(void)
 {
+    const uint32_t *vector = dlsym(RTLD_DEFAULT, "_thread_db_pthread_dtvp");
+    const uint32_t *slots = dlsym(RTLD_DEFAULT, "_thread_db_dtv_dtv");
+    const uint32_t *block = dlsym(RTLD_DEFAULT, "_thread_db_dtv_t_pointer_val");
+    const uint32_t word_bits = 8 * sizeof(uintptr_t);
+    if (!vector || !slots || !block || vector[0] != word_bits || block[0] != word_bits ||
+        slots[0] % 8 != 0 || block[2] + sizeof(uintptr_t) > slots[0] / 8)
+        return;
+    dtv_layout.vector_in_thread = vector[2];
+    dtv_layout.slots_in_vector = slots[2];
+    dtv_layout.slot_bytes = slots[0] / 8;
+    dtv_layout.block_in_slot = block[2];
+    ao_store(&dtv_usable, 1);
+}
+
+/* thread's TLS block of module modid, or 0 if it has none (or it cannot
+ * be read). */
+static uintptr_t dtv_block(pthread_t thread, size_t modid)
+{
+    uintptr_t vector, block;
+    if (spangc_os_copy(&vector, (uintptr_t)thread + dtv_layout.vector_in_thread, sizeof vector) !=
+            (long)sizeof vector ||
+        !vector)
+        return 0;
+    uintptr_t slot = vector + dtv_layout.slots_in_vector + modid * dtv_layout.slot_bytes;
+    if (spangc_os_copy(&block, slot + dtv_layout.block_in_slot, sizeof block) != (long)sizeof block)
+        return 0;
+    return block & 1 ? 0 : block;
+}
+
+/* Registration: the calling thread's block of a module, as dl_iterate_phdr
+ * gave it, must be the one its vector holds. */
+static void dtv_check(size_t modid, const void *block)
+{
+    if (ao_load(&dtv_usable) && dtv_block(pthread_self(), modid) != (uintptr_t)block)
+        ao_store(&dtv_usable, 0);
+}
+
+/* t's block of the late module m, if t allocated it after it registered. */
+static void scan_late_block(const spangc_thread *t, const tls_module *m,
+                            void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
+                            void *arg)
+{
+    uintptr_t lo = dtv_block(t->pthread, m->modid);
+    if (!lo)
+        return;
+    for (size_t i = 0; i < t->ntls; i++)
+        if (t->tls[i].lo == lo)
+            return; /* listed when it registered */
+    tls_block b = {.lo = lo, .hi = lo + m->size, .module = m->module, .modid = m->modid};
+    fn(b.lo, b.hi, &b, arg);
+}
+
+void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
+                         const tls_module *late, size_t nlate, void *arg)
+{
+    bool dtv = ao_load(&dtv_usable);
     for (spangc_thread *t = threads.list; t; t = t->next) {
         if (t->stopped_sp >= t->stack_lo && t->stopped_sp < t->stack_hi) {
             fn(t->stopped_sp, t->stack_hi, NULL, arg);
@@ -383,6 +474,8 @@ void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block 
         }
         for (size_t i = 0; i < t->ntls; i++)
             fn(t->tls[i].lo, t->tls[i].hi, &t->tls[i], arg);
+        for (size_t i = 0; dtv && i < nlate; i++)
+            scan_late_block(t, &late[i], fn, arg);
     }
 }
 
@@ -420,6 +513,7 @@ static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
     tls_collect *c = data;
     if (!info->dlpi_tls_data)
         return 0;
+    dtv_check(info->dlpi_tls_modid, info->dlpi_tls_data);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_TLS || ph->p_memsz == 0)
@@ -588,6 +682,7 @@ int spangc_threads_init(int suspend_signal)
         return -EINVAL;
     threads.pid = getpid();
     threads.signal = suspend_signal;
+    dtv_layout_init();
     threads.ready = true;
     return spangc_thread_register();
 }

@@ -47,6 +47,14 @@ typedef struct tls_block {
     unsigned long long adds; /* dlpi_adds (libraries ever loaded) then    */
 } tls_block;
 
+/* A module loaded after gc_init that has thread-local storage, as the
+ * collector's listing of the loaded modules has it (gc/roots.c). */
+typedef struct tls_module {
+    uintptr_t module;   /* its dlpi_addr            */
+    size_t modid;       /* its dlpi_tls_modid       */
+    size_t size;        /* its PT_TLS segment's p_memsz: a block's size */
+} tls_module;
+
 typedef struct spangc_thread {
     mcache cache;
 
@@ -166,9 +174,12 @@ uintptr_t spangc_frame_below_caller(void);
 
 /* With the world stopped: call fn on each registered thread's stack range
  * (from its stopped stack pointer, or the collector's saved one, to its
- * base), with tls NULL, and on each of its TLS blocks, with the block. */
+ * base), with tls NULL, and on each of its TLS blocks, with the block:
+ * those it had when it registered, and its blocks of the modules late[0,
+ * nlate) that it allocated since (found in its dynamic thread vector,
+ * "Other threads' TLS blocks" in thread.c). */
 void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
-                         void *arg);
+                         const tls_module *late, size_t nlate, void *arg);
 
 /* With the world stopped: flush every registered thread's mcache. */
 void spangc_threads_flush_caches(void);

@@ -651,13 +651,22 @@ static struct {
 
 /* Open a copy of the copy plugin under a new name (the dynamic linker
  * opens a file name once). */
-static void *open_copy(const char *image, size_t len)
+static void *open_copy(void)
 {
+    static char image[1 << 20];
+    static ssize_t len;
+    if (!len) {
+        int fd = open(TEST_ROOTS_COPYPLUGIN, O_RDONLY);
+        assert_true(fd >= 0);
+        len = read(fd, image, sizeof image);
+        close(fd);
+        assert_true(len > 0 && len < (ssize_t)sizeof image);
+    }
     char path[] = "/tmp/spangc-test-copyplugin-XXXXXX";
     int fd = mkstemp(path);
     if (fd < 0)
         return NULL;
-    bool written = write(fd, image, len) == (ssize_t)len;
+    bool written = write(fd, image, (size_t)len) == len;
     close(fd);
     void *lib = written ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
     unlink(path);
@@ -680,14 +689,8 @@ static void *touch_every_copy(void *arg)
 static void test_more_libraries_than_a_listing_page(void **state)
 {
     (void)state;
-    int fd = open(TEST_ROOTS_COPYPLUGIN, O_RDONLY);
-    assert_true(fd >= 0);
-    static char image[1 << 20];
-    ssize_t len = read(fd, image, sizeof image);
-    close(fd);
-    assert_true(len > 0 && len < (ssize_t)sizeof image);
     for (int i = 0; i < COPIES; i++) {
-        copies.lib[i] = open_copy(image, (size_t)len);
+        copies.lib[i] = open_copy();
         assert_non_null(copies.lib[i]);
         void **slot = dlsym(copies.lib[i], "copy_slot");
         assert_non_null(slot);
@@ -717,6 +720,95 @@ static void test_more_libraries_than_a_listing_page(void **state)
         assert_dead(copies.data[i]);
     sem_destroy(&copies.registered);
     sem_destroy(&copies.go);
+}
+
+/* A thread-local block that a registered thread allocates after it
+ * registered, of a library opened after gc_init: dl_iterate_phdr shows it
+ * to its own thread only, and the collector finds it in the thread's
+ * dynamic thread vector (runtime/thread.c, "Other threads' TLS blocks").
+ * Before, the object it held was freed: the main thread, registered by
+ * gc_init, and a thread that registered before the library was opened. */
+typedef void (*touch_hidden_fn)(uintptr_t hidden, uintptr_t mask);
+
+static touch_hidden_fn copy_toucher(void *lib)
+{
+    return (touch_hidden_fn)(uintptr_t)dlsym(lib, "copy_touch_hidden");
+}
+
+static void test_tls_allocated_after_registering(void **state)
+{
+    (void)state;
+    void *lib = open_copy();
+    assert_non_null(lib);
+    touch_hidden_fn touch = copy_toucher(lib);
+    assert_non_null(touch);
+    uintptr_t h = make(72);
+    touch(h, MASK);
+    collect();
+    collect();
+    assert_true(alive(h)); /* held only by this thread's new block */
+    touch(HIDE(NULL), MASK);
+    collect();
+    assert_dead(h);
+    assert_int_equal(dlclose(lib), 0);
+    collect();
+}
+
+static struct {
+    sem_t registered, stored, go;
+    void *lib;
+    uintptr_t h;
+} late_tls;
+
+static void *register_then_touch(void *arg)
+{
+    (void)arg;
+    if (gc_register_thread() != 0)
+        return "register";
+    sem_post(&late_tls.registered);
+    sem_wait(&late_tls.go); /* the main thread opens the library */
+    touch_hidden_fn touch = copy_toucher(late_tls.lib);
+    if (!touch)
+        return "dlsym";
+    touch(late_tls.h, MASK);
+    sem_post(&late_tls.stored);
+    sem_wait(&late_tls.go); /* the main thread collects */
+    touch(HIDE(NULL), MASK);
+    sem_post(&late_tls.stored);
+    sem_wait(&late_tls.go); /* the main thread collects */
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_tls_of_library_opened_after_a_thread_registered(void **state)
+{
+    (void)state;
+    sem_init(&late_tls.registered, 0, 0);
+    sem_init(&late_tls.stored, 0, 0);
+    sem_init(&late_tls.go, 0, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, register_then_touch, NULL), 0);
+    sem_wait(&late_tls.registered);
+    late_tls.lib = open_copy();
+    assert_non_null(late_tls.lib);
+    late_tls.h = make(88);
+    sem_post(&late_tls.go);
+    sem_wait(&late_tls.stored);
+    collect();
+    collect();
+    assert_true(alive(late_tls.h)); /* held only by the thread's new block */
+    sem_post(&late_tls.go);
+    sem_wait(&late_tls.stored);
+    collect();
+    assert_dead(late_tls.h);
+    sem_post(&late_tls.go);
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    assert_int_equal(dlclose(late_tls.lib), 0);
+    sem_destroy(&late_tls.registered);
+    sem_destroy(&late_tls.stored);
+    sem_destroy(&late_tls.go);
 }
 
 /* fork while another thread is inside one of spangc's dl_iterate_phdr
@@ -937,6 +1029,8 @@ int main(void)
         cmocka_unit_test(test_library_closed_during_collection),
         cmocka_unit_test(test_tls_of_closed_library),
         cmocka_unit_test(test_more_libraries_than_a_listing_page),
+        cmocka_unit_test(test_tls_allocated_after_registering),
+        cmocka_unit_test(test_tls_of_library_opened_after_a_thread_registered),
         cmocka_unit_test(test_library_opened_during_collection),
         cmocka_unit_test(test_library_kept_opening_during_collection),
         cmocka_unit_test(test_collect_inside_dl_iterate_phdr),
