@@ -55,7 +55,7 @@ typedef struct range_set {
 struct spangc_listing {
     range_set segments;    /* of the program and the libraries it started with */
     range_set unloadable;  /* of libraries loaded after gc_init */
-    struct {               /* loaded after gc_init, with TLS */
+    struct {               /* the modules with TLS */
         tls_module *m;
         size_t n, cap;
     } tls_modules;
@@ -350,8 +350,8 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
     relro_range(info, &rlo, &rhi);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_TLS && !startup && info->dlpi_tls_modid) {
-            tls_module m = {info->dlpi_addr, info->dlpi_tls_modid, ph->p_memsz};
+        if (ph->p_type == PT_TLS && info->dlpi_tls_modid) {
+            tls_module m = {info->dlpi_addr, info->dlpi_tls_modid, ph->p_memsz, startup};
             if (!listing_push_tls(l, m))
                 l->failed = true;
         }
@@ -509,14 +509,31 @@ static bool list_module_stopped(const struct link_map *m)
                                 .dlpi_name = m->l_name,
                                 .dlpi_phdr = ph,
                                 .dlpi_phnum = (ElfW(Half))phnum,
-                                .dlpi_adds = roots.now->adds};
+                                .dlpi_adds = roots.now->adds,
+                                .dlpi_tls_modid = spangc_threads_link_map_modid(m)};
     collect_segments(&info, sizeof info, roots.now);
     return true;
 }
 
+/* Drop the late modules' TLS entries, which the stopped listing makes
+ * again, if it can: where glibc does not say where a link_map keeps the
+ * TLS module id, keep them all (some may be of closed modules, whose blocks
+ * are read through copies). */
+static void drop_late_tls_modules(void)
+{
+    if (!spangc_threads_link_map_modid_known())
+        return;
+    size_t kept = 0;
+    for (size_t i = 0; i < roots.now->tls_modules.n; i++)
+        if (roots.now->tls_modules.m[i].startup)
+            roots.now->tls_modules.m[kept++] = roots.now->tls_modules.m[i];
+    roots.now->tls_modules.n = kept;
+}
+
 bool spangc_roots_list_stopped(void)
 {
-    roots.now->unloadable.n = roots.now->tls_modules.n = 0;
+    roots.now->unloadable.n = 0;
+    drop_late_tls_modules();
     for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next)
         if (m->l_name && m->l_name[0] && !startup_module(m->l_addr) && !list_module_stopped(m))
             return false;
@@ -617,8 +634,8 @@ typedef enum tls_read { TLS_IN_PLACE, TLS_COPIED, TLS_GONE } tls_read;
  * the listing and missing from it has been closed. */
 static tls_read tls_block_read(const tls_block *b)
 {
-    if (startup_module(b->module))
-        return TLS_IN_PLACE;
+    if (startup_module(b->module)) /* its address from a vector may be stale */
+        return b->from_vector ? TLS_COPIED : TLS_IN_PLACE;
     if (b->adds > roots.now->adds)
         return TLS_COPIED;
     for (size_t i = 0; i < roots.now->tls_modules.n; i++)

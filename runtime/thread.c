@@ -75,8 +75,11 @@
 
 __thread spangc_thread *spangc_self __attribute__((tls_model("initial-exec")));
 
-/* The registry. list and count: threads_lock. dl_listers, dl_forks:
- * atomics (spangc_dl_iterate_phdr). The other fields are set in
+/* A set of TLS module ids; those from LACKING_IDS up are always in it. */
+#define LACKING_IDS 1024
+
+/* The registry. list, count and lacking: threads_lock. dl_listers,
+ * dl_forks: atomics (spangc_dl_iterate_phdr). The other fields are set in
  * spangc_threads_init, before any second thread exists. */
 static SPANGC_STATE struct {
     spangc_slock lock;
@@ -84,6 +87,9 @@ static SPANGC_STATE struct {
     ao_word dl_forks;   /* fork prepare handlers holding new calls off */
     spangc_thread *list;
     size_t count;
+    /* TLS modules some thread had no block of when it registered (see
+     * "Other threads' TLS blocks"). */
+    uint64_t lacking[LACKING_IDS / 64];
     int signal;
     ao_uint acks;       /* futex word: threads stopped for this stop */
     ao_uint ack_target; /* how many the collector waits for */
@@ -398,6 +404,8 @@ static SPANGC_STATE struct {
     size_t slots_in_vector;  /* slot 0's offset from that pointer */
     size_t slot_bytes;
     size_t block_in_slot;    /* the block address's offset in a slot */
+    size_t modid_in_link_map; /* l_tls_modid's offset in a struct link_map */
+    bool modid_known;
 } dtv_layout; /* set by spangc_threads_init, read-only after */
 
 /* 1 from spangc_threads_init if the layout is published, 0 for ever once
@@ -409,7 +417,12 @@ static void dtv_layout_init(void)
     const uint32_t *vector = dlsym(RTLD_DEFAULT, "_thread_db_pthread_dtvp");
     const uint32_t *slots = dlsym(RTLD_DEFAULT, "_thread_db_dtv_dtv");
     const uint32_t *block = dlsym(RTLD_DEFAULT, "_thread_db_dtv_t_pointer_val");
+    const uint32_t *modid = dlsym(RTLD_DEFAULT, "_thread_db_link_map_l_tls_modid");
     const uint32_t word_bits = 8 * sizeof(uintptr_t);
+    if (modid && modid[0] == word_bits) {
+        dtv_layout.modid_in_link_map = modid[2];
+        dtv_layout.modid_known = true;
+    }
     if (!vector || !slots || !block || vector[0] != word_bits || block[0] != word_bits ||
         slots[0] % 8 != 0 || block[2] + sizeof(uintptr_t) > slots[0] / 8)
         return;
@@ -443,7 +456,30 @@ static void dtv_check(size_t modid, const void *block)
         ao_store(&dtv_usable, 0);
 }
 
-/* t's block of the late module m, if t allocated it after it registered. */
+size_t spangc_threads_link_map_modid(const void *m)
+{
+    size_t modid;
+    if (!dtv_layout.modid_known ||
+        spangc_os_copy(&modid, (uintptr_t)m + dtv_layout.modid_in_link_map, sizeof modid) != (long)sizeof modid)
+        return 0;
+    return modid;
+}
+
+bool spangc_threads_link_map_modid_known(void)
+{
+    return dtv_layout.modid_known;
+}
+
+/* threads_lock: whether some thread had no block of module modid when it
+ * registered. A module that has a block in every thread that registered
+ * (one linked with the program: its blocks are made with the thread)
+ * needs no look in the vectors. */
+static bool lacking(size_t modid)
+{
+    return modid >= LACKING_IDS || (threads.lacking[modid / 64] >> (modid % 64) & 1);
+}
+
+/* t's block of module m, if t allocated it after it registered. */
 static void scan_late_block(const spangc_thread *t, const tls_module *m,
                             void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
                             void *arg)
@@ -454,12 +490,12 @@ static void scan_late_block(const spangc_thread *t, const tls_module *m,
     for (size_t i = 0; i < t->ntls; i++)
         if (t->tls[i].lo == lo)
             return; /* listed when it registered */
-    tls_block b = {.lo = lo, .hi = lo + m->size, .module = m->module, .modid = m->modid};
+    tls_block b = {.lo = lo, .hi = lo + m->size, .module = m->module, .modid = m->modid, .from_vector = true};
     fn(b.lo, b.hi, &b, arg);
 }
 
 void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
-                         const tls_module *late, size_t nlate, void *arg)
+                         const tls_module *mods, size_t nmods, void *arg)
 {
     bool dtv = ao_load(&dtv_usable);
     for (spangc_thread *t = threads.list; t; t = t->next) {
@@ -474,8 +510,9 @@ void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block 
         }
         for (size_t i = 0; i < t->ntls; i++)
             fn(t->tls[i].lo, t->tls[i].hi, &t->tls[i], arg);
-        for (size_t i = 0; dtv && i < nlate; i++)
-            scan_late_block(t, &late[i], fn, arg);
+        for (size_t i = 0; dtv && i < nmods; i++)
+            if (!mods[i].startup || lacking(mods[i].modid))
+                scan_late_block(t, &mods[i], fn, arg);
     }
 }
 
@@ -503,6 +540,7 @@ size_t spangc_thread_count(void)
 typedef struct tls_collect {
     tls_block *ranges;
     size_t n, cap;
+    uint64_t lacking[LACKING_IDS / 64]; /* modules it has no block of */
 } tls_collect;
 
 /* dl_iterate_phdr callback: the calling thread's TLS block of every loaded
@@ -511,9 +549,13 @@ static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     tls_collect *c = data;
-    if (!info->dlpi_tls_data)
+    size_t modid = info->dlpi_tls_modid;
+    if (!info->dlpi_tls_data) {
+        if (modid && modid < LACKING_IDS)
+            c->lacking[modid / 64] |= (uint64_t)1 << (modid % 64);
         return 0;
-    dtv_check(info->dlpi_tls_modid, info->dlpi_tls_data);
+    }
+    dtv_check(modid, info->dlpi_tls_data);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_TLS || ph->p_memsz == 0)
@@ -626,6 +668,8 @@ int spangc_thread_register(void)
     t->tls = c.ranges;
     t->ntls = c.n;
     t->tls_cap = c.cap;
+    for (size_t i = 0; i < LACKING_IDS / 64; i++)
+        threads.lacking[i] |= c.lacking[i];
     t->next = threads.list;
     if (threads.list)
         threads.list->prev = t;

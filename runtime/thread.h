@@ -37,22 +37,25 @@ typedef struct mem_range {
 } mem_range;
 
 /* One module's TLS block of one thread, as the thread had it when it
- * registered. A library loaded with dlopen may be closed since, and glibc
- * frees (perhaps unmaps) its blocks: the collector asks which modules are
- * loaded (gc/roots.c) before it reads one. */
+ * registered, or as the collector found it in the thread's dynamic thread
+ * vector (from_vector). A library loaded with dlopen may be closed since,
+ * and glibc frees (perhaps unmaps) its blocks: the collector asks which
+ * modules are loaded (gc/roots.c) before it reads one. */
 typedef struct tls_block {
     uintptr_t lo, hi;
     uintptr_t module;   /* the module's dlpi_addr                         */
     size_t modid;       /* its dlpi_tls_modid                             */
     unsigned long long adds; /* dlpi_adds (libraries ever loaded) then    */
+    bool from_vector;   /* read through copies, even for a startup module */
 } tls_block;
 
-/* A module loaded after gc_init that has thread-local storage, as the
- * collector's listing of the loaded modules has it (gc/roots.c). */
+/* A loaded module that has thread-local storage, as the collector's
+ * listing of the loaded modules has it (gc/roots.c). */
 typedef struct tls_module {
     uintptr_t module;   /* its dlpi_addr            */
     size_t modid;       /* its dlpi_tls_modid       */
     size_t size;        /* its PT_TLS segment's p_memsz: a block's size */
+    bool startup;       /* loaded by gc_init, never unloaded */
 } tls_module;
 
 typedef struct spangc_thread {
@@ -175,11 +178,19 @@ uintptr_t spangc_frame_below_caller(void);
 /* With the world stopped: call fn on each registered thread's stack range
  * (from its stopped stack pointer, or the collector's saved one, to its
  * base), with tls NULL, and on each of its TLS blocks, with the block:
- * those it had when it registered, and its blocks of the modules late[0,
- * nlate) that it allocated since (found in its dynamic thread vector,
- * "Other threads' TLS blocks" in thread.c). */
+ * those it had when it registered, and its blocks of the modules mods[0,
+ * nmods) that it may have allocated since (found in its dynamic thread
+ * vector, "Other threads' TLS blocks" in thread.c). */
 void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
-                         const tls_module *late, size_t nlate, void *arg);
+                         const tls_module *mods, size_t nmods, void *arg);
+
+/* The TLS module id of the dynamic linker's entry m (a struct link_map),
+ * read through a copy, with the layout glibc publishes for debuggers; 0
+ * if the module has no TLS, or if that layout is not known. */
+size_t spangc_threads_link_map_modid(const void *m);
+
+/* Whether spangc_threads_link_map_modid knows the layout. */
+bool spangc_threads_link_map_modid_known(void);
 
 /* With the world stopped: flush every registered thread's mcache. */
 void spangc_threads_flush_caches(void);

@@ -655,12 +655,14 @@ static void *open_copy(void)
 {
     static char image[1 << 20];
     static ssize_t len;
-    if (!len) {
+    if (len <= 0) { /* main() opens one before cmocka runs: no asserts */
         int fd = open(TEST_ROOTS_COPYPLUGIN, O_RDONLY);
-        assert_true(fd >= 0);
+        if (fd < 0)
+            return NULL;
         len = read(fd, image, sizeof image);
         close(fd);
-        assert_true(len > 0 && len < (ssize_t)sizeof image);
+        if (len <= 0 || len == (ssize_t)sizeof image)
+            return NULL;
     }
     char path[] = "/tmp/spangc-test-copyplugin-XXXXXX";
     int fd = mkstemp(path);
@@ -807,6 +809,113 @@ static void test_tls_of_library_opened_after_a_thread_registered(void **state)
     assert_null(err);
     assert_int_equal(dlclose(late_tls.lib), 0);
     sem_destroy(&late_tls.registered);
+    sem_destroy(&late_tls.stored);
+    sem_destroy(&late_tls.go);
+}
+
+/* The listing made with the world stopped (test_library_kept_opening_
+ * during_collection) has the TLS modules of the libraries loaded after
+ * gc_init too. Before, it had none, and in that collection every block of
+ * theirs was skipped: both the block a thread had when it registered and
+ * the one the main thread allocated after gc_init registered it. */
+static void *touch_then_register(void *arg)
+{
+    (void)arg;
+    touch_hidden_fn touch = copy_toucher(late_tls.lib);
+    if (!touch)
+        return "dlsym";
+    touch(late_tls.h, MASK);
+    if (gc_register_thread() != 0)
+        return "register";
+    sem_post(&late_tls.registered);
+    sem_wait(&late_tls.go); /* the main thread collects */
+    touch(HIDE(NULL), MASK);
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_tls_in_a_listing_made_with_the_world_stopped(void **state)
+{
+    (void)state;
+    sem_init(&late_tls.registered, 0, 0);
+    sem_init(&late_tls.go, 0, 0);
+    late_tls.lib = open_copy();
+    assert_non_null(late_tls.lib);
+    late_tls.h = make(96); /* in the thread's block, listed when it registered */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, touch_then_register, NULL), 0);
+    sem_wait(&late_tls.registered);
+    void *mine = open_copy();
+    assert_non_null(mine);
+    uintptr_t h = make(104); /* in the main thread's block, allocated now */
+    copy_toucher(mine)(h, MASK);
+
+    plugin = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(plugin);
+    opened_late_obj = make(120);
+    plugin_toggles = 0;
+    toggles_at_mark = 0;
+    spangc_test_after_mark = note_toggles_at_mark;
+    spangc_test_before_stop = toggle_plugin;
+    collect();
+    spangc_test_before_stop = NULL;
+    assert_int_equal(toggles_at_mark, 4); /* listed with the world stopped */
+    assert_true(alive(late_tls.h));
+    assert_true(alive(h));
+    assert_true(alive(opened_late_obj));
+
+    sem_post(&late_tls.go);
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    copy_toucher(mine)(HIDE(NULL), MASK);
+    assert_int_equal(dlclose(plugin), 0);
+    assert_int_equal(dlclose(mine), 0);
+    assert_int_equal(dlclose(late_tls.lib), 0);
+    sem_destroy(&late_tls.registered);
+    sem_destroy(&late_tls.go);
+}
+
+/* A library opened with dlopen before gc_init counts as one the program
+ * started with (it is read in place, and must not be closed), but its TLS
+ * blocks are made on first use, like any opened library's: a thread that
+ * registers without one and uses the library's __thread variable after
+ * has its block found in its vector. Before, the object was freed. main()
+ * opens the library before gc_init. */
+static void *opened_before_init;
+
+static void *register_then_touch_old_library(void *arg)
+{
+    (void)arg;
+    if (gc_register_thread() != 0)
+        return "register";
+    copy_toucher(opened_before_init)(late_tls.h, MASK);
+    sem_post(&late_tls.stored);
+    sem_wait(&late_tls.go); /* the main thread collects */
+    copy_toucher(opened_before_init)(HIDE(NULL), MASK);
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_tls_of_library_opened_before_gc_init(void **state)
+{
+    (void)state;
+    assert_non_null(opened_before_init);
+    sem_init(&late_tls.stored, 0, 0);
+    sem_init(&late_tls.go, 0, 0);
+    late_tls.h = make(64);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, register_then_touch_old_library, NULL), 0);
+    sem_wait(&late_tls.stored);
+    collect();
+    collect();
+    assert_true(alive(late_tls.h)); /* held only by the thread's new block */
+    sem_post(&late_tls.go);
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    collect();
+    assert_dead(late_tls.h);
     sem_destroy(&late_tls.stored);
     sem_destroy(&late_tls.go);
 }
@@ -1031,6 +1140,8 @@ int main(void)
         cmocka_unit_test(test_more_libraries_than_a_listing_page),
         cmocka_unit_test(test_tls_allocated_after_registering),
         cmocka_unit_test(test_tls_of_library_opened_after_a_thread_registered),
+        cmocka_unit_test(test_tls_in_a_listing_made_with_the_world_stopped),
+        cmocka_unit_test(test_tls_of_library_opened_before_gc_init),
         cmocka_unit_test(test_library_opened_during_collection),
         cmocka_unit_test(test_library_kept_opening_during_collection),
         cmocka_unit_test(test_collect_inside_dl_iterate_phdr),
@@ -1053,5 +1164,6 @@ int main(void)
         cmocka_unit_test(test_thread_local),
         cmocka_unit_test(test_shared_library_data),
     };
+    opened_before_init = open_copy(); /* setup calls gc_init */
     return cmocka_run_group_tests(tests, setup, NULL);
 }
