@@ -390,8 +390,9 @@ static uintptr_t mapped_bottom(uintptr_t lo, uintptr_t hi)
  * of a stopped process the same way: each _thread_db_* symbol is {size in
  * bits, count, offset} of one field.
  *
- * The vector is read through copies only: a thread stopped while glibc
- * grows its vector (realloc) may still point to the freed one. A slot
+ * The vector is read through copies only (the pointer to it, in the
+ * thread's descriptor, in place): a thread stopped while glibc grows its
+ * vector (realloc) may still point to the freed one. A slot
  * glibc has not filled holds an odd value (TLS_DTV_UNALLOCATED, -1). A
  * slot of a module closed since the thread last used TLS may still hold
  * the closed module's block, which glibc frees only at the thread's next
@@ -424,7 +425,8 @@ static void dtv_layout_init(void)
         dtv_layout.modid_known = true;
     }
     if (!vector || !slots || !block || vector[0] != word_bits || block[0] != word_bits ||
-        slots[0] % 8 != 0 || block[2] + sizeof(uintptr_t) > slots[0] / 8)
+        slots[0] % word_bits != 0 || slots[2] % sizeof(uintptr_t) != 0 ||
+        block[2] % sizeof(uintptr_t) != 0 || block[2] + sizeof(uintptr_t) > slots[0] / 8)
         return;
     dtv_layout.vector_in_thread = vector[2];
     dtv_layout.slots_in_vector = slots[2];
@@ -433,19 +435,40 @@ static void dtv_layout_init(void)
     ao_store(&dtv_usable, 1);
 }
 
+static bool copy_word(uintptr_t *w, uintptr_t from)
+{
+    return spangc_os_copy(w, from, sizeof *w) == (long)sizeof *w;
+}
+
+/* thread's vector. Read in place: the descriptor of a registered thread
+ * (in its stack or static TLS area) lasts until after the thread
+ * unregisters, and the pointer, even if stale, is only read through. */
+static uintptr_t dtv_vector(pthread_t thread)
+{
+    return *(const volatile uintptr_t *)((uintptr_t)thread + dtv_layout.vector_in_thread);
+}
+
+/* Where vector keeps the address of module modid's block. */
+static uintptr_t slot_block_address(uintptr_t vector, size_t modid)
+{
+    return vector + dtv_layout.slots_in_vector + modid * dtv_layout.slot_bytes + dtv_layout.block_in_slot;
+}
+
+/* A block address as a slot holds it, or 0 for none: glibc marks a slot
+ * not filled yet with an odd value (TLS_DTV_UNALLOCATED, -1). */
+static uintptr_t slot_block(uintptr_t v)
+{
+    return v & 1 ? 0 : v;
+}
+
 /* thread's TLS block of module modid, or 0 if it has none (or it cannot
  * be read). */
 static uintptr_t dtv_block(pthread_t thread, size_t modid)
 {
-    uintptr_t vector, block;
-    if (spangc_os_copy(&vector, (uintptr_t)thread + dtv_layout.vector_in_thread, sizeof vector) !=
-            (long)sizeof vector ||
-        !vector)
+    uintptr_t vector = dtv_vector(thread), v;
+    if (!vector || !copy_word(&v, slot_block_address(vector, modid)))
         return 0;
-    uintptr_t slot = vector + dtv_layout.slots_in_vector + modid * dtv_layout.slot_bytes;
-    if (spangc_os_copy(&block, slot + dtv_layout.block_in_slot, sizeof block) != (long)sizeof block)
-        return 0;
-    return block & 1 ? 0 : block;
+    return slot_block(v);
 }
 
 /* Registration: the calling thread's block of a module, as dl_iterate_phdr
@@ -479,12 +502,20 @@ static bool lacking(size_t modid)
     return modid >= LACKING_IDS || (threads.lacking[modid / 64] >> (modid % 64) & 1);
 }
 
-/* t's block of module m, if t allocated it after it registered. */
-static void scan_late_block(const spangc_thread *t, const tls_module *m,
-                            void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
-                            void *arg)
+/* Whether the collector looks for the threads' blocks of m in their
+ * vectors: a module loaded after gc_init, or one some thread had no block
+ * of when it registered. */
+static bool looked_for(const tls_module *m)
 {
-    uintptr_t lo = dtv_block(t->pthread, m->modid);
+    return !m->startup || lacking(m->modid);
+}
+
+/* t's block of module m, lo (0 for none): scan it if t allocated it after
+ * it registered. */
+static void scan_block(const spangc_thread *t, const tls_module *m, uintptr_t lo,
+                       void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
+                       void *arg)
+{
     if (!lo)
         return;
     for (size_t i = 0; i < t->ntls; i++)
@@ -492,6 +523,43 @@ static void scan_late_block(const spangc_thread *t, const tls_module *m,
             return; /* listed when it registered */
     tls_block b = {.lo = lo, .hi = lo + m->size, .module = m->module, .modid = m->modid, .from_vector = true};
     fn(b.lo, b.hi, &b, arg);
+}
+
+/* t's blocks of the modules looked for. Their slots, from the lowest id
+ * to the highest, are copied at once if they fit in VECTOR_COPY_WORDS (a
+ * copy is a system call), else one at a time. */
+#define VECTOR_COPY_WORDS 256
+
+static void scan_vector(const spangc_thread *t, const tls_module *mods, size_t nmods,
+                        void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
+                        void *arg)
+{
+    size_t lo = SIZE_MAX, hi = 0;
+    for (size_t i = 0; i < nmods; i++) {
+        if (!looked_for(&mods[i]))
+            continue;
+        lo = mods[i].modid < lo ? mods[i].modid : lo;
+        hi = mods[i].modid > hi ? mods[i].modid : hi;
+    }
+    uintptr_t vector = lo <= hi ? dtv_vector(t->pthread) : 0;
+    if (!vector)
+        return;
+    uintptr_t slots[VECTOR_COPY_WORDS];
+    size_t stride = dtv_layout.slot_bytes / sizeof(uintptr_t);
+    size_t bytes = (hi - lo) * dtv_layout.slot_bytes + sizeof(uintptr_t);
+    bool copied = hi - lo < VECTOR_COPY_WORDS / stride &&
+                  spangc_os_copy(slots, slot_block_address(vector, lo), bytes) == (long)bytes;
+    for (size_t i = 0; i < nmods; i++) {
+        const tls_module *m = &mods[i];
+        uintptr_t v;
+        if (!looked_for(m))
+            continue;
+        if (copied)
+            v = slots[(m->modid - lo) * stride];
+        else if (!copy_word(&v, slot_block_address(vector, m->modid)))
+            continue;
+        scan_block(t, m, slot_block(v), fn, arg);
+    }
 }
 
 void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
@@ -510,9 +578,8 @@ void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block 
         }
         for (size_t i = 0; i < t->ntls; i++)
             fn(t->tls[i].lo, t->tls[i].hi, &t->tls[i], arg);
-        for (size_t i = 0; dtv && i < nmods; i++)
-            if (!mods[i].startup || lacking(mods[i].modid))
-                scan_late_block(t, &mods[i], fn, arg);
+        if (dtv)
+            scan_vector(t, mods, nmods, fn, arg);
     }
 }
 

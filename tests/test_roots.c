@@ -571,6 +571,7 @@ static struct {
 } tls_test;
 
 typedef void (*touch_fn)(void *);
+typedef void (*touch_hidden_fn)(uintptr_t hidden, uintptr_t mask);
 
 static void *tls_thread(void *arg)
 {
@@ -635,13 +636,15 @@ static void test_tls_of_closed_library(void **state)
 }
 
 /* More libraries opened after gc_init than the first page of a listing
- * holds (gc/roots.c, spangc_listing): 62 segments of such libraries and 63
- * of their TLS modules fit there, and the arrays move to pages of their
- * own beyond. Every copy's data, and every copy's thread-local block of a
- * thread that registers after touching them all, holds an object; each
- * must survive the collections that list them, and die once the copies
- * are closed. */
-#define COPIES 80
+ * holds (gc/roots.c, spangc_listing): 62 segments of such libraries and 42
+ * TLS modules fit there, and the arrays move to pages of their own beyond.
+ * Every copy's data, and every copy's thread-local block of a thread,
+ * holds an object; each must survive the collections that list them, and
+ * die once the copies are closed. The thread registers after touching half
+ * of the blocks, and touches the other half after: those the collector
+ * finds in its vector, one slot at a time, since their ids span more slots
+ * than runtime/thread.c copies at once. */
+#define COPIES 140
 
 static struct {
     void *lib[COPIES];
@@ -678,10 +681,12 @@ static void *open_copy(void)
 static void *touch_every_copy(void *arg)
 {
     (void)arg;
-    for (int i = 0; i < COPIES; i++)
+    for (int i = 0; i < COPIES; i += 2)
         ((touch_fn)(uintptr_t)dlsym(copies.lib[i], "copy_touch"))(SHOW(copies.tls[i]));
     if (gc_register_thread() != 0)
         return "register";
+    for (int i = 1; i < COPIES; i += 2)
+        ((touch_hidden_fn)(uintptr_t)dlsym(copies.lib[i], "copy_touch_hidden"))(copies.tls[i], MASK);
     sem_post(&copies.registered);
     sem_wait(&copies.go);
     gc_unregister_thread();
@@ -730,8 +735,6 @@ static void test_more_libraries_than_a_listing_page(void **state)
  * dynamic thread vector (runtime/thread.c, "Other threads' TLS blocks").
  * Before, the object it held was freed: the main thread, registered by
  * gc_init, and a thread that registered before the library was opened. */
-typedef void (*touch_hidden_fn)(uintptr_t hidden, uintptr_t mask);
-
 static touch_hidden_fn copy_toucher(void *lib)
 {
     return (touch_hidden_fn)(uintptr_t)dlsym(lib, "copy_touch_hidden");
