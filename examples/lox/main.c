@@ -6,11 +6,13 @@
  *   --gc-trace            spangc prints one line per collection on stderr
  *   --gc-stress           collect at every allocation (finds missing roots)
  *   --heap-profile FILE   sample allocations; write a pprof heap profile
- *                         to FILE at exit (google-pprof --text lox FILE)
+ *                         to FILE at exit (google-pprof --text lox FILE);
+ *                         FILE is opened before the script runs
  *   --stats               print the collector's statistics on stderr at exit
  *
  * Exit status: 0, 64 for bad usage, 65 for a compile error, 70 for a
- * runtime error, 74 when the script cannot be read.
+ * runtime error, 74 when the script cannot be read or the heap profile
+ * cannot be written.
  */
 #include "common.h"
 #include "intern.h"
@@ -54,7 +56,7 @@ static Flags parse_flags(int argc, char **argv)
             flags.stress = true;
         else if (strcmp(arg, "--stats") == 0)
             flags.stats = true;
-        else if (strcmp(arg, "--heap-profile") == 0 && i + 1 < argc)
+        else if (strcmp(arg, "--heap-profile") == 0 && i + 1 < argc && argv[i + 1][0] != '-')
             flags.profile = argv[++i];
         else if (arg[0] == '-' || flags.script)
             usage();
@@ -77,6 +79,11 @@ static void start_gc(const Flags *flags)
     const char *min_heap = getenv("GC_MIN_HEAP");
     if (!min_heap || !*min_heap)
         opts.min_heap = 1 << 20;
+    /* Finalizers run on this thread, from gc_run_finalizers (natives.c:
+     * openTemp counts the descriptors its finalizer closes, and gc() runs
+     * the queued ones before it returns). A finalizer thread asked for in
+     * the environment would run them on another thread, racing with both. */
+    unsetenv("GC_FINALIZER_THREAD");
     int err = gc_init(&opts);
     if (err != 0) {
         fprintf(stderr, "lox: gc_init failed: %s\n", strerror(-err));
@@ -89,21 +96,29 @@ static void start_gc(const Flags *flags)
     gc_set_profile_rate(flags->profile ? PROFILE_RATE : 0);
 }
 
-/* The profile describes the heap as of the last collection: collect first,
- * so it shows what the program holds at exit. */
-static void write_profile(const char *path)
+/* Opened before the script runs, so that a path that cannot be written is
+ * known before the work is done. */
+static FILE *open_profile(const char *path)
 {
     FILE *out = fopen(path, "w");
     if (!out) {
         fprintf(stderr, "lox: cannot write heap profile \"%s\": %s\n", path, strerror(errno));
-        return;
+        exit(EXIT_IO_ERROR);
     }
+    return out;
+}
+
+/* The profile describes the heap as of the last collection: collect first,
+ * so it shows what the program holds at exit. False if it failed. */
+static bool write_profile(FILE *out, const char *path)
+{
     gc_collect();
     int err = gc_write_heap_profile(out);
     if (fclose(out) != 0 && err == 0)
         err = -EIO;
     if (err != 0)
         fprintf(stderr, "lox: writing heap profile \"%s\" failed: %s\n", path, strerror(-err));
+    return err == 0;
 }
 
 /* The whole file, NUL-terminated, in a pointer-free spangc object. */
@@ -144,18 +159,22 @@ static int run_file(const char *path)
     }
 }
 
+/* One line, of any length, at a time. The line is source text, not a Lox
+ * object: the compiler copies what it keeps. */
 static void repl(void)
 {
-    char line[4096];
+    char *line = NULL;
+    size_t capacity = 0;
     for (;;) {
         printf("> ");
         fflush(stdout);
-        if (!fgets(line, sizeof line, stdin)) {
+        if (getline(&line, &capacity, stdin) < 0) {
             printf("\n");
-            return;
+            break;
         }
         vm_interpret(line);
     }
+    free(line);
 }
 
 static void print_stats(void)
@@ -183,6 +202,7 @@ static void print_stats(void)
 int main(int argc, char **argv)
 {
     Flags flags = parse_flags(argc, argv);
+    FILE *profile = flags.profile ? open_profile(flags.profile) : NULL;
     start_gc(&flags);
     object_init_types();
     intern_init();
@@ -195,8 +215,8 @@ int main(int argc, char **argv)
         repl();
 
     fflush(stdout);
-    if (flags.profile)
-        write_profile(flags.profile);
+    if (profile && !write_profile(profile, flags.profile) && status == 0)
+        status = EXIT_IO_ERROR;
     if (flags.stats)
         print_stats();
     return status;
