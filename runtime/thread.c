@@ -518,9 +518,16 @@ static void scan_block(const spangc_thread *t, const tls_module *m, uintptr_t lo
 {
     if (!lo)
         return;
-    for (size_t i = 0; i < t->ntls; i++)
-        if (t->tls[i].lo == lo)
-            return; /* listed when it registered */
+    /* Listed when it registered, if the listed block is this module's,
+     * whole: a block at the same address may be a closed library's, whose
+     * memory glibc gave to this one (it frees the old block at the
+     * thread's next TLS access), or a smaller block of a library that had
+     * this one's load address and id. */
+    for (size_t i = 0; i < t->ntls; i++) {
+        const tls_block *b = &t->tls[i];
+        if (b->lo == lo && b->module == m->module && b->modid == m->modid && b->hi - b->lo >= m->size)
+            return;
+    }
     tls_block b = {.lo = lo, .hi = lo + m->size, .module = m->module, .modid = m->modid, .from_vector = true};
     fn(b.lo, b.hi, &b, arg);
 }

@@ -923,6 +923,54 @@ static void test_tls_of_library_opened_before_gc_init(void **state)
     sem_destroy(&late_tls.go);
 }
 
+/* A thread registers with a block of library A, opens B, closes A, and
+ * uses B's __thread variable: glibc frees A's block and (malloc reusing
+ * the chunk) makes B's at the same address. The collector skipped the
+ * block it found in the vector as one listed at registration, and did not
+ * read the listed one either (A is closed): the object only B's variable
+ * held was freed. */
+static void *register_with_a_then_use_b(void *arg)
+{
+    (void)arg;
+    void *a = open_copy();
+    if (!a)
+        return "open A";
+    ((touch_fn)(uintptr_t)dlsym(a, "copy_touch"))(NULL); /* A's block */
+    if (gc_register_thread() != 0)
+        return "register";
+    late_tls.lib = open_copy();
+    if (!late_tls.lib)
+        return "open B";
+    dlclose(a);
+    copy_toucher(late_tls.lib)(late_tls.h, MASK);
+    sem_post(&late_tls.stored);
+    sem_wait(&late_tls.go); /* the main thread collects */
+    copy_toucher(late_tls.lib)(HIDE(NULL), MASK);
+    gc_unregister_thread();
+    return NULL;
+}
+
+static void test_tls_block_where_a_closed_library_had_one(void **state)
+{
+    (void)state;
+    sem_init(&late_tls.stored, 0, 0);
+    sem_init(&late_tls.go, 0, 0);
+    late_tls.h = make(80);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, register_with_a_then_use_b, NULL), 0);
+    sem_wait(&late_tls.stored);
+    collect();
+    collect();
+    assert_true(alive(late_tls.h)); /* held only by B's variable */
+    sem_post(&late_tls.go);
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    assert_int_equal(dlclose(late_tls.lib), 0);
+    sem_destroy(&late_tls.stored);
+    sem_destroy(&late_tls.go);
+}
+
 /* fork while another thread is inside one of spangc's dl_iterate_phdr
  * calls: glibc does not reset the dynamic linker's lock in the child, so
  * the child's first collection would wait for ever (a registering thread
@@ -1145,6 +1193,7 @@ int main(void)
         cmocka_unit_test(test_tls_of_library_opened_after_a_thread_registered),
         cmocka_unit_test(test_tls_in_a_listing_made_with_the_world_stopped),
         cmocka_unit_test(test_tls_of_library_opened_before_gc_init),
+        cmocka_unit_test(test_tls_block_where_a_closed_library_had_one),
         cmocka_unit_test(test_library_opened_during_collection),
         cmocka_unit_test(test_library_kept_opening_during_collection),
         cmocka_unit_test(test_collect_inside_dl_iterate_phdr),
