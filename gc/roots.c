@@ -672,6 +672,8 @@ static void mark_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls, 
     tls_read how = tls ? tls_block_read(tls) : TLS_IN_PLACE;
     if (how == TLS_IN_PLACE) {
         mark_undefined_range(lo, hi);
+    } else if (how == TLS_COPIED && tls->copy) { /* copied with others (thread.c) */
+        mark_copy((uintptr_t)tls->copy, (uintptr_t)tls->copy + (hi - lo), lo, NULL);
     } else if (how == TLS_COPIED) {
         each_tls_copy(lo, hi, mark_copy, NULL);
     }
@@ -788,7 +790,10 @@ static void search_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls
         search_undefined_range(lo, hi, arg);
     } else if (how == TLS_COPIED) {
         copied_segment = (mem_range){lo, hi};
-        each_tls_copy(lo, hi, search_copy, arg);
+        if (tls->copy)
+            search_copy((uintptr_t)tls->copy, (uintptr_t)tls->copy + (hi - lo), lo, arg);
+        else
+            each_tls_copy(lo, hi, search_copy, arg);
     }
 }
 

@@ -53,6 +53,14 @@ bool spangc_os_readable(uintptr_t lo, uintptr_t hi);
  * finds the memory mapped, or not at all. */
 long spangc_os_copy(void *dst, uintptr_t src, size_t n);
 
+/* Copy n ranges, src[i] of len[i] bytes (n at most SPANGC_OS_COPY_MANY),
+ * into dst one after another, with one system call. Returns how many,
+ * from the first, were copied whole (a range that cannot be read stops
+ * the copy there), or -1 where the system refuses the call: copy them one
+ * at a time with spangc_os_copy then. */
+#define SPANGC_OS_COPY_MANY 64
+long spangc_os_copy_many(void *dst, const uintptr_t *src, const size_t *len, size_t n);
+
 /* The calling thread's kernel id. */
 pid_t spangc_os_gettid(void);
 

@@ -157,6 +157,25 @@ long spangc_os_copy(void *dst, uintptr_t src, size_t n)
     return got < 0 ? 0 : got;
 }
 
+long spangc_os_copy_many(void *dst, const uintptr_t *src, const size_t *len, size_t n)
+{
+    struct iovec to = {dst, 0}, from[SPANGC_OS_COPY_MANY];
+    if (n > SPANGC_OS_COPY_MANY)
+        n = SPANGC_OS_COPY_MANY;
+    for (size_t i = 0; i < n; i++) {
+        from[i] = (struct iovec){(void *)src[i], len[i]};
+        to.iov_len += len[i];
+    }
+    long got = process_vm_readv(spangc_os_gettid(), &to, 1, from, n, 0);
+    if (refused(got))
+        return -1;
+    /* The kernel copies whole remote ranges only, in order. */
+    size_t whole = 0, bytes = 0;
+    while (got > 0 && whole < n && (bytes += len[whole]) <= (size_t)got)
+        whole++;
+    return (long)whole;
+}
+
 bool spangc_os_readable(uintptr_t lo, uintptr_t hi)
 {
     /* One byte of each page, with process_vm_readv (mincore takes a

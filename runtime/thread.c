@@ -510,14 +510,10 @@ static bool looked_for(const tls_module *m)
     return !m->startup || lacking(m->modid);
 }
 
-/* t's block of module m, lo (0 for none): scan it if t allocated it after
- * it registered. */
-static void scan_block(const spangc_thread *t, const tls_module *m, uintptr_t lo,
-                       void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
-                       void *arg)
+/* Whether t's block of module m, at lo, is one it allocated after it
+ * registered (one it listed then is scanned as such). */
+static bool block_is_new(const spangc_thread *t, const tls_module *m, uintptr_t lo)
 {
-    if (!lo)
-        return;
     /* Listed when it registered, if the listed block is this module's,
      * whole: a block at the same address may be a closed library's, whose
      * memory glibc gave to this one (it frees the old block at the
@@ -526,10 +522,57 @@ static void scan_block(const spangc_thread *t, const tls_module *m, uintptr_t lo
     for (size_t i = 0; i < t->ntls; i++) {
         const tls_block *b = &t->tls[i];
         if (b->lo == lo && b->module == m->module && b->modid == m->modid && b->hi - b->lo >= m->size)
-            return;
+            return false;
     }
+    return true;
+}
+
+/* The new blocks of one thread, copied together: a copy is a system call,
+ * the blocks are small (a module's __thread variables), and a thread may
+ * have many. A block that does not fit, or that could not be copied with
+ * the others, goes to fn uncopied, for the caller to copy on its own. */
+#define BLOCK_COPY_WORDS 256
+#define BLOCK_COPY_MAX 32 /* at most SPANGC_OS_COPY_MANY */
+
+typedef struct new_blocks {
+    tls_block b[BLOCK_COPY_MAX];
+    uintptr_t src[BLOCK_COPY_MAX];
+    size_t len[BLOCK_COPY_MAX];
+    size_t n, bytes;
+    uintptr_t words[BLOCK_COPY_WORDS];
+} new_blocks;
+
+static void flush_blocks(new_blocks *nb, void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
+                         void *arg)
+{
+    long whole = nb->n ? spangc_os_copy_many(nb->words, nb->src, nb->len, nb->n) : 0;
+    const uintptr_t *at = nb->words;
+    for (size_t i = 0; i < nb->n; i++) {
+        tls_block *b = &nb->b[i];
+        if ((long)i < whole)
+            b->copy = at;
+        at += nb->len[i] / sizeof *at;
+        fn(b->lo, b->hi, b, arg);
+    }
+    nb->n = nb->bytes = 0;
+}
+
+static void add_block(new_blocks *nb, const tls_module *m, uintptr_t lo,
+                      void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg), void *arg)
+{
     tls_block b = {.lo = lo, .hi = lo + m->size, .module = m->module, .modid = m->modid, .from_vector = true};
-    fn(b.lo, b.hi, &b, arg);
+    size_t len = round_up(m->size, sizeof(uintptr_t));
+    if (len > sizeof nb->words || lo % sizeof(uintptr_t) != 0) {
+        fn(b.lo, b.hi, &b, arg);
+        return;
+    }
+    if (nb->n == BLOCK_COPY_MAX || nb->bytes + len > sizeof nb->words)
+        flush_blocks(nb, fn, arg);
+    nb->b[nb->n] = b;
+    nb->src[nb->n] = lo;
+    nb->len[nb->n] = len;
+    nb->n++;
+    nb->bytes += len;
 }
 
 /* t's blocks of the modules looked for. Their slots, from the lowest id
@@ -556,6 +599,8 @@ static void scan_vector(const spangc_thread *t, const tls_module *mods, size_t n
     size_t bytes = (hi - lo) * dtv_layout.slot_bytes + sizeof(uintptr_t);
     bool copied = hi - lo < VECTOR_COPY_WORDS / stride &&
                   spangc_os_copy(slots, slot_block_address(vector, lo), bytes) == (long)bytes;
+    new_blocks nb;
+    nb.n = nb.bytes = 0;
     for (size_t i = 0; i < nmods; i++) {
         const tls_module *m = &mods[i];
         uintptr_t v;
@@ -565,8 +610,11 @@ static void scan_vector(const spangc_thread *t, const tls_module *mods, size_t n
             v = slots[(m->modid - lo) * stride];
         else if (!copy_word(&v, slot_block_address(vector, m->modid)))
             continue;
-        scan_block(t, m, slot_block(v), fn, arg);
+        uintptr_t block = slot_block(v);
+        if (block && m->size && block_is_new(t, m, block))
+            add_block(&nb, m, block, fn, arg);
     }
+    flush_blocks(&nb, fn, arg);
 }
 
 void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),

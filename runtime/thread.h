@@ -47,6 +47,7 @@ typedef struct tls_block {
     size_t modid;       /* its dlpi_tls_modid                             */
     unsigned long long adds; /* dlpi_adds (libraries ever loaded) then    */
     bool from_vector;   /* read through copies, even for a startup module */
+    const uintptr_t *copy; /* from_vector: its words, if already copied */
 } tls_block;
 
 /* A loaded module that has thread-local storage, as the collector's

@@ -971,6 +971,33 @@ static void test_tls_block_where_a_closed_library_had_one(void **state)
     sem_destroy(&late_tls.go);
 }
 
+/* spangc_os_copy_many, which copies a thread's new TLS blocks together:
+ * the ranges in order, one after another, and it stops at one that
+ * cannot be read, saying how many were copied whole. */
+static void test_copy_many_stops_at_an_unreadable_range(void **state)
+{
+    (void)state;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    char *map = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(map != MAP_FAILED);
+    memset(map, 'a', page);
+    memset(map + 2 * page, 'c', page);
+    map[8] = 'b';
+    assert_int_equal(munmap(map + page, page), 0);
+    uintptr_t src[] = {(uintptr_t)map, (uintptr_t)map + 8, (uintptr_t)map + page, (uintptr_t)map + 2 * page};
+    size_t len[] = {8, 16, 8, 8};
+    char buf[40] = {0};
+    assert_int_equal(spangc_os_copy_many(buf, src, len, 2), 2);
+    assert_memory_equal(buf, "aaaaaaaabaaaaaaaaaaaaaaa", 24);
+    memset(buf, 0, sizeof buf);
+    assert_int_equal(spangc_os_copy_many(buf, src, len, 4), 2); /* the third is unmapped */
+    assert_memory_equal(buf, "aaaaaaaabaaaaaaaaaaaaaaa", 24);
+    assert_int_equal(spangc_os_copy_many(buf, src + 3, len + 3, 1), 1);
+    assert_memory_equal(buf, "cccccccc", 8);
+    assert_int_equal(munmap(map, page), 0);
+    assert_int_equal(munmap(map + 2 * page, page), 0);
+}
+
 /* fork while another thread is inside one of spangc's dl_iterate_phdr
  * calls: glibc does not reset the dynamic linker's lock in the child, so
  * the child's first collection would wait for ever (a registering thread
@@ -1194,6 +1221,7 @@ int main(void)
         cmocka_unit_test(test_tls_in_a_listing_made_with_the_world_stopped),
         cmocka_unit_test(test_tls_of_library_opened_before_gc_init),
         cmocka_unit_test(test_tls_block_where_a_closed_library_had_one),
+        cmocka_unit_test(test_copy_many_stops_at_an_unreadable_range),
         cmocka_unit_test(test_library_opened_during_collection),
         cmocka_unit_test(test_library_kept_opening_during_collection),
         cmocka_unit_test(test_collect_inside_dl_iterate_phdr),
