@@ -9,9 +9,11 @@
  *    libraries loaded after gc_init are read through spangc_os_copy
  *    ("Libraries that may be unloaded" below);
  *  - threads: each registered thread's stack from its stopped stack pointer
- *    to its base, its spilled registers, and its TLS blocks
- *    (runtime/thread.c; those of libraries loaded after gc_init are read
- *    through copies, and not at all once the library is closed);
+ *    to its base, its spilled registers, and its TLS blocks: those it had
+ *    when it registered and those of libraries opened with dlopen that it
+ *    allocated since (runtime/thread.c; those of libraries loaded after
+ *    gc_init are read through copies, and not at all once the library is
+ *    closed);
  *  - added: ranges registered with gc_add_roots;
  *  - specials: objects with finalizers are scanned (not marked), weak
  *    handles and queued finalizers are kept (gc/specials.c).
