@@ -447,9 +447,10 @@ static void toggle_plugin(void)
     }
 }
 
-static void test_library_kept_opening_during_collection(void **state)
+/* Open the plugin, and collect with toggle_plugin before each stop: the
+ * fifth listing is made with the world stopped. */
+static void collect_while_the_plugin_toggles(void)
 {
-    (void)state;
     plugin = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
     assert_non_null(plugin);
     opened_late_obj = make(120);
@@ -461,6 +462,12 @@ static void test_library_kept_opening_during_collection(void **state)
     spangc_test_before_stop = NULL;
     assert_null(spangc_test_after_mark);
     assert_int_equal(toggles_at_mark, 4); /* marked after the fourth stop */
+}
+
+static void test_library_kept_opening_during_collection(void **state)
+{
+    (void)state;
+    collect_while_the_plugin_toggles();
     assert_true(alive(opened_late_obj));
     collect();
     assert_true(alive(opened_late_obj));
@@ -565,10 +572,37 @@ static void test_register_while_another_collects_inside_dl_iterate_phdr(void **s
  * closed, glibc frees the block, a large one with munmap, and the
  * collector must not read it (it faulted there). The thread's next access
  * to a dynamic TLS block, in a second library, is where glibc frees it. */
+/* The state of the TLS tests' second thread, which registers, touches a
+ * library's thread-local variable, and waits for go while the main thread
+ * collects. */
 static struct {
-    sem_t go, done;
+    sem_t registered, stored, go;
+    void *lib;
     uintptr_t h;
-} tls_test;
+} tls_case;
+
+/* Start fn on a thread of its own, with tls_case's semaphores new. */
+static pthread_t tls_case_start(void *(*fn)(void *))
+{
+    sem_init(&tls_case.registered, 0, 0);
+    sem_init(&tls_case.stored, 0, 0);
+    sem_init(&tls_case.go, 0, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fn, NULL), 0);
+    return th;
+}
+
+/* Let the thread, waiting for go, end; it must have had no trouble. */
+static void tls_case_finish(pthread_t th)
+{
+    sem_post(&tls_case.go);
+    void *err;
+    assert_int_equal(pthread_join(th, &err), 0);
+    assert_null(err);
+    sem_destroy(&tls_case.registered);
+    sem_destroy(&tls_case.stored);
+    sem_destroy(&tls_case.go);
+}
 
 typedef void (*touch_fn)(void *);
 typedef void (*touch_hidden_fn)(uintptr_t hidden, uintptr_t mask);
@@ -580,46 +614,32 @@ static void *tls_thread(void *arg)
     touch_fn touch = first ? (touch_fn)(uintptr_t)dlsym(first, "tlsplugin_touch") : NULL;
     if (!touch)
         return "dlopen";
-    touch(SHOW(tls_test.h)); /* the block exists before the thread registers */
+    touch(SHOW(tls_case.h)); /* the block exists before the thread registers */
     if (gc_register_thread() != 0)
         return "register";
-    sem_post(&tls_test.done);
-    sem_wait(&tls_test.go); /* the main thread collects */
+    sem_post(&tls_case.stored);
+    sem_wait(&tls_case.go); /* the main thread collects */
     dlclose(first);
     void *second = dlopen(TEST_ROOTS_TLSPLUGIN2, RTLD_NOW | RTLD_LOCAL);
     touch = second ? (touch_fn)(uintptr_t)dlsym(second, "tlsplugin_touch") : NULL;
     if (!touch)
         return "dlopen second";
     touch(NULL);
-    sem_post(&tls_test.done);
-    sem_wait(&tls_test.go); /* the main thread collects */
+    sem_post(&tls_case.stored);
+    sem_wait(&tls_case.go); /* the main thread collects */
     dlclose(second);
     gc_unregister_thread();
     return NULL;
 }
 
 /* Start tls_thread, and wait until it has registered with the first
- * library's block holding tls_test.h. */
+ * library's block holding tls_case.h. */
 static pthread_t tls_test_start(void)
 {
-    sem_init(&tls_test.go, 0, 0);
-    sem_init(&tls_test.done, 0, 0);
-    tls_test.h = make(104);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, tls_thread, NULL), 0);
-    sem_wait(&tls_test.done);
+    tls_case.h = make(104);
+    pthread_t th = tls_case_start(tls_thread);
+    sem_wait(&tls_case.stored);
     return th;
-}
-
-/* Let tls_thread close the second library and end. */
-static void tls_test_finish(pthread_t th)
-{
-    sem_post(&tls_test.go);
-    void *err;
-    assert_int_equal(pthread_join(th, &err), 0);
-    assert_null(err);
-    sem_destroy(&tls_test.go);
-    sem_destroy(&tls_test.done);
 }
 
 static void test_tls_of_closed_library(void **state)
@@ -627,12 +647,12 @@ static void test_tls_of_closed_library(void **state)
     (void)state;
     pthread_t th = tls_test_start();
     collect();
-    assert_true(alive(tls_test.h)); /* held only by the library's TLS */
-    sem_post(&tls_test.go);
-    sem_wait(&tls_test.done);
+    assert_true(alive(tls_case.h)); /* held only by the library's TLS */
+    sem_post(&tls_case.go);
+    sem_wait(&tls_case.stored);
     collect(); /* faulted here, reading the unmapped block */
-    assert_dead(tls_test.h);
-    tls_test_finish(th);
+    assert_dead(tls_case.h);
+    tls_case_finish(th);
 }
 
 /* More libraries opened after gc_init than the first page of a listing
@@ -759,28 +779,34 @@ static void test_tls_allocated_after_registering(void **state)
     collect();
 }
 
-static struct {
-    sem_t registered, stored, go;
-    void *lib;
-    uintptr_t h;
-} late_tls;
+/* The end of a TLS test's thread: store tls_case.h with touch, wait while
+ * the main thread collects, clear the variable and leave. */
+static void *store_then_leave(touch_hidden_fn touch)
+{
+    touch(tls_case.h, MASK);
+    sem_post(&tls_case.stored);
+    sem_wait(&tls_case.go); /* the main thread collects */
+    touch(HIDE(NULL), MASK);
+    gc_unregister_thread();
+    return NULL;
+}
 
 static void *register_then_touch(void *arg)
 {
     (void)arg;
     if (gc_register_thread() != 0)
         return "register";
-    sem_post(&late_tls.registered);
-    sem_wait(&late_tls.go); /* the main thread opens the library */
-    touch_hidden_fn touch = copy_toucher(late_tls.lib);
+    sem_post(&tls_case.registered);
+    sem_wait(&tls_case.go); /* the main thread opens the library */
+    touch_hidden_fn touch = copy_toucher(tls_case.lib);
     if (!touch)
         return "dlsym";
-    touch(late_tls.h, MASK);
-    sem_post(&late_tls.stored);
-    sem_wait(&late_tls.go); /* the main thread collects */
+    touch(tls_case.h, MASK);
+    sem_post(&tls_case.stored);
+    sem_wait(&tls_case.go); /* the main thread collects */
     touch(HIDE(NULL), MASK);
-    sem_post(&late_tls.stored);
-    sem_wait(&late_tls.go); /* the main thread collects */
+    sem_post(&tls_case.stored);
+    sem_wait(&tls_case.go); /* the main thread collects */
     gc_unregister_thread();
     return NULL;
 }
@@ -788,32 +814,22 @@ static void *register_then_touch(void *arg)
 static void test_tls_of_library_opened_after_a_thread_registered(void **state)
 {
     (void)state;
-    sem_init(&late_tls.registered, 0, 0);
-    sem_init(&late_tls.stored, 0, 0);
-    sem_init(&late_tls.go, 0, 0);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, register_then_touch, NULL), 0);
-    sem_wait(&late_tls.registered);
-    late_tls.lib = open_copy();
-    assert_non_null(late_tls.lib);
-    late_tls.h = make(88);
-    sem_post(&late_tls.go);
-    sem_wait(&late_tls.stored);
+    tls_case.h = make(88);
+    pthread_t th = tls_case_start(register_then_touch);
+    sem_wait(&tls_case.registered);
+    tls_case.lib = open_copy();
+    assert_non_null(tls_case.lib);
+    sem_post(&tls_case.go);
+    sem_wait(&tls_case.stored);
     collect();
     collect();
-    assert_true(alive(late_tls.h)); /* held only by the thread's new block */
-    sem_post(&late_tls.go);
-    sem_wait(&late_tls.stored);
+    assert_true(alive(tls_case.h)); /* held only by the thread's new block */
+    sem_post(&tls_case.go);
+    sem_wait(&tls_case.stored);
     collect();
-    assert_dead(late_tls.h);
-    sem_post(&late_tls.go);
-    void *err;
-    assert_int_equal(pthread_join(th, &err), 0);
-    assert_null(err);
-    assert_int_equal(dlclose(late_tls.lib), 0);
-    sem_destroy(&late_tls.registered);
-    sem_destroy(&late_tls.stored);
-    sem_destroy(&late_tls.go);
+    assert_dead(tls_case.h);
+    tls_case_finish(th);
+    assert_int_equal(dlclose(tls_case.lib), 0);
 }
 
 /* The listing made with the world stopped (test_library_kept_opening_
@@ -824,14 +840,14 @@ static void test_tls_of_library_opened_after_a_thread_registered(void **state)
 static void *touch_then_register(void *arg)
 {
     (void)arg;
-    touch_hidden_fn touch = copy_toucher(late_tls.lib);
+    touch_hidden_fn touch = copy_toucher(tls_case.lib);
     if (!touch)
         return "dlsym";
-    touch(late_tls.h, MASK);
+    touch(tls_case.h, MASK);
     if (gc_register_thread() != 0)
         return "register";
-    sem_post(&late_tls.registered);
-    sem_wait(&late_tls.go); /* the main thread collects */
+    sem_post(&tls_case.registered);
+    sem_wait(&tls_case.go); /* the main thread collects */
     touch(HIDE(NULL), MASK);
     gc_unregister_thread();
     return NULL;
@@ -840,43 +856,26 @@ static void *touch_then_register(void *arg)
 static void test_tls_in_a_listing_made_with_the_world_stopped(void **state)
 {
     (void)state;
-    sem_init(&late_tls.registered, 0, 0);
-    sem_init(&late_tls.go, 0, 0);
-    late_tls.lib = open_copy();
-    assert_non_null(late_tls.lib);
-    late_tls.h = make(96); /* in the thread's block, listed when it registered */
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, touch_then_register, NULL), 0);
-    sem_wait(&late_tls.registered);
+    tls_case.lib = open_copy();
+    assert_non_null(tls_case.lib);
+    tls_case.h = make(96); /* in the thread's block, listed when it registered */
+    pthread_t th = tls_case_start(touch_then_register);
+    sem_wait(&tls_case.registered);
     void *mine = open_copy();
     assert_non_null(mine);
     uintptr_t h = make(104); /* in the main thread's block, allocated now */
     copy_toucher(mine)(h, MASK);
 
-    plugin = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
-    assert_non_null(plugin);
-    opened_late_obj = make(120);
-    plugin_toggles = 0;
-    toggles_at_mark = 0;
-    spangc_test_after_mark = note_toggles_at_mark;
-    spangc_test_before_stop = toggle_plugin;
-    collect();
-    spangc_test_before_stop = NULL;
-    assert_int_equal(toggles_at_mark, 4); /* listed with the world stopped */
-    assert_true(alive(late_tls.h));
+    collect_while_the_plugin_toggles(); /* listed with the world stopped */
+    assert_true(alive(tls_case.h));
     assert_true(alive(h));
     assert_true(alive(opened_late_obj));
 
-    sem_post(&late_tls.go);
-    void *err;
-    assert_int_equal(pthread_join(th, &err), 0);
-    assert_null(err);
+    tls_case_finish(th);
     copy_toucher(mine)(HIDE(NULL), MASK);
     assert_int_equal(dlclose(plugin), 0);
     assert_int_equal(dlclose(mine), 0);
-    assert_int_equal(dlclose(late_tls.lib), 0);
-    sem_destroy(&late_tls.registered);
-    sem_destroy(&late_tls.go);
+    assert_int_equal(dlclose(tls_case.lib), 0);
 }
 
 /* A library opened with dlopen before gc_init counts as one the program
@@ -892,35 +891,22 @@ static void *register_then_touch_old_library(void *arg)
     (void)arg;
     if (gc_register_thread() != 0)
         return "register";
-    copy_toucher(opened_before_init)(late_tls.h, MASK);
-    sem_post(&late_tls.stored);
-    sem_wait(&late_tls.go); /* the main thread collects */
-    copy_toucher(opened_before_init)(HIDE(NULL), MASK);
-    gc_unregister_thread();
-    return NULL;
+    return store_then_leave(copy_toucher(opened_before_init));
 }
 
 static void test_tls_of_library_opened_before_gc_init(void **state)
 {
     (void)state;
     assert_non_null(opened_before_init);
-    sem_init(&late_tls.stored, 0, 0);
-    sem_init(&late_tls.go, 0, 0);
-    late_tls.h = make(64);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, register_then_touch_old_library, NULL), 0);
-    sem_wait(&late_tls.stored);
+    tls_case.h = make(64);
+    pthread_t th = tls_case_start(register_then_touch_old_library);
+    sem_wait(&tls_case.stored);
     collect();
     collect();
-    assert_true(alive(late_tls.h)); /* held only by the thread's new block */
-    sem_post(&late_tls.go);
-    void *err;
-    assert_int_equal(pthread_join(th, &err), 0);
-    assert_null(err);
+    assert_true(alive(tls_case.h)); /* held only by the thread's new block */
+    tls_case_finish(th);
     collect();
-    assert_dead(late_tls.h);
-    sem_destroy(&late_tls.stored);
-    sem_destroy(&late_tls.go);
+    assert_dead(tls_case.h);
 }
 
 /* A thread registers with a block of library A, opens B, closes A, and
@@ -938,37 +924,24 @@ static void *register_with_a_then_use_b(void *arg)
     ((touch_fn)(uintptr_t)dlsym(a, "copy_touch"))(NULL); /* A's block */
     if (gc_register_thread() != 0)
         return "register";
-    late_tls.lib = open_copy();
-    if (!late_tls.lib)
+    tls_case.lib = open_copy();
+    if (!tls_case.lib)
         return "open B";
     dlclose(a);
-    copy_toucher(late_tls.lib)(late_tls.h, MASK);
-    sem_post(&late_tls.stored);
-    sem_wait(&late_tls.go); /* the main thread collects */
-    copy_toucher(late_tls.lib)(HIDE(NULL), MASK);
-    gc_unregister_thread();
-    return NULL;
+    return store_then_leave(copy_toucher(tls_case.lib));
 }
 
 static void test_tls_block_where_a_closed_library_had_one(void **state)
 {
     (void)state;
-    sem_init(&late_tls.stored, 0, 0);
-    sem_init(&late_tls.go, 0, 0);
-    late_tls.h = make(80);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, register_with_a_then_use_b, NULL), 0);
-    sem_wait(&late_tls.stored);
+    tls_case.h = make(80);
+    pthread_t th = tls_case_start(register_with_a_then_use_b);
+    sem_wait(&tls_case.stored);
     collect();
     collect();
-    assert_true(alive(late_tls.h)); /* held only by B's variable */
-    sem_post(&late_tls.go);
-    void *err;
-    assert_int_equal(pthread_join(th, &err), 0);
-    assert_null(err);
-    assert_int_equal(dlclose(late_tls.lib), 0);
-    sem_destroy(&late_tls.stored);
-    sem_destroy(&late_tls.go);
+    assert_true(alive(tls_case.h)); /* held only by B's variable */
+    tls_case_finish(th);
+    assert_int_equal(dlclose(tls_case.lib), 0);
 }
 
 /* spangc_os_copy_many, which copies a thread's new TLS blocks together:
@@ -1193,15 +1166,15 @@ static void test_tls_read_in_a_sandbox(void **state)
         skip();
     pthread_t th = tls_test_start();
     collect_sandboxed(REFUSE_VM_READV);
-    assert_true(alive(tls_test.h)); /* copied through the memory file */
+    assert_true(alive(tls_case.h)); /* copied through the memory file */
     collect_sandboxed(REFUSE_VM_READV_AND_OPEN);
-    assert_true(alive(tls_test.h)); /* read in place: mapped */
-    sem_post(&tls_test.go);
-    sem_wait(&tls_test.done);
+    assert_true(alive(tls_case.h)); /* read in place: mapped */
+    sem_post(&tls_case.go);
+    sem_wait(&tls_case.stored);
     collect_sandboxed(REFUSE_VM_READV_AND_OPEN); /* faulted here */
     collect_sandboxed(REFUSE_VM_READV);
-    assert_dead(tls_test.h);
-    tls_test_finish(th);
+    assert_dead(tls_case.h);
+    tls_case_finish(th);
 }
 #endif
 
