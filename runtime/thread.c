@@ -405,6 +405,7 @@ static SPANGC_STATE struct {
     size_t slots_in_vector;  /* slot 0's offset from that pointer */
     size_t slot_bytes;
     size_t block_in_slot;    /* the block address's offset in a slot */
+    size_t length_in_slot;   /* the length's offset in slot -1 */
     size_t modid_in_link_map; /* l_tls_modid's offset in a struct link_map */
     bool modid_known;
 } dtv_layout; /* set by spangc_threads_init, read-only after */
@@ -418,20 +419,23 @@ static void dtv_layout_init(void)
     const uint32_t *vector = dlsym(RTLD_DEFAULT, "_thread_db_pthread_dtvp");
     const uint32_t *slots = dlsym(RTLD_DEFAULT, "_thread_db_dtv_dtv");
     const uint32_t *block = dlsym(RTLD_DEFAULT, "_thread_db_dtv_t_pointer_val");
+    const uint32_t *length = dlsym(RTLD_DEFAULT, "_thread_db_dtv_t_counter");
     const uint32_t *modid = dlsym(RTLD_DEFAULT, "_thread_db_link_map_l_tls_modid");
     const uint32_t word_bits = 8 * sizeof(uintptr_t);
     if (modid && modid[0] == word_bits) {
         dtv_layout.modid_in_link_map = modid[2];
         dtv_layout.modid_known = true;
     }
-    if (!vector || !slots || !block || vector[0] != word_bits || block[0] != word_bits ||
-        slots[0] % word_bits != 0 || slots[2] % sizeof(uintptr_t) != 0 ||
-        block[2] % sizeof(uintptr_t) != 0 || block[2] + sizeof(uintptr_t) > slots[0] / 8)
+    if (!vector || !slots || !block || !length || vector[0] != word_bits || block[0] != word_bits ||
+        length[0] != word_bits || slots[0] % word_bits != 0 || slots[2] % sizeof(uintptr_t) != 0 ||
+        block[2] % sizeof(uintptr_t) != 0 || block[2] + sizeof(uintptr_t) > slots[0] / 8 ||
+        length[2] % sizeof(uintptr_t) != 0 || length[2] + sizeof(uintptr_t) > slots[0] / 8)
         return;
     dtv_layout.vector_in_thread = vector[2];
     dtv_layout.slots_in_vector = slots[2];
     dtv_layout.slot_bytes = slots[0] / 8;
     dtv_layout.block_in_slot = block[2];
+    dtv_layout.length_in_slot = length[2];
     ao_store(&dtv_usable, 1);
 }
 
@@ -575,39 +579,42 @@ static void add_block(new_blocks *nb, const tls_module *m, uintptr_t lo,
     nb->bytes += len;
 }
 
-/* t's blocks of the modules looked for. Their slots, from the lowest id
- * to the highest, are copied at once if they fit in VECTOR_COPY_WORDS (a
- * copy is a system call), else one at a time. */
+/* t's blocks of the modules looked for. glibc keeps the vector's length
+ * (the highest id it has a slot for) in slot -1; a module with a higher id
+ * has no block in t, and what lies past the vector is not a slot. Slots -1
+ * to the highest id looked for are copied at once if they fit in
+ * VECTOR_COPY_WORDS (a copy is a system call), else one at a time. */
 #define VECTOR_COPY_WORDS 256
 
 static void scan_vector(const spangc_thread *t, const tls_module *mods, size_t nmods,
                         void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
                         void *arg)
 {
-    size_t lo = SIZE_MAX, hi = 0;
-    for (size_t i = 0; i < nmods; i++) {
-        if (!looked_for(&mods[i]))
-            continue;
-        lo = mods[i].modid < lo ? mods[i].modid : lo;
-        hi = mods[i].modid > hi ? mods[i].modid : hi;
-    }
-    uintptr_t vector = lo <= hi ? dtv_vector(t->pthread) : 0;
+    size_t hi = 0;
+    for (size_t i = 0; i < nmods; i++)
+        if (looked_for(&mods[i]) && mods[i].modid > hi)
+            hi = mods[i].modid;
+    uintptr_t vector = hi ? dtv_vector(t->pthread) : 0;
     if (!vector)
         return;
-    uintptr_t slots[VECTOR_COPY_WORDS];
+    uintptr_t slots[VECTOR_COPY_WORDS], length;
+    uintptr_t first = vector + dtv_layout.slots_in_vector - dtv_layout.slot_bytes; /* slot -1 */
     size_t stride = dtv_layout.slot_bytes / sizeof(uintptr_t);
-    size_t bytes = (hi - lo) * dtv_layout.slot_bytes + sizeof(uintptr_t);
-    bool copied = hi - lo < VECTOR_COPY_WORDS / stride &&
-                  spangc_os_copy(slots, slot_block_address(vector, lo), bytes) == (long)bytes;
+    size_t bytes = (hi + 2) * dtv_layout.slot_bytes;
+    bool copied = bytes <= sizeof slots && spangc_os_copy(slots, first, bytes) == (long)bytes;
+    if (copied)
+        length = slots[dtv_layout.length_in_slot / sizeof(uintptr_t)];
+    else if (!copy_word(&length, first + dtv_layout.length_in_slot))
+        return;
     new_blocks nb;
     nb.n = nb.bytes = 0;
     for (size_t i = 0; i < nmods; i++) {
         const tls_module *m = &mods[i];
         uintptr_t v;
-        if (!looked_for(m))
+        if (!looked_for(m) || m->modid > length)
             continue;
         if (copied)
-            v = slots[(m->modid - lo) * stride];
+            v = slots[(m->modid + 1) * stride + dtv_layout.block_in_slot / sizeof(uintptr_t)];
         else if (!copy_word(&v, slot_block_address(vector, m->modid)))
             continue;
         uintptr_t block = slot_block(v);
