@@ -55,16 +55,16 @@ typedef struct range_set {
  * outgrow it: two listings, the installed one and the spare, cost two
  * pages, not one per array. */
 struct spangc_listing {
-    range_set segments;    /* of the program and the libraries it started with */
-    range_set unloadable;  /* of libraries loaded after gc_init */
-    struct {               /* the modules with TLS */
+    range_set segments;   /* of the program and the libraries it started with */
+    range_set unloadable; /* of libraries loaded after gc_init */
+    struct {              /* the modules with TLS */
         tls_module *m;
         size_t n, cap;
     } tls_modules;
-    uintptr_t signature;   /* link_map_signature() when listed */
-    unsigned long long adds; /* dlpi_adds (libraries ever loaded) then */
-    bool failed;           /* out of memory while listing */
-    size_t inline_bytes;   /* the size of inline_area */
+    uintptr_t signature;                      /* link_map_signature() when listed */
+    unsigned long long adds;                  /* dlpi_adds (libraries ever loaded) then */
+    bool failed;                              /* out of memory while listing */
+    size_t inline_bytes;                      /* the size of inline_area */
     _Alignas(16) unsigned char inline_area[]; /* the rest of the block */
 };
 
@@ -74,14 +74,14 @@ struct spangc_listing {
 static SPANGC_STATE struct {
     spangc_lock lock;
     range_set added;
-    spangc_listing *now;  /* the listing the collector scans */
+    spangc_listing *now; /* the listing the collector scans */
     /* The listing install replaced, which the next lister reuses with its
      * arrays, so that listing again allocates nothing unless a list
      * outgrows the last one: a collection forced by a failed allocation
      * may need one. NULL while a lister holds it. */
     ao_word spare;
-    range_set startup;    /* libraries present at gc_init: lo, their load address */
-    uintptr_t *copy;      /* COPY_BYTES of metadata, for unloadable segments */
+    range_set startup; /* libraries present at gc_init: lo, their load address */
+    uintptr_t *copy;   /* COPY_BYTES of metadata, for unloadable segments */
     /* added by start address, so that adding or removing one of many
      * ranges (a root per native handle, say) costs O(1) rather than a scan
      * of them all: 100,000 gc_add_roots calls took 1.45 s. Linear probing;
@@ -267,7 +267,8 @@ static spangc_listing *listing_new(void)
     l->unloadable.r = r + segments;
     l->unloadable.cap = unloadable;
     l->tls_modules.m = (tls_module *)(r + segments + unloadable);
-    l->tls_modules.cap = (l->inline_bytes - (segments + unloadable) * sizeof *r) / sizeof(tls_module);
+    l->tls_modules.cap =
+        (l->inline_bytes - (segments + unloadable) * sizeof *r) / sizeof(tls_module);
     return l;
 }
 
@@ -307,7 +308,8 @@ static bool listing_push(spangc_listing *l, range_set *s, uintptr_t lo, uintptr_
 static bool listing_push_tls(spangc_listing *l, tls_module m)
 {
     if (l->tls_modules.n == l->tls_modules.cap) {
-        tls_module *moved = listing_grow(l, l->tls_modules.m, l->tls_modules.n, &l->tls_modules.cap, sizeof m);
+        tls_module *moved =
+            listing_grow(l, l->tls_modules.m, l->tls_modules.n, &l->tls_modules.cap, sizeof m);
         if (!moved)
             return false;
         l->tls_modules.m = moved;
@@ -641,7 +643,8 @@ static tls_read tls_block_read(const tls_block *b)
     if (b->adds > roots.now->adds)
         return TLS_COPIED;
     for (size_t i = 0; i < roots.now->tls_modules.n; i++)
-        if (roots.now->tls_modules.m[i].module == b->module && roots.now->tls_modules.m[i].modid == b->modid)
+        if (roots.now->tls_modules.m[i].module == b->module &&
+            roots.now->tls_modules.m[i].modid == b->modid)
             return TLS_COPIED;
     return TLS_GONE;
 }
@@ -652,17 +655,20 @@ static tls_read tls_block_read(const tls_block *b)
  * one, in its place) usually gets both back, while the thread's old block
  * is freed.
  *
- * Copy it through roots.copy, or, where that does not exist yet
- * (the only library loaded after gc_init came after the listing), a small
- * buffer on the stack. */
+ * Call fn on a copy of tls, [lo, hi): the one runtime/thread.c made with a
+ * thread's other new blocks, if it did; else through roots.copy, or, where
+ * that does not exist yet (the only library loaded after gc_init came
+ * after the listing), a small buffer on the stack. */
 #define TLS_COPY_WORDS 128
 
-static void each_tls_copy(uintptr_t lo, uintptr_t hi,
+static void each_tls_copy(const tls_block *tls, uintptr_t lo, uintptr_t hi,
                           void (*fn)(uintptr_t lo, uintptr_t hi, uintptr_t from, void *arg),
                           void *arg)
 {
     uintptr_t buf[TLS_COPY_WORDS];
-    if (roots.copy)
+    if (tls->copy)
+        fn((uintptr_t)tls->copy, (uintptr_t)tls->copy + (hi - lo), lo, arg);
+    else if (roots.copy)
         each_copy(roots.copy, COPY_BYTES, lo, hi, fn, arg);
     else
         each_copy(buf, sizeof buf, lo, hi, fn, arg);
@@ -674,10 +680,8 @@ static void mark_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls, 
     tls_read how = tls ? tls_block_read(tls) : TLS_IN_PLACE;
     if (how == TLS_IN_PLACE) {
         mark_undefined_range(lo, hi);
-    } else if (how == TLS_COPIED && tls->copy) { /* copied with others (thread.c) */
-        mark_copy((uintptr_t)tls->copy, (uintptr_t)tls->copy + (hi - lo), lo, NULL);
     } else if (how == TLS_COPIED) {
-        each_tls_copy(lo, hi, mark_copy, NULL);
+        each_tls_copy(tls, lo, hi, mark_copy, NULL);
     }
     spangc_mark_drain();
 }
@@ -685,13 +689,15 @@ static void mark_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls, 
 void spangc_roots_mark(void)
 {
     for (size_t i = 0; i < roots.now->segments.n; i++) {
-        mark_excluding_state(roots.now->segments.r[i].lo, roots.now->segments.r[i].hi, spangc_mark_range);
+        mark_excluding_state(roots.now->segments.r[i].lo, roots.now->segments.r[i].hi,
+                             spangc_mark_range);
         spangc_mark_drain();
     }
     for (size_t i = 0; i < roots.now->unloadable.n; i++) {
         if (spangc_test_before_unloadable_scan)
             spangc_test_before_unloadable_scan();
-        mark_excluding_state(roots.now->unloadable.r[i].lo, roots.now->unloadable.r[i].hi, mark_unloadable);
+        mark_excluding_state(roots.now->unloadable.r[i].lo, roots.now->unloadable.r[i].hi,
+                             mark_unloadable);
         spangc_mark_drain();
     }
     lock_acquire(&roots.lock);
@@ -700,7 +706,8 @@ void spangc_roots_mark(void)
         spangc_mark_drain();
     }
     lock_release(&roots.lock);
-    spangc_threads_scan(mark_thread_range, roots.now->tls_modules.m, roots.now->tls_modules.n, NULL);
+    spangc_threads_scan(mark_thread_range, roots.now->tls_modules.m, roots.now->tls_modules.n,
+                        NULL);
     spangc_finq_mark();
     spangc_specials_mark();
 }
@@ -716,7 +723,7 @@ typedef struct referrer_search {
 } referrer_search;
 
 NO_SANITIZE_SCAN uintptr_t spangc_find_word_into(uintptr_t lo, uintptr_t hi, uintptr_t tlo,
-                                                uintptr_t thi)
+                                                 uintptr_t thi)
 {
     for (uintptr_t a = round_up(lo, sizeof(uintptr_t)); a + sizeof(uintptr_t) <= hi;
          a += sizeof(uintptr_t)) {
@@ -743,7 +750,8 @@ static void search_words(uintptr_t lo, uintptr_t hi, uintptr_t from, uintptr_t r
         /* No dladdr here: it takes the dynamic linker's lock, which a
          * stopped thread may hold. */
         if (rs->printed++ < 8)
-            fprintf(rs->out, "spangc: %p is referenced from %s [%p, %p) at %p (%#lx below its top)\n",
+            fprintf(rs->out,
+                    "spangc: %p is referenced from %s [%p, %p) at %p (%#lx below its top)\n",
                     (void *)rs->lo, rs->what, (void *)range_lo, (void *)range_hi, (void *)at,
                     (unsigned long)(range_hi - at));
     }
@@ -792,10 +800,7 @@ static void search_thread_range(uintptr_t lo, uintptr_t hi, const tls_block *tls
         search_undefined_range(lo, hi, arg);
     } else if (how == TLS_COPIED) {
         copied_segment = (mem_range){lo, hi};
-        if (tls->copy)
-            search_copy((uintptr_t)tls->copy, (uintptr_t)tls->copy + (hi - lo), lo, arg);
-        else
-            each_tls_copy(lo, hi, search_copy, arg);
+        each_tls_copy(tls, lo, hi, search_copy, arg);
     }
 }
 
@@ -817,7 +822,8 @@ spangc_referrers spangc_roots_explain(FILE *out, uintptr_t obj, size_t size)
         search_undefined_range(roots.added.r[i].lo, roots.added.r[i].hi, &rs);
     rs.what = "a thread's stack or TLS";
     rs.count = &n.threads;
-    spangc_threads_scan(search_thread_range, roots.now->tls_modules.m, roots.now->tls_modules.n, &rs);
+    spangc_threads_scan(search_thread_range, roots.now->tls_modules.m, roots.now->tls_modules.n,
+                        &rs);
     return n;
 }
 

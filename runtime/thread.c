@@ -93,7 +93,7 @@ static SPANGC_STATE struct {
     int signal;
     ao_uint acks;       /* futex word: threads stopped for this stop */
     ao_uint ack_target; /* how many the collector waits for */
-    ao_uint world_gen; /* futex word: bumped at every restart */
+    ao_uint world_gen;  /* futex word: bumped at every restart */
     pid_t pid;          /* for tgkill; set again in a forked child */
     ao_word stop_epoch; /* odd while a stop is in progress */
     ao_word fork_stop;  /* this stop is for fork: gate, do not park */
@@ -404,8 +404,8 @@ static SPANGC_STATE struct {
     size_t vector_in_thread; /* the DTV pointer's offset in the descriptor */
     size_t slots_in_vector;  /* slot 0's offset from that pointer */
     size_t slot_bytes;
-    size_t block_in_slot;    /* the block address's offset in a slot */
-    size_t length_in_slot;   /* the length's offset in slot -1 */
+    size_t block_in_slot;     /* the block address's offset in a slot */
+    size_t length_in_slot;    /* the length's offset in slot -1 */
     size_t modid_in_link_map; /* l_tls_modid's offset in a struct link_map */
     bool modid_known;
 } dtv_layout; /* set by spangc_threads_init, read-only after */
@@ -455,7 +455,8 @@ static uintptr_t dtv_vector(pthread_t thread)
 /* Where vector keeps the address of module modid's block. */
 static uintptr_t slot_block_address(uintptr_t vector, size_t modid)
 {
-    return vector + dtv_layout.slots_in_vector + modid * dtv_layout.slot_bytes + dtv_layout.block_in_slot;
+    return vector + dtv_layout.slots_in_vector + modid * dtv_layout.slot_bytes +
+           dtv_layout.block_in_slot;
 }
 
 /* A block address as a slot holds it, or 0 for none: glibc marks a slot
@@ -465,11 +466,11 @@ static uintptr_t slot_block(uintptr_t v)
     return v & 1 ? 0 : v;
 }
 
-/* thread's TLS block of module modid, or 0 if it has none (or it cannot
+/* The block of module modid in vector, or 0 if it has none (or it cannot
  * be read). */
-static uintptr_t dtv_block(pthread_t thread, size_t modid)
+static uintptr_t vector_block(uintptr_t vector, size_t modid)
 {
-    uintptr_t vector = dtv_vector(thread), v;
+    uintptr_t v;
     if (!vector || !copy_word(&v, slot_block_address(vector, modid)))
         return 0;
     return slot_block(v);
@@ -479,7 +480,7 @@ static uintptr_t dtv_block(pthread_t thread, size_t modid)
  * gave it, must be the one its vector holds. */
 static void dtv_check(size_t modid, const void *block)
 {
-    if (ao_load(&dtv_usable) && dtv_block(pthread_self(), modid) != (uintptr_t)block)
+    if (ao_load(&dtv_usable) && vector_block(dtv_vector(pthread_self()), modid) != (uintptr_t)block)
         ao_store(&dtv_usable, 0);
 }
 
@@ -487,7 +488,8 @@ size_t spangc_threads_link_map_modid(const void *m)
 {
     size_t modid;
     if (!dtv_layout.modid_known ||
-        spangc_os_copy(&modid, (uintptr_t)m + dtv_layout.modid_in_link_map, sizeof modid) != (long)sizeof modid)
+        spangc_os_copy(&modid, (uintptr_t)m + dtv_layout.modid_in_link_map, sizeof modid) !=
+            (long)sizeof modid)
         return 0;
     return modid;
 }
@@ -525,7 +527,8 @@ static bool block_is_new(const spangc_thread *t, const tls_module *m, uintptr_t 
      * this one's load address and id. */
     for (size_t i = 0; i < t->ntls; i++) {
         const tls_block *b = &t->tls[i];
-        if (b->lo == lo && b->module == m->module && b->modid == m->modid && b->hi - b->lo >= m->size)
+        if (b->lo == lo && b->module == m->module && b->modid == m->modid &&
+            b->hi - b->lo >= m->size)
             return false;
     }
     return true;
@@ -536,7 +539,7 @@ static bool block_is_new(const spangc_thread *t, const tls_module *m, uintptr_t 
  * have many. A block that does not fit, or that could not be copied with
  * the others, goes to fn uncopied, for the caller to copy on its own. */
 #define BLOCK_COPY_WORDS 256
-#define BLOCK_COPY_MAX 32 /* at most SPANGC_OS_COPY_MANY */
+#define BLOCK_COPY_MAX   32 /* at most SPANGC_OS_COPY_MANY */
 
 typedef struct new_blocks {
     tls_block b[BLOCK_COPY_MAX];
@@ -546,7 +549,8 @@ typedef struct new_blocks {
     uintptr_t words[BLOCK_COPY_WORDS];
 } new_blocks;
 
-static void flush_blocks(new_blocks *nb, void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
+static void flush_blocks(new_blocks *nb,
+                         void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
                          void *arg)
 {
     long whole = nb->n ? spangc_os_copy_many(nb->words, nb->src, nb->len, nb->n) : 0;
@@ -562,9 +566,11 @@ static void flush_blocks(new_blocks *nb, void (*fn)(uintptr_t lo, uintptr_t hi, 
 }
 
 static void add_block(new_blocks *nb, const tls_module *m, uintptr_t lo,
-                      void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg), void *arg)
+                      void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
+                      void *arg)
 {
-    tls_block b = {.lo = lo, .hi = lo + m->size, .module = m->module, .modid = m->modid, .from_vector = true};
+    tls_block b = {
+        .lo = lo, .hi = lo + m->size, .module = m->module, .modid = m->modid, .from_vector = true};
     size_t len = round_up(m->size, sizeof(uintptr_t));
     if (len > sizeof nb->words || lo % sizeof(uintptr_t) != 0) {
         fn(b.lo, b.hi, &b, arg);
@@ -600,6 +606,7 @@ static void scan_vector(const spangc_thread *t, const tls_module *mods, size_t n
     uintptr_t slots[VECTOR_COPY_WORDS], length;
     uintptr_t first = vector + dtv_layout.slots_in_vector - dtv_layout.slot_bytes; /* slot -1 */
     size_t stride = dtv_layout.slot_bytes / sizeof(uintptr_t);
+    size_t block_word = dtv_layout.block_in_slot / sizeof(uintptr_t);
     size_t bytes = (hi + 2) * dtv_layout.slot_bytes;
     bool copied = bytes <= sizeof slots && spangc_os_copy(slots, first, bytes) == (long)bytes;
     if (copied)
@@ -610,14 +617,10 @@ static void scan_vector(const spangc_thread *t, const tls_module *mods, size_t n
     nb.n = nb.bytes = 0;
     for (size_t i = 0; i < nmods; i++) {
         const tls_module *m = &mods[i];
-        uintptr_t v;
         if (!looked_for(m) || m->modid > length)
             continue;
-        if (copied)
-            v = slots[(m->modid + 1) * stride + dtv_layout.block_in_slot / sizeof(uintptr_t)];
-        else if (!copy_word(&v, slot_block_address(vector, m->modid)))
-            continue;
-        uintptr_t block = slot_block(v);
+        uintptr_t block = copied ? slot_block(slots[(m->modid + 1) * stride + block_word])
+                                 : vector_block(vector, m->modid);
         if (block && m->size && block_is_new(t, m, block))
             add_block(&nb, m, block, fn, arg);
     }
@@ -730,8 +733,8 @@ static bool main_stack_bounds(pid_t tid, uintptr_t *lo, uintptr_t *hi)
     if (getrlimit(RLIMIT_STACK, &rl) != 0)
         return false;
     uintptr_t top = (uintptr_t)__libc_stack_end;
-    uintptr_t size = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > top / 2 ? top / 2
-                                                                           : (uintptr_t)rl.rlim_cur;
+    uintptr_t size =
+        rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > top / 2 ? top / 2 : (uintptr_t)rl.rlim_cur;
     uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     /* On a stack of its own (a coroutine): let pthread_getattr_np say. */
     if (sp >= top || sp < top - size)

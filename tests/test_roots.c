@@ -128,7 +128,8 @@ static void test_every_word_of_a_range(void **state)
  * dynamic linker makes read-only: two of the largest pages Linux uses (64
  * KiB), so that one whole page of it is read-only whatever the layout. */
 enum { RELRO_WORDS = 2 * 65536 / sizeof(void *) };
-static const void *const relro_words[RELRO_WORDS] = {&relro_words, &relro_words[1], &relro_words[2]};
+static const void *const relro_words[RELRO_WORDS] = {&relro_words, &relro_words[1],
+                                                     &relro_words[2]};
 
 /* The read-only-after-relocation pages of a data segment are not roots
  * (gc/roots.c, relro_range): a pointer written there, after making a page
@@ -628,6 +629,12 @@ static int tls_case_teardown(void **state)
 typedef void (*touch_fn)(void *);
 typedef void (*touch_hidden_fn)(uintptr_t hidden, uintptr_t mask);
 
+/* The copy plugin's copy_touch_hidden, in the copy lib. */
+static touch_hidden_fn copy_toucher(void *lib)
+{
+    return (touch_hidden_fn)(uintptr_t)dlsym(lib, "copy_touch_hidden");
+}
+
 static void *tls_thread(void *arg)
 {
     (void)arg;
@@ -727,7 +734,7 @@ static void *touch_every_copy(void *arg)
     if (gc_register_thread() != 0)
         return "register";
     for (int i = 1; i < COPIES; i += 2)
-        ((touch_hidden_fn)(uintptr_t)dlsym(copies.lib[i], "copy_touch_hidden"))(copies.tls[i], MASK);
+        copy_toucher(copies.lib[i])(copies.tls[i], MASK);
     sem_post(&copies.registered);
     sem_wait(&copies.go);
     gc_unregister_thread();
@@ -776,11 +783,6 @@ static void test_more_libraries_than_a_listing_page(void **state)
  * dynamic thread vector (runtime/thread.c, "Other threads' TLS blocks").
  * Before, the object it held was freed: the main thread, registered by
  * gc_init, and a thread that registered before the library was opened. */
-static touch_hidden_fn copy_toucher(void *lib)
-{
-    return (touch_hidden_fn)(uintptr_t)dlsym(lib, "copy_touch_hidden");
-}
-
 static void test_tls_allocated_after_registering(void **state)
 {
     (void)state;
@@ -978,7 +980,8 @@ static void test_copy_many_stops_at_an_unreadable_range(void **state)
     memset(map + 2 * page, 'c', page);
     map[8] = 'b';
     assert_int_equal(munmap(map + page, page), 0);
-    uintptr_t src[] = {(uintptr_t)map, (uintptr_t)map + 8, (uintptr_t)map + page, (uintptr_t)map + 2 * page};
+    uintptr_t src[] = {(uintptr_t)map, (uintptr_t)map + 8, (uintptr_t)map + page,
+                       (uintptr_t)map + 2 * page};
     size_t len[] = {8, 16, 8, 8};
     char buf[40] = {0};
     assert_int_equal(spangc_os_copy_many(buf, src, len, 2), 2);
@@ -1064,8 +1067,7 @@ static void test_two_threads_fork_at_once(void **state)
     pthread_t th[2];
     for (int i = 0; i < 2; i++)
         assert_int_equal(
-            pthread_create(&th[i], NULL, fork_collecting_children, (void *)(intptr_t)FORKS),
-            0);
+            pthread_create(&th[i], NULL, fork_collecting_children, (void *)(intptr_t)FORKS), 0);
     for (int i = 0; i < 2; i++) {
         void *err;
         assert_int_equal(pthread_join(th[i], &err), 0);
@@ -1211,8 +1213,10 @@ int main(void)
         cmocka_unit_test_teardown(test_tls_of_closed_library, tls_case_teardown),
         cmocka_unit_test(test_more_libraries_than_a_listing_page),
         cmocka_unit_test(test_tls_allocated_after_registering),
-        cmocka_unit_test_teardown(test_tls_of_library_opened_after_a_thread_registered, tls_case_teardown),
-        cmocka_unit_test_teardown(test_tls_in_a_listing_made_with_the_world_stopped, tls_case_teardown),
+        cmocka_unit_test_teardown(test_tls_of_library_opened_after_a_thread_registered,
+                                  tls_case_teardown),
+        cmocka_unit_test_teardown(test_tls_in_a_listing_made_with_the_world_stopped,
+                                  tls_case_teardown),
         cmocka_unit_test_teardown(test_tls_of_library_opened_before_gc_init, tls_case_teardown),
         cmocka_unit_test_teardown(test_tls_block_where_a_closed_library_had_one, tls_case_teardown),
         cmocka_unit_test(test_copy_many_stops_at_an_unreadable_range),
