@@ -542,7 +542,7 @@ bool spangc_roots_list_stopped(void)
         if (m->l_name && m->l_name[0] && !startup_module(m->l_addr) && !list_module_stopped(m))
             return false;
     if (roots.now->failed)
-        spangc_throw("out of memory listing data segments");
+        spangc_throw("out of metadata memory listing data segments");
     need_copy_buffer();
     roots.now->signature = link_map_signature();
     return true;
