@@ -38,19 +38,25 @@ typedef struct finq_entry {
     void *arg;
 } finq_entry;
 
+/* Entries [first, n) are queued; those below first have been taken. */
 typedef struct finq_block {
-    struct finq_block *next;
-    size_t n;
+    struct finq_block *next; /* the next newer block */
+    size_t first, n;
     finq_entry e[FINQ_BLOCK_ENTRIES];
 } finq_block;
 
-/* The queue (lock). count is also read without the lock, atomically, for
- * the cheap empty test. wake is a semaphore rather than a condition
- * variable because pushers (sweepers, inside runtime sections) must never
- * wait for a lock the stoppable finalizer thread might hold. */
+/* The queue (lock), first in first out: entries are added at the tail and
+ * taken at the head, so a finalizer waits only for those queued before it,
+ * however many are queued after it (a stack let a steady stream of new
+ * ones put the oldest off for ever). count is also read without the lock,
+ * atomically, for the cheap empty test and as gc_run_finalizers' bound.
+ * wake is a semaphore rather than a condition variable because pushers
+ * (sweepers, inside runtime sections) must never wait for a lock the
+ * stoppable finalizer thread might hold. */
 static SPANGC_STATE struct {
     spangc_lock lock;
-    finq_block *full;  /* a stack of blocks; entries are taken LIFO */
+    finq_block *head; /* the oldest block, NULL when the queue is empty */
+    finq_block *tail; /* the newest */
     finq_block *spare;
     ao_word count;
     sem_t wake; /* posted per queued entry, for the finalizer thread */
@@ -67,7 +73,7 @@ SPANGC_STATE void (*volatile spangc_test_in_finalizer_start)(void);
 void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg)
 {
     lock_acquire(&finq.lock);
-    finq_block *b = finq.full;
+    finq_block *b = finq.tail;
     if (!b || b->n == FINQ_BLOCK_ENTRIES) {
         b = finq.spare;
         if (b)
@@ -76,9 +82,13 @@ void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg)
             b = spangc_meta_alloc(sizeof *b);
         if (!b)
             spangc_throw("out of metadata memory queueing a finalizer");
-        b->n = 0;
-        b->next = finq.full;
-        finq.full = b;
+        b->first = b->n = 0;
+        b->next = NULL;
+        if (finq.tail)
+            finq.tail->next = b;
+        else
+            finq.head = b;
+        finq.tail = b;
     }
     b->e[b->n++] = (finq_entry){fn, obj, arg};
     lock_release(&finq.lock);
@@ -89,18 +99,20 @@ void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg)
         sem_post(&finq.wake);
 }
 
-/* Take one entry; false if the queue is empty. */
+/* Take the oldest entry; false if the queue is empty. */
 static bool finq_pop(finq_entry *out)
 {
     spangc_thread *t = runtime_enter_self();
     lock_acquire(&finq.lock);
-    finq_block *b = finq.full;
+    finq_block *b = finq.head;
     bool got = false;
-    if (b && b->n > 0) {
-        *out = b->e[--b->n];
-        b->e[b->n] = (finq_entry){0};
-        if (b->n == 0) {
-            finq.full = b->next;
+    if (b) { /* a block on the queue holds at least one entry */
+        *out = b->e[b->first];
+        b->e[b->first++] = (finq_entry){0};
+        if (b->first == b->n) {
+            finq.head = b->next;
+            if (!finq.head)
+                finq.tail = NULL;
             if (finq.spare)
                 spangc_meta_free(b, sizeof *b);
             else
@@ -156,11 +168,16 @@ size_t gc_run_finalizers(void)
     /* An unregistered thread's stack is not scanned: obj and arg, once
      * out of the queue, would be held only there and could be freed while
      * the finalizer runs. */
-    if (ao_load_acq(&finq.count) == 0 || !spangc_self)
+    size_t queued = ao_load_acq(&finq.count);
+    if (queued == 0 || !spangc_self)
         return 0;
+    /* Only as many as were queued when the call began: the queue is
+     * FIFO, so those are the ones taken first (unless another thread
+     * takes some), and a call returns even while other threads' cycles,
+     * or its own finalizers, keep queuing more. */
     size_t ran = 0;
     finq_entry e;
-    while (finq_pop(&e)) {
+    while (ran < queued && finq_pop(&e)) {
         /* e lives on this stack while fn runs: obj and arg stay alive. */
         e.fn(e.obj, e.arg);
         ran++;
@@ -170,8 +187,8 @@ size_t gc_run_finalizers(void)
 
 void spangc_finq_mark(void)
 {
-    for (finq_block *b = finq.full; b; b = b->next) {
-        for (size_t i = 0; i < b->n; i++) {
+    for (finq_block *b = finq.head; b; b = b->next) {
+        for (size_t i = b->first; i < b->n; i++) {
             spangc_mark_word((uintptr_t)b->e[i].obj);
             spangc_mark_word((uintptr_t)b->e[i].arg);
         }

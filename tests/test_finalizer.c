@@ -1,8 +1,8 @@
 /*
  * test_finalizer.c - finalizers: exactly once, never for reachable
- * objects, resurrection, dependency order, cycles, a finalizer that
- * allocates and collects, removal, bad arguments, and the finalizer
- * thread.
+ * objects, resurrection, dependency order, queue order, a call that
+ * returns while more are queued, cycles, a finalizer that allocates and
+ * collects, removal, bad arguments, and the finalizer thread.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -232,6 +232,73 @@ static void test_cycle_is_not_collected(void **state)
     assert_true(alive(h));
 }
 
+/* ---- queue order, and what one gc_run_finalizers call runs ---------------- */
+
+static __attribute__((noinline)) void make_recorded(intptr_t tag)
+{
+    gc_set_finalizer(gc_alloc(32), record_order, (void *)tag);
+}
+
+/* Finalizers run in the order they were queued: one that became ready in
+ * an earlier cycle runs before one of a later cycle. */
+static void test_queue_is_first_in_first_out(void **state)
+{
+    (void)state;
+    norder = 0;
+    make_recorded(1);
+    collect();
+    make_recorded(2);
+    collect();
+    assert_int_equal(gc_run_finalizers(), 2);
+    assert_int_equal(order[0], 1);
+    assert_int_equal(order[1], 2);
+}
+
+enum { QUEUED_DURING = 64 };
+static int later_calls;
+
+static void count_later(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    later_calls++;
+}
+
+static __attribute__((noinline)) void make_dead_finalizable(int n)
+{
+    for (int i = 0; i < n; i++)
+        gc_set_finalizer(gc_alloc(32), count_later, NULL);
+}
+
+/* Queues more finalizers while it runs, as another thread's cycle would. */
+static void queue_more(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+    make_dead_finalizable(QUEUED_DURING);
+    gc_collect();
+}
+
+static __attribute__((noinline)) void make_queue_more(void)
+{
+    gc_set_finalizer(gc_alloc(32), queue_more, NULL);
+}
+
+/* A call runs only what was queued when it began, so it returns even while
+ * finalizers keep coming; the rest wait for the next call. */
+static void test_run_returns_while_more_are_queued(void **state)
+{
+    (void)state;
+    later_calls = 0;
+    make_queue_more();
+    collect();
+    assert_int_equal(gc_run_finalizers(), 1);
+    assert_int_equal(later_calls, 0);
+    size_t ran = gc_run_finalizers(); /* queued during the first call */
+    assert_true(ran > 0 && ran <= QUEUED_DURING);
+    assert_int_equal(later_calls, (int)ran);
+}
+
 /* ---- a finalizer that allocates and collects ----------------------------- */
 
 static int busy_calls;
@@ -405,6 +472,8 @@ int main(void)
         cmocka_unit_test(test_not_for_reachable),
         cmocka_unit_test(test_resurrection),
         cmocka_unit_test(test_dependency_order),
+        cmocka_unit_test(test_queue_is_first_in_first_out),
+        cmocka_unit_test(test_run_returns_while_more_are_queued),
         cmocka_unit_test(test_cycle_is_not_collected),
         cmocka_unit_test(test_finalizer_allocates_and_collects),
         cmocka_unit_test(test_removal),
