@@ -138,9 +138,11 @@ static void advance(void);
 
 /* Nested too deeply to go on: report it and skip the rest of the source,
  * so that every level being parsed returns at once, without the errors
- * each would report about the end it did not expect. */
+ * each would report about the end it did not expect. Reported even after
+ * an error earlier in the statement: it says why no later error is. */
 static void error_too_deep(const char *message)
 {
+    parser.panic_mode = false;
     error_at_current(message);
     parser.gave_up = true;
     while (parser.current.type != TOKEN_EOF)
