@@ -416,10 +416,25 @@ static bool run_cycle(bool forced, uint64_t extra, int tries)
  * many times. Not instrumented by AddressSanitizer, which would put the
  * array below a redzone and leave the top 272 bytes of the frame, where
  * the collection's entry frame then lies, uncleared (a stale pointer
- * there kept a Lox object alive under ASan). */
+ * there kept a Lox object alive under ASan).
+ *
+ * Up to 16 KiB, but never closer than DEAD_STACK_SPARE to the end of the
+ * thread's stack, which may be as small as PTHREAD_STACK_MIN (16 KiB): a
+ * signal frame and its handler need room below the array, since a stop
+ * may arrive while it is cleared. Only a registered thread's stack is
+ * scanned, and only its bounds are known: on any other thread, or on a
+ * stack of the program's own (a coroutine's, threads.md), nothing is
+ * cleared. */
+#define DEAD_STACK_WORDS 2048
+#define DEAD_STACK_SPARE (8 * 1024)
 static NOINLINE __attribute__((no_sanitize("address"))) void clear_dead_stack(void)
 {
-    volatile uintptr_t dead[2048];
+    spangc_thread *t = spangc_self;
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0);
+    if (!t || here >= t->stack_hi || here < t->stack_lo + DEAD_STACK_SPARE)
+        return;
+    size_t n = (here - t->stack_lo - DEAD_STACK_SPARE) / sizeof(uintptr_t);
+    volatile uintptr_t dead[n < DEAD_STACK_WORDS ? n : DEAD_STACK_WORDS];
     for (size_t i = 0; i < sizeof dead / sizeof dead[0]; i++)
         dead[i] = 0;
 }

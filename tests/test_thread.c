@@ -2,7 +2,8 @@
  * test_thread.c - registered threads under collection: parallel
  * allocation with collections forced from several threads, thread churn,
  * threads blocked in system calls, what other threads' stacks and TLS
- * keep alive, concurrent collection requests, and fork.
+ * keep alive, the smallest stacks, concurrent collection requests, and
+ * fork.
  *
  * The suspend signal is a real-time one here (gc_options), to show that
  * the choice works.
@@ -14,6 +15,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -29,6 +31,10 @@
 #include "options.h"
 #include "testutil.h"
 #include "thread.h"
+
+#if defined(SPANGC_HAVE_VALGRIND)
+#include <valgrind/valgrind.h>
+#endif
 
 static int setup(void **state)
 {
@@ -465,6 +471,53 @@ static void test_stack_bounds(void **state)
     assert_int_equal(b[0], b[3]);
     assert_int_equal(b[1], b[4]);
     assert_true(b[0] < b[2] && b[2] < b[1]);
+}
+
+/* ---- the smallest stack ------------------------------------------------------ */
+
+/* A registered thread on a PTHREAD_STACK_MIN stack collects, by hand and
+ * from allocation, and keeps its objects: the collector clears the dead
+ * stack below it only as far as the stack goes (it cleared a fixed 16 KiB,
+ * past the end of this one). */
+static void *on_small_stack(void *arg)
+{
+    (void)arg;
+    gc_register_thread();
+    node *t = make_tree(6, 5);
+    gc_collect();
+    for (int i = 0; i < 200000; i++) /* 12.8 MB: automatic cycles */
+        (void)!gc_alloc(64);
+    intptr_t ok = check_tree(t) == tree_sum(6, 5);
+    gc_unregister_thread();
+    return (void *)ok;
+}
+
+static void test_collect_on_smallest_stack(void **state)
+{
+    (void)state;
+    gc_stats a, b;
+    gc_get_stats(&a);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    /* The sanitizers' frames are larger, and so are the signal frames
+     * Valgrind builds: give them the room they add. */
+    size_t size = PTHREAD_STACK_MIN;
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    size *= 8;
+#endif
+#if defined(SPANGC_HAVE_VALGRIND)
+    if (RUNNING_ON_VALGRIND)
+        size *= 8;
+#endif
+    assert_int_equal(pthread_attr_setstacksize(&attr, size), 0);
+    pthread_t th;
+    void *ok;
+    assert_int_equal(pthread_create(&th, &attr, on_small_stack, NULL), 0);
+    pthread_attr_destroy(&attr);
+    pthread_join(th, &ok);
+    assert_true(ok == (void *)1);
+    gc_get_stats(&b);
+    assert_true(b.num_gc - a.num_gc >= 2);
 }
 
 /* ---- running on another stack ----------------------------------------------- */
@@ -979,6 +1032,7 @@ int main(void)
         cmocka_unit_test(test_blocked_threads),
         cmocka_unit_test(test_other_thread_roots),
         cmocka_unit_test(test_stack_bounds),
+        cmocka_unit_test(test_collect_on_smallest_stack),
         cmocka_unit_test(test_collect_on_coroutine_stack),
         cmocka_unit_test(test_lost_stop_signal),
         cmocka_unit_test(test_other_cpus_signalled_first),
