@@ -698,7 +698,9 @@ static NOINLINE int init(const gc_options *opts)
 
 int gc_init(const gc_options *opts)
 {
+    spangc_cancel_hold(); /* it reads files: no cancellation point */
     int err = init(opts);
     clear_dead_stack();
+    spangc_cancel_restore();
     return err;
 }

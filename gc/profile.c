@@ -306,10 +306,22 @@ typedef struct bucket_view {
     const prof_bucket *b; /* buckets are never freed; stk is immutable */
 } bucket_view;
 
+static int write_heap_profile(FILE *out);
+
+/* Not a cancellation point, though it writes: a cancel there would leave
+ * the copied counts and the maps stream behind (runtime/lock.h). */
 int gc_write_heap_profile(FILE *out)
 {
     if (!out)
         return -EINVAL;
+    spangc_cancel_hold();
+    int err = write_heap_profile(out);
+    spangc_cancel_restore();
+    return err;
+}
+
+static int write_heap_profile(FILE *out)
+{
     /* Copy the counts inside a runtime section, write them outside: a
      * thread stopped while holding prof_lock would deadlock a sweeper. */
     spangc_thread *t = spangc_self;

@@ -43,6 +43,17 @@
  * one; a mutex wait is not, so a stopped-world request would never reach
  * a thread queued on a plain mutex. Waiters also poll for a stop every few
  * milliseconds, for threads that get no signals at all (exiting ones).
+ *
+ * Cancellation. A thread that pthread_cancel acted on while it waited for
+ * a stoppable lock (pthread_cond_timedwait is a cancellation point), or
+ * while it held one (the cycle's trace is written with world_lock held),
+ * would die owning it and hang every other thread. So a thread's
+ * cancellation is disabled from the start of its first slock_acquire to
+ * its last slock_release, as bdwgc disables it in its collector; and so
+ * is it throughout gc_init, thread registration and gc_write_heap_profile,
+ * which read or write files. spangc's calls are therefore no cancellation
+ * points (threads.md). The inner locks need nothing: no cancellation point
+ * is reached while one is held.
  */
 #ifndef SPANGC_LOCK_H
 #define SPANGC_LOCK_H
@@ -111,6 +122,11 @@ static inline void slock_init(spangc_slock *l)
  * not stopped for it yet (runtime/thread.c). */
 void spangc_thread_poll_stop(void);
 
+/* Disable the calling thread's cancellation, counting nested calls; the
+ * last spangc_cancel_restore puts back the state it had (thread.c). */
+void spangc_cancel_hold(void);
+void spangc_cancel_restore(void);
+
 /* runtime_enter / runtime_leave for the calling thread, if registered
  * (runtime/thread.c; thread.h cannot be included here). */
 void spangc_section_enter(void);
@@ -134,6 +150,7 @@ void spangc_section_leave(void);
 
 static inline void slock_acquire(spangc_slock *l)
 {
+    spangc_cancel_hold();
     slock_section_enter();
     pthread_mutex_lock(&l->mu);
     while (l->held) {
@@ -168,6 +185,7 @@ static inline void slock_release(spangc_slock *l)
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
     slock_section_leave();
+    spangc_cancel_restore();
 }
 
 #endif

@@ -208,6 +208,23 @@ void spangc_lock_check_section(void)
         spangc_throw("a spangc lock taken outside a runtime section (runtime/lock.h)");
 }
 
+/* The calling thread's held slocks, and its cancellation state before
+ * the first (runtime/lock.h, "Cancellation"). Only the thread itself. */
+static __thread int cancel_holds __attribute__((tls_model("initial-exec")));
+static __thread int cancel_state __attribute__((tls_model("initial-exec")));
+
+void spangc_cancel_hold(void)
+{
+    if (cancel_holds++ == 0)
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+}
+
+void spangc_cancel_restore(void)
+{
+    if (--cancel_holds == 0)
+        pthread_setcancelstate(cancel_state, NULL);
+}
+
 void spangc_section_enter(void)
 {
     (void)runtime_enter_self();
@@ -769,7 +786,7 @@ static void thread_exit_destructor(void *arg)
         spangc_thread_unregister();
 }
 
-int spangc_thread_register(void)
+static int thread_register(void)
 {
     if (!threads.ready)
         return -EPERM;
@@ -810,6 +827,17 @@ int spangc_thread_register(void)
     spangc_self = t;
     slock_release(&threads.lock);
     return 0;
+}
+
+/* With cancellation held off throughout: a cancel taking effect in the
+ * wait for another thread's dl_iterate_phdr (dl_enter's nanosleep) would
+ * leave the half-made record behind (runtime/lock.h, "Cancellation"). */
+int spangc_thread_register(void)
+{
+    spangc_cancel_hold();
+    int err = thread_register();
+    spangc_cancel_restore();
+    return err;
 }
 
 int spangc_thread_unregister(void)

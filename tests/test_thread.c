@@ -2,8 +2,8 @@
  * test_thread.c - registered threads under collection: parallel
  * allocation with collections forced from several threads, thread churn,
  * threads blocked in system calls, what other threads' stacks and TLS
- * keep alive, the smallest stacks, concurrent collection requests, and
- * fork.
+ * keep alive, the smallest stacks, cancellation, concurrent collection
+ * requests, and fork.
  *
  * The suspend signal is a real-time one here (gc_options), to show that
  * the choice works.
@@ -520,6 +520,73 @@ static void test_collect_on_smallest_stack(void **state)
     assert_true(b.num_gc - a.num_gc >= 2);
 }
 
+/* ---- cancellation ------------------------------------------------------------ */
+
+/* A thread cancelled (deferred, the default) while it waits for another
+ * thread's cycle, or while it registers, dies without holding spangc's
+ * locks: spangc's calls are no cancellation points, so the cancel takes
+ * effect at the thread's own. It used to take effect inside the wait for
+ * world_lock or threads_lock, and the next cycle hung for ever. */
+static ao_word cancel_cycles[2];
+
+static void *collect_until_cancelled(void *arg)
+{
+    ao_word *cycles = arg;
+    gc_register_thread();
+    for (;;) {
+        gc_collect();
+        ao_add(cycles, 1);
+        pthread_testcancel();
+    }
+    return NULL;
+}
+
+static void *register_until_cancelled(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        gc_register_thread();
+        pthread_testcancel();
+        (void)!make_tree(3, 1);
+        gc_unregister_thread();
+        pthread_testcancel();
+    }
+    return NULL;
+}
+
+static void wait_for_cycles(ao_word *cycles, uintptr_t n)
+{
+    while (ao_load_acq(cycles) < n) {
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void test_cancel_inside_spangc(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 10; round++) {
+        pthread_t victim, other, reg;
+        ao_store(&cancel_cycles[0], 0);
+        ao_store(&cancel_cycles[1], 0);
+        pthread_create(&victim, NULL, collect_until_cancelled, (void *)&cancel_cycles[0]);
+        pthread_create(&other, NULL, collect_until_cancelled, (void *)&cancel_cycles[1]);
+        pthread_create(&reg, NULL, register_until_cancelled, NULL);
+        wait_for_cycles(&cancel_cycles[0], 5);
+        wait_for_cycles(&cancel_cycles[1], 5);
+        pthread_cancel(victim);
+        pthread_cancel(reg);
+        pthread_join(victim, NULL);
+        pthread_join(reg, NULL);
+        /* The survivor goes on collecting, and so does this thread. */
+        uintptr_t seen = ao_load_acq(&cancel_cycles[1]);
+        wait_for_cycles(&cancel_cycles[1], seen + 3);
+        collect();
+        pthread_cancel(other);
+        pthread_join(other, NULL);
+    }
+}
+
 /* ---- running on another stack ----------------------------------------------- */
 
 /* The main thread running a coroutine on a stack of its own: the
@@ -1033,6 +1100,7 @@ int main(void)
         cmocka_unit_test(test_other_thread_roots),
         cmocka_unit_test(test_stack_bounds),
         cmocka_unit_test(test_collect_on_smallest_stack),
+        cmocka_unit_test(test_cancel_inside_spangc),
         cmocka_unit_test(test_collect_on_coroutine_stack),
         cmocka_unit_test(test_lost_stop_signal),
         cmocka_unit_test(test_other_cpus_signalled_first),
