@@ -28,7 +28,9 @@
  * last cycle plus everything handed out since) reaches
  *     next_gc = max(4 MiB, marked * (1 + gc_percent / 100)),
  * lowered, when a soft memory limit is set, so that the memory spangc maps
- * stays under it (but never below marked + 1/8, so that a limit the live
+ * stays under 95 % of it, counting dead small objects as room (sweeping
+ * frees their slots) and dead large ones as not (compute_next_gc says
+ * why) (but never below marked + 1/8, so that a limit the live
  * heap exceeds cannot make every allocation collect). A large object
  * counts before it is allocated: the allocation that would cross the goal
  * collects first, so that the object can reuse the garbage, and the next
@@ -112,7 +114,11 @@ const char *gc_version(void)
 
 /* ---- pacing ------------------------------------------------------------- */
 
-static uint64_t compute_next_gc(uint64_t marked)
+/* The goal for `marked` bytes live, with `in_spans` bytes counted in
+ * heap_live (small objects allocated, live or not, and the free slots of
+ * cached spans; not the large objects allocated since the last mark) when
+ * it is set. */
+static uint64_t compute_next_gc(uint64_t marked, uint64_t in_spans)
 {
     int percent = spangc_gc_percent();
     uint64_t limit = spangc_memory_limit();
@@ -125,14 +131,30 @@ static uint64_t compute_next_gc(uint64_t marked)
             goal = spangc_cfg.min_heap;
     }
     if (limit) {
-        /* Memory that is mapped but holds neither live objects nor free
-         * pages: metadata and the unused parts of in-use spans. */
+        /* Memory that is mapped but that objects cannot use: metadata,
+         * and the parts of in-use spans heap_live does not count (free
+         * slots left by earlier sweeps, span tails). Not the small
+         * objects allocated since the last cycle: at mark termination the
+         * dead ones among them are still in their spans, about to be
+         * swept, and their slots serve the next objects of their class.
+         * Counting them made the goal swing, cycle after cycle, between a
+         * heap that had allocated much (a goal near the floor) and one
+         * that had not, and halved the room the limit leaves. A dead large
+         * object is counted, as before: its pages go back to the page
+         * heap, where they serve only requests that fit in the hole, and
+         * with objects of megabytes under a limit of tens the heap grew
+         * past the limit (tests/test_pacer.c). */
         uint64_t free_ready = (uint64_t)ao_load(&spangc_heap.free_pages) * PAGE_SIZE;
         uint64_t released = ao_load(&spangc_heap.released);
         free_ready = free_ready > released ? free_ready - released : 0;
         uint64_t mapped = spangc_mapped_bytes();
-        uint64_t overhead = mapped > free_ready + marked ? mapped - free_ready - marked : 0;
-        uint64_t limit_goal = limit > overhead ? limit - overhead : 0;
+        uint64_t usable = free_ready + (in_spans > marked ? in_spans : marked);
+        uint64_t overhead = mapped > usable ? mapped - usable : 0;
+        /* Aim 5 % under the limit [Go: memoryLimitHeapGoalHeadroom]: the
+         * heap passes its goal by the spans cached when it is reached and
+         * by what is allocated before sweeping catches up. */
+        uint64_t aim = limit - limit / 20;
+        uint64_t limit_goal = aim > overhead ? aim - overhead : 0;
         uint64_t floor = marked + marked / 8;
         if (floor < marked + (256u << 10))
             floor = marked + (256u << 10);
@@ -149,10 +171,19 @@ static uint64_t compute_next_gc(uint64_t marked)
  * gc_set_memory_limit also call without world_lock: hence atomic. */
 static SPANGC_STATE ao_word early_armed = 1;
 
-/* Set both triggers for a heap with `marked` bytes live. */
-static void set_goal(uint64_t marked)
+/* heap_live without the large objects allocated since the last mark. */
+static uint64_t heap_live_small(void)
 {
-    uint64_t goal = compute_next_gc(marked);
+    uint64_t live = ao_load(&spangc_mstats.heap_live);
+    uint64_t large = ao_load(&spangc_mstats.large_since_mark);
+    return live > large ? live - large : 0;
+}
+
+/* Set both triggers for a heap with `marked` bytes live (compute_next_gc
+ * says what in_spans is). */
+static void set_goal(uint64_t marked, uint64_t in_spans)
+{
+    uint64_t goal = compute_next_gc(marked, in_spans);
     uint64_t early = goal;
     if (ao_load(&early_armed) && goal != UINT64_MAX && goal > marked) {
         early = marked + (goal - marked) / 4 * 3;
@@ -381,9 +412,13 @@ static bool run_cycle(bool forced, uint64_t extra, int tries)
     uint64_t prev_marked = ao_load(&spangc_gc.heap_marked);
     ao_store(&early_armed, !started_early || marked < prev_marked - prev_marked / 8);
     ao_store(&spangc_gc.heap_marked, marked);
+    uint64_t large = ao_load(&spangc_mstats.large_since_mark);
+    uint64_t in_spans = ao_load(&spangc_mstats.heap_live);
+    in_spans = in_spans > large ? in_spans - large : 0;
     ao_store(&spangc_mstats.heap_live, marked);
+    ao_store(&spangc_mstats.large_since_mark, 0);
     ao_store(&spangc_gc.goal_basis, marked + extra);
-    set_goal(marked + extra);
+    set_goal(marked + extra, in_spans + extra);
     ao_store(&spangc_sweep.unswept, ao_load(&spangc_heap.nspans_inuse));
     ao_store(&spangc_sweep.cursor, 0);
     ao_store_rel(&spangc_heap.sweepgen, ao_load(&spangc_heap.sweepgen) + 2);
@@ -577,7 +612,7 @@ int gc_set_percent(int percent)
         return 0;
     int old = spangc_gc_percent();
     ao_store(&spangc_cfg.gc_percent, (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent));
-    set_goal(ao_load(&spangc_gc.goal_basis));
+    set_goal(ao_load(&spangc_gc.goal_basis), heap_live_small());
     return old;
 }
 
@@ -587,7 +622,7 @@ uint64_t gc_set_memory_limit(uint64_t bytes)
         return 0;
     uint64_t old = ao_load(&spangc_cfg.memory_limit);
     ao_store(&spangc_cfg.memory_limit, bytes);
-    set_goal(ao_load(&spangc_gc.goal_basis));
+    set_goal(ao_load(&spangc_gc.goal_basis), heap_live_small());
     return old;
 }
 
@@ -681,7 +716,7 @@ static NOINLINE int init(const gc_options *opts)
     }
     if (!err) {
         spangc_mcentral_init();
-        set_goal(0);
+        set_goal(0, 0);
         spangc_debug_init();
         err = spangc_threads_init(spangc_cfg.suspend_signal);
     }

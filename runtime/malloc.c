@@ -116,6 +116,7 @@ static void *alloc_large(spangc_thread *t, size_t size, int noscan, const gc_typ
     ao_add(&spangc_mstats.total_alloc, s->elemsize);
     ao_add(&spangc_mstats.heap_alloc, s->elemsize);
     ao_add(&spangc_mstats.heap_live, s->elemsize);
+    ao_add(&spangc_mstats.large_since_mark, s->elemsize);
     spangc_mcentral_add_large(s);
     if (spangc_test_in_large_alloc)
         spangc_test_in_large_alloc();

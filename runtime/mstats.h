@@ -21,6 +21,10 @@ typedef struct mstats {
     ao_word total_alloc; /* cumulative bytes allocated                  */
     ao_word mallocs;     /* cumulative objects allocated                */
     ao_word frees;       /* cumulative objects freed                    */
+    /* Of heap_live, the large objects allocated since the last cycle's
+     * mark: the pacer's limit goal does not count them as reusable
+     * (gc/gc.c, compute_next_gc). */
+    ao_word large_since_mark;
     /* The pacer's view [Go: heapLive]: bytes marked by the last cycle
      * plus everything handed to mcaches since (whole spans' free slots
      * count from the moment the span is cached) plus large objects. */

@@ -334,6 +334,41 @@ static void test_memory_limit(void **state)
     collect();
 }
 
+/* Under a limit, the garbage a cycle finds is room, not overhead: with
+ * 8 MiB live and 64 MiB of limit, every automatic cycle sets a goal near
+ * the limit. The dead small objects a cycle finds were counted as memory
+ * the heap could not use, so a cycle after much allocation set a goal near
+ * the floor, the next one (after little) a high one, and so on: goals of
+ * about 20 and 55 MiB in turn, and twice the cycles. */
+static void test_memory_limit_goal_leaves_garbage_out(void **state)
+{
+    (void)state;
+    gc_set_percent(-1);
+    gc_set_memory_limit(64 << 20);
+    make_live(8 << 20);
+    collect();
+    gc_stats st;
+    gc_get_stats(&st);
+    uint64_t cycles = st.num_gc, lowest = UINT64_MAX;
+    for (int i = 0; i < 300000; i++) {
+        (void)!gc_alloc_atomic(1000);
+        if (i % 256 == 0) {
+            gc_get_stats(&st);
+            if (st.num_gc != cycles && st.next_gc < lowest)
+                lowest = st.next_gc;
+        }
+    }
+    gc_get_stats(&st);
+    print_message("%llu automatic cycles, lowest goal %.1f MiB\n",
+                  (unsigned long long)(st.num_gc - cycles), lowest / 1048576.0);
+    assert_true(st.num_gc - cycles >= 3);
+    assert_true(lowest > (40u << 20));
+    gc_set_memory_limit(0);
+    gc_set_percent(100);
+    global_root = NULL;
+    collect();
+}
+
 /* Past the soft limit, an allocation that finds no free span to fit it
  * sweeps on until one does, rather than grow while unswept spans still
  * hold garbage (reclaiming a request's worth of scattered pages is not
@@ -615,6 +650,7 @@ int main(void)
         cmocka_unit_test(test_steady_state_grows_to_goal),
         cmocka_unit_test(test_no_early_cycle_with_memory_at_hand),
         cmocka_unit_test(test_memory_limit),
+        cmocka_unit_test(test_memory_limit_goal_leaves_garbage_out),
         cmocka_unit_test(test_scavenger_releases_idle_pages),
         cmocka_unit_test(test_large_object_counts_before_allocation),
         cmocka_unit_test(test_growth_releases_free_pages),
