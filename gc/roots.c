@@ -63,6 +63,7 @@ struct spangc_listing {
     } tls_modules;
     uintptr_t signature;                      /* link_map_signature() when listed */
     unsigned long long adds;                  /* dlpi_adds (libraries ever loaded) then */
+    unsigned long long subs;                  /* dlpi_subs (ever unloaded); ~0: unknown */
     bool failed;                              /* out of memory while listing */
     size_t inline_bytes;                      /* the size of inline_area */
     _Alignas(16) unsigned char inline_area[]; /* the rest of the block */
@@ -70,7 +71,8 @@ struct spangc_listing {
 
 /* added: roots_lock (taken inside a runtime section), with its index.
  * now, copy: the collector, under world_lock. spare: taken and given back
- * with compare-and-swap. startup: written by gc_init, read-only after. */
+ * with compare-and-swap. startup, startup_subs: written by gc_init,
+ * read-only after. */
 static SPANGC_STATE struct {
     spangc_lock lock;
     range_set added;
@@ -80,7 +82,8 @@ static SPANGC_STATE struct {
      * outgrows the last one: a collection forced by a failed allocation
      * may need one. NULL while a lister holds it. */
     ao_word spare;
-    range_set startup; /* libraries present at gc_init: lo, their load address */
+    range_set startup; /* libraries present at gc_init: load address, name hash */
+    unsigned long long startup_subs; /* their dlpi_subs (libraries ever closed) */
     uintptr_t *copy;   /* COPY_BYTES of metadata, for unloadable segments */
     /* added by start address, so that adding or removing one of many
      * ranges (a root per native handle, say) costs O(1) rather than a scan
@@ -201,15 +204,19 @@ static int note_startup(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     (void)data;
-    (void)range_push(&roots.startup, info->dlpi_addr, info->dlpi_addr);
+    (void)range_push(&roots.startup, info->dlpi_addr, spangc_module_name_hash(info->dlpi_name));
+    roots.startup_subs = info->dlpi_subs;
     return 0;
 }
 
-/* Whether the module loaded at addr was there at gc_init. */
-static bool startup_module(uintptr_t addr)
+/* Whether the module loaded at addr, from the file name (any name if
+ * NULL), was there at gc_init. The name tells a library opened since at
+ * the address of a closed one from it. */
+static bool startup_module(uintptr_t addr, const char *name)
 {
     for (size_t i = 0; i < roots.startup.n; i++)
-        if (roots.startup.r[i].lo == addr)
+        if (roots.startup.r[i].lo == addr &&
+            (!name || roots.startup.r[i].hi == spangc_module_name_hash(name)))
             return true;
     return false;
 }
@@ -218,7 +225,7 @@ static bool loaded_at_startup(const struct dl_phdr_info *info)
 {
     if (info->dlpi_name == NULL || info->dlpi_name[0] == 0)
         return true; /* the program itself (or the vDSO) */
-    return startup_module(info->dlpi_addr);
+    return startup_module(info->dlpi_addr, info->dlpi_name);
 }
 
 /* The module's read-only-after-relocation part (PT_GNU_RELRO: .got,
@@ -350,12 +357,17 @@ static int collect_segments(struct dl_phdr_info *info, size_t size, void *data)
     bool startup = loaded_at_startup(info);
     range_set *set = startup ? &l->segments : &l->unloadable;
     l->adds = info->dlpi_adds;
+    l->subs = info->dlpi_subs;
     uintptr_t rlo, rhi;
     relro_range(info, &rlo, &rhi);
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type == PT_TLS && info->dlpi_tls_modid) {
-            tls_module m = {info->dlpi_addr, info->dlpi_tls_modid, ph->p_memsz, startup};
+            tls_module m = {.module = info->dlpi_addr,
+                            .modid = info->dlpi_tls_modid,
+                            .size = ph->p_memsz,
+                            .name = spangc_module_name_hash(info->dlpi_name),
+                            .startup = startup};
             if (!listing_push_tls(l, m))
                 l->failed = true;
         }
@@ -409,7 +421,7 @@ static void listing_give_back(spangc_listing *l)
 {
     l->segments.n = l->unloadable.n = l->tls_modules.n = 0;
     l->signature = 0;
-    l->adds = 0;
+    l->adds = l->subs = 0;
     l->failed = false;
     if (!ao_cas(&roots.spare, 0, (uintptr_t)l))
         listing_free(l);
@@ -514,6 +526,7 @@ static bool list_module_stopped(const struct link_map *m)
                                 .dlpi_phdr = ph,
                                 .dlpi_phnum = (ElfW(Half))phnum,
                                 .dlpi_adds = roots.now->adds,
+                                .dlpi_subs = ~0ull, /* unknown: a library may be gone */
                                 .dlpi_tls_modid = spangc_threads_link_map_modid(m)};
     collect_segments(&info, sizeof info, roots.now);
     return true;
@@ -539,7 +552,8 @@ bool spangc_roots_list_stopped(void)
     roots.now->unloadable.n = 0;
     drop_late_tls_modules();
     for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next)
-        if (m->l_name && m->l_name[0] && !startup_module(m->l_addr) && !list_module_stopped(m))
+        if (m->l_name && m->l_name[0] && !startup_module(m->l_addr, m->l_name) &&
+            !list_module_stopped(m))
             return false;
     if (roots.now->failed)
         spangc_throw("out of metadata memory listing data segments");
@@ -629,23 +643,44 @@ static void mark_undefined_range(uintptr_t lo, uintptr_t hi)
 /* How a thread's TLS block is read. */
 typedef enum tls_read { TLS_IN_PLACE, TLS_COPIED, TLS_GONE } tls_read;
 
-/* The block of a module present at gc_init is read in place: such modules
- * are never unloaded. Any other module may have been closed since the
- * thread registered, and glibc frees the block then (a large one is
- * unmapped). Such a block is read through copies if its module was in the
- * listing the collector scans, or loaded after it (the thread
- * registered since, so its dlpi_adds is newer); a module loaded before
- * the listing and missing from it has been closed. */
+/* Whether the listing the collector scans has b's module: at its address,
+ * with its TLS id and file name. */
+static bool tls_module_listed(const tls_block *b)
+{
+    for (size_t i = 0; i < roots.now->tls_modules.n; i++) {
+        const tls_module *m = &roots.now->tls_modules.m[i];
+        if (m->module == b->module && m->modid == b->modid && m->name == b->name)
+            return true;
+    }
+    return false;
+}
+
+/* The block of a module present at gc_init is read in place while no
+ * library has been closed since gc_init (dlpi_subs): the program's
+ * dependencies are never unloaded, and a library opened with dlopen
+ * before gc_init must not be closed while a collection runs
+ * (docs/architecture.md). Once one has been closed, glibc has freed its
+ * blocks (a large one is unmapped), and another library may have its
+ * address and TLS id: the blocks were read in place all the same, and the
+ * next collection crashed. So they are read through copies from then on,
+ * and not at all if their module is missing from the listing. Any other
+ * module may have been closed since the
+ * thread registered, and glibc frees the block then. Such a block is read
+ * through copies if its module was in the listing the collector scans, or
+ * loaded after it (the thread registered since, so its dlpi_adds is
+ * newer); a module loaded before the listing and missing from it has been
+ * closed. */
 static tls_read tls_block_read(const tls_block *b)
 {
-    if (startup_module(b->module)) /* its address from a vector may be stale */
-        return b->from_vector ? TLS_COPIED : TLS_IN_PLACE;
-    if (b->adds > roots.now->adds)
+    if (startup_module(b->module, NULL)) {
+        if (!tls_module_listed(b))
+            return TLS_GONE;
+        /* An address from a vector may be stale. */
+        bool closed_since = roots.now->subs != roots.startup_subs;
+        return b->from_vector || closed_since ? TLS_COPIED : TLS_IN_PLACE;
+    }
+    if (b->adds > roots.now->adds || tls_module_listed(b))
         return TLS_COPIED;
-    for (size_t i = 0; i < roots.now->tls_modules.n; i++)
-        if (roots.now->tls_modules.m[i].module == b->module &&
-            roots.now->tls_modules.m[i].modid == b->modid)
-            return TLS_COPIED;
     return TLS_GONE;
 }
 

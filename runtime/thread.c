@@ -544,7 +544,7 @@ static bool block_is_new(const spangc_thread *t, const tls_module *m, uintptr_t 
      * this one's load address and id. */
     for (size_t i = 0; i < t->ntls; i++) {
         const tls_block *b = &t->tls[i];
-        if (b->lo == lo && b->module == m->module && b->modid == m->modid &&
+        if (b->lo == lo && b->module == m->module && b->modid == m->modid && b->name == m->name &&
             b->hi - b->lo >= m->size)
             return false;
     }
@@ -586,8 +586,12 @@ static void add_block(new_blocks *nb, const tls_module *m, uintptr_t lo,
                       void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg),
                       void *arg)
 {
-    tls_block b = {
-        .lo = lo, .hi = lo + m->size, .module = m->module, .modid = m->modid, .from_vector = true};
+    tls_block b = {.lo = lo,
+                   .hi = lo + m->size,
+                   .module = m->module,
+                   .name = m->name,
+                   .modid = m->modid,
+                   .from_vector = true};
     size_t len = round_up(m->size, sizeof(uintptr_t));
     if (len > sizeof nb->words || lo % sizeof(uintptr_t) != 0) {
         fn(b.lo, b.hi, &b, arg);
@@ -658,6 +662,8 @@ void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block 
              * (docs/threads.md). */
             fn(mapped_bottom(t->stack_lo, t->stack_hi), t->stack_hi, NULL, arg);
         }
+        if (t->static_tls_hi)
+            fn(t->static_tls_lo, t->static_tls_hi, NULL, arg);
         for (size_t i = 0; i < t->ntls; i++)
             fn(t->tls[i].lo, t->tls[i].hi, &t->tls[i], arg);
         if (dtv)
@@ -725,11 +731,60 @@ static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
         c->ranges[c->n] = (tls_block){.lo = lo,
                                       .hi = lo + ph->p_memsz,
                                       .module = info->dlpi_addr,
+                                      .name = spangc_module_name_hash(info->dlpi_name),
                                       .modid = info->dlpi_tls_modid,
                                       .adds = info->dlpi_adds};
         c->n++;
     }
     return 0;
+}
+
+/* The main thread's static TLS area. A library opened with dlopen whose
+ * variables are initial-exec (or reached through TLS descriptors) gets
+ * its block in the surplus of every thread's static TLS area, which its
+ * code reaches from the thread pointer; the thread's vector slot then
+ * stays empty, so neither the blocks listed at registration nor the
+ * vector find it. A thread's own stack range already holds its static TLS
+ * area (glibc puts it at the top of the thread's stack block); the main
+ * thread's lies elsewhere, below its descriptor: [tp - (static size -
+ * descriptor size), tp) on x86-64, where the descriptor is the thread
+ * pointer. The sizes are glibc's, from _dl_get_tls_static_info and the
+ * published _thread_db_sizeof_pthread; unless a block listed at
+ * registration lies inside the area and none across its ends, it is not
+ * used. It lasts as long as the process, and a closed library's block in
+ * it only keeps alive what it last held. */
+static void main_static_tls(spangc_thread *t, const tls_collect *c)
+{
+#if defined(__x86_64__)
+    void (*info)(size_t *, size_t *) =
+        (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
+    const uint32_t *descriptor = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+    if (t->tid != getpid() || !info || !descriptor)
+        return;
+    size_t size = 0, align = 0;
+    info(&size, &align);
+    uintptr_t tp = (uintptr_t)t->pthread;
+    if (size <= *descriptor || size - *descriptor > tp)
+        return;
+    uintptr_t lo = tp - (size - *descriptor);
+    /* The blocks of the modules loaded at start-up (libc's, at least) lie
+     * inside it; those of modules opened before registration may lie
+     * elsewhere, but none across its ends. */
+    bool holds_one = false;
+    for (size_t i = 0; i < c->n; i++) {
+        bool in = c->ranges[i].lo >= lo && c->ranges[i].hi <= tp;
+        if (!in && c->ranges[i].lo < tp && c->ranges[i].hi > lo)
+            return;
+        holds_one |= in;
+    }
+    if (!holds_one)
+        return;
+    t->static_tls_lo = lo;
+    t->static_tls_hi = tp;
+#else
+    (void)t;
+    (void)c;
+#endif
 }
 
 /* glibc's record of where the main thread's stack began (its argc), set
@@ -811,6 +866,7 @@ static int thread_register(void)
      * threads_lock must not be held here. */
     tls_collect c = {0};
     spangc_dl_iterate_phdr(collect_tls, &c);
+    main_static_tls(t, &c);
     /* Joining the list makes the thread visible to stop-the-world; from
      * then on it must be able to take the signal. */
     slock_acquire(&threads.lock);

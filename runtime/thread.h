@@ -41,9 +41,20 @@ typedef struct mem_range {
  * vector (from_vector). A library loaded with dlopen may be closed since,
  * and glibc frees (perhaps unmaps) its blocks: the collector asks which
  * modules are loaded (gc/roots.c) before it reads one. */
+/* A module's file name as a number: with its load address, what tells a
+ * module from another opened at the address of a closed one. */
+static inline uintptr_t spangc_module_name_hash(const char *name)
+{
+    uintptr_t h = 5381;
+    for (const char *c = name; c && *c; c++)
+        h = h * 33 + (unsigned char)*c;
+    return h;
+}
+
 typedef struct tls_block {
     uintptr_t lo, hi;
     uintptr_t module;   /* the module's dlpi_addr                         */
+    uintptr_t name;     /* spangc_module_name_hash of its dlpi_name       */
     size_t modid;       /* its dlpi_tls_modid                             */
     unsigned long long adds; /* dlpi_adds (libraries ever loaded) then    */
     bool from_vector;   /* read through copies, even for a startup module */
@@ -56,6 +67,7 @@ typedef struct tls_module {
     uintptr_t module;   /* its dlpi_addr            */
     size_t modid;       /* its dlpi_tls_modid       */
     size_t size;        /* its PT_TLS segment's p_memsz: a block's size */
+    uintptr_t name;     /* spangc_module_name_hash of its dlpi_name */
     bool startup;       /* loaded by gc_init, never unloaded */
 } tls_module;
 
@@ -74,6 +86,8 @@ typedef struct spangc_thread {
     pthread_t pthread;
     pid_t tid;             /* the kernel's id of the thread, for tgkill */
     uintptr_t stack_lo, stack_hi;
+    /* The main thread's static TLS area, or 0, 0 (thread.c, main_static_tls) */
+    uintptr_t static_tls_lo, static_tls_hi;
     tls_block *tls;        /* the thread's TLS blocks at registration   */
     size_t ntls, tls_cap;  /* tls_cap entries allocated                 */
 

@@ -1201,6 +1201,78 @@ static void test_tls_read_in_a_sandbox(void **state)
 }
 #endif
 
+/* ---- static TLS, and a startup library closed ---------------------------- */
+
+static __attribute__((noinline)) uintptr_t make_and_store_ie(void *lib)
+{
+    uintptr_t h = make(64);
+    ((void (*)(uintptr_t, uintptr_t))(uintptr_t)dlsym(lib, "ie_store_hidden"))(h, MASK);
+    return h;
+}
+
+/* An object held only by an initial-exec __thread variable of a library
+ * opened after the main thread registered: its block is in the main
+ * thread's static TLS area, which is scanned whole. Before, the block was
+ * found neither at registration nor in the vector, and the object was
+ * freed. */
+static void test_static_tls_of_library_opened_later(void **state)
+{
+    (void)state;
+    void *lib = dlopen(TEST_ROOTS_IEPLUGIN, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) /* no static TLS left for it: nothing to test */
+        skip();
+    uintptr_t h = make_and_store_ie(lib);
+    collect();
+    collect();
+    assert_true(alive(h));
+    ((void (*)(uintptr_t, uintptr_t))(uintptr_t)dlsym(lib, "ie_store_hidden"))(MASK, MASK);
+    assert_dead(h);
+}
+
+/* A library with a 40 MiB TLS block, opened with dlopen before gc_init
+ * (main() opens a copy, and touches the block), then closed while nothing
+ * collects; using another library's TLS makes glibc free the closed one's
+ * block, which unmaps it. The next collection must not read it: it was
+ * read in place, as a startup module's, and the collection crashed. */
+static void *big_tls_before_init;
+
+/* dlopen a copy of the library at path, under a name of its own: a test
+ * that later opens the library itself gets another module. No asserts:
+ * main() calls it before cmocka runs. */
+static void *open_file_copy(const char *path)
+{
+    char tmp[] = "/tmp/spangc-test-filecopy-XXXXXX";
+    int in = open(path, O_RDONLY), out = mkstemp(tmp);
+    bool ok = in >= 0 && out >= 0;
+    char buf[65536];
+    ssize_t n;
+    while (ok && (n = read(in, buf, sizeof buf)) > 0)
+        ok = write(out, buf, (size_t)n) == n;
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    void *lib = ok ? dlopen(tmp, RTLD_NOW | RTLD_LOCAL) : NULL;
+    unlink(tmp);
+    return lib;
+}
+
+static void test_startup_library_with_tls_closed(void **state)
+{
+    (void)state;
+    if (!big_tls_before_init)
+        skip();
+    collect();
+    assert_int_equal(dlclose(big_tls_before_init), 0);
+    big_tls_before_init = NULL;
+    void *small = dlopen(TEST_ROOTS_TLSPLUGIN2, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(small);
+    ((touch_fn)(uintptr_t)dlsym(small, "tlsplugin_touch"))(NULL);
+    collect();
+    collect();
+    assert_int_equal(dlclose(small), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1220,6 +1292,8 @@ int main(void)
         cmocka_unit_test_teardown(test_tls_of_library_opened_before_gc_init, tls_case_teardown),
         cmocka_unit_test_teardown(test_tls_block_where_a_closed_library_had_one, tls_case_teardown),
         cmocka_unit_test(test_copy_many_stops_at_an_unreadable_range),
+        cmocka_unit_test(test_static_tls_of_library_opened_later),
+        cmocka_unit_test(test_startup_library_with_tls_closed),
         cmocka_unit_test(test_library_opened_during_collection),
         cmocka_unit_test(test_library_kept_opening_during_collection),
         cmocka_unit_test(test_collect_inside_dl_iterate_phdr),
@@ -1243,5 +1317,8 @@ int main(void)
         cmocka_unit_test(test_shared_library_data),
     };
     opened_before_init = open_copy(); /* setup calls gc_init */
+    big_tls_before_init = open_file_copy(TEST_ROOTS_TLSPLUGIN);
+    if (big_tls_before_init)
+        ((touch_fn)(uintptr_t)dlsym(big_tls_before_init, "tlsplugin_touch"))(NULL);
     return cmocka_run_group_tests(tests, setup, NULL);
 }
