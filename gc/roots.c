@@ -663,13 +663,13 @@ static bool tls_module_listed(const tls_block *b)
  * blocks (a large one is unmapped), and another library may have its
  * address and TLS id: the blocks were read in place all the same, and the
  * next collection crashed. So they are read through copies from then on,
- * and not at all if their module is missing from the listing. Any other
- * module may have been closed since the
- * thread registered, and glibc frees the block then. Such a block is read
- * through copies if its module was in the listing the collector scans, or
- * loaded after it (the thread registered since, so its dlpi_adds is
- * newer); a module loaded before the listing and missing from it has been
- * closed. */
+ * and not at all if their module is missing from the listing.
+ *
+ * Any other module may have been closed since the thread registered, and
+ * glibc frees the block then. Such a block is read through copies if its
+ * module was in the listing the collector scans, or loaded after it (the
+ * thread registered since, so its dlpi_adds is newer); a module loaded
+ * before the listing and missing from it has been closed. */
 static tls_read tls_block_read(const tls_block *b)
 {
     if (startup_module(b->module, NULL)) {

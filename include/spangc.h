@@ -284,8 +284,9 @@ SPANGC_API int gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg);
 /* Run the finalizers queued so far on this thread, oldest first; returns
  * how many ran. Those queued while it runs (by other threads' collections,
  * or by the finalizers themselves) wait for the next call, so a call
- * always returns. Costs one load when nothing is queued. An unregistered thread runs none
- * (its stack is not scanned, so it could not keep obj alive): 0. */
+ * always returns. Costs one load when nothing is queued. An unregistered
+ * thread runs none (its stack is not scanned, so it could not keep obj
+ * alive): 0. */
 SPANGC_API size_t gc_run_finalizers(void);
 
 /* A weak handle: gc_weak_get gives the object while it is reachable, and
