@@ -412,9 +412,7 @@ static bool run_cycle(bool forced, uint64_t extra, int tries)
     uint64_t prev_marked = ao_load(&spangc_gc.heap_marked);
     ao_store(&early_armed, !started_early || marked < prev_marked - prev_marked / 8);
     ao_store(&spangc_gc.heap_marked, marked);
-    uint64_t large = ao_load(&spangc_mstats.large_since_mark);
-    uint64_t in_spans = ao_load(&spangc_mstats.heap_live);
-    in_spans = in_spans > large ? in_spans - large : 0;
+    uint64_t in_spans = heap_live_small(); /* before both are reset */
     ao_store(&spangc_mstats.heap_live, marked);
     ao_store(&spangc_mstats.large_since_mark, 0);
     ao_store(&spangc_gc.goal_basis, marked + extra);

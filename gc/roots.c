@@ -209,14 +209,13 @@ static int note_startup(struct dl_phdr_info *info, size_t size, void *data)
     return 0;
 }
 
-/* Whether the module loaded at addr, from the file name (any name if
- * NULL), was there at gc_init. The name tells a library opened since at
- * the address of a closed one from it. */
-static bool startup_module(uintptr_t addr, const char *name)
+/* Whether the module loaded at addr, from the file whose name has hash
+ * name (spangc_module_name_hash), was there at gc_init. The name tells a
+ * library opened since at the address of a closed one from it. */
+static bool startup_module(uintptr_t addr, uintptr_t name)
 {
     for (size_t i = 0; i < roots.startup.n; i++)
-        if (roots.startup.r[i].lo == addr &&
-            (!name || roots.startup.r[i].hi == spangc_module_name_hash(name)))
+        if (roots.startup.r[i].lo == addr && roots.startup.r[i].hi == name)
             return true;
     return false;
 }
@@ -225,7 +224,7 @@ static bool loaded_at_startup(const struct dl_phdr_info *info)
 {
     if (info->dlpi_name == NULL || info->dlpi_name[0] == 0)
         return true; /* the program itself (or the vDSO) */
-    return startup_module(info->dlpi_addr, info->dlpi_name);
+    return startup_module(info->dlpi_addr, spangc_module_name_hash(info->dlpi_name));
 }
 
 /* The module's read-only-after-relocation part (PT_GNU_RELRO: .got,
@@ -552,7 +551,8 @@ bool spangc_roots_list_stopped(void)
     roots.now->unloadable.n = 0;
     drop_late_tls_modules();
     for (const struct link_map *m = _r_debug.r_map; m; m = m->l_next)
-        if (m->l_name && m->l_name[0] && !startup_module(m->l_addr, m->l_name) &&
+        if (m->l_name && m->l_name[0] &&
+            !startup_module(m->l_addr, spangc_module_name_hash(m->l_name)) &&
             !list_module_stopped(m))
             return false;
     if (roots.now->failed)
@@ -672,7 +672,7 @@ static bool tls_module_listed(const tls_block *b)
  * before the listing and missing from it has been closed. */
 static tls_read tls_block_read(const tls_block *b)
 {
-    if (startup_module(b->module, NULL)) {
+    if (startup_module(b->module, b->name)) {
         if (!tls_module_listed(b))
             return TLS_GONE;
         /* An address from a vector may be stale. */

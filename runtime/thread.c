@@ -425,6 +425,9 @@ static SPANGC_STATE struct {
     size_t length_in_slot;    /* the length's offset in slot -1 */
     size_t modid_in_link_map; /* l_tls_modid's offset in a struct link_map */
     bool modid_known;
+    /* The static TLS area's size, with the descriptor, and the
+     * descriptor's; 0 if glibc does not say (main_static_tls). */
+    size_t static_tls_size, descriptor_size;
 } dtv_layout; /* set by spangc_threads_init, read-only after */
 
 /* 1 from spangc_threads_init if the layout is published, 0 for ever once
@@ -438,6 +441,14 @@ static void dtv_layout_init(void)
     const uint32_t *block = dlsym(RTLD_DEFAULT, "_thread_db_dtv_t_pointer_val");
     const uint32_t *length = dlsym(RTLD_DEFAULT, "_thread_db_dtv_t_counter");
     const uint32_t *modid = dlsym(RTLD_DEFAULT, "_thread_db_link_map_l_tls_modid");
+    void (*static_info)(size_t *, size_t *) =
+        (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
+    const uint32_t *descriptor = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
+    if (static_info && descriptor) {
+        size_t align;
+        static_info(&dtv_layout.static_tls_size, &align);
+        dtv_layout.descriptor_size = *descriptor;
+    }
     const uint32_t word_bits = 8 * sizeof(uintptr_t);
     if (modid && modid[0] == word_bits) {
         dtv_layout.modid_in_link_map = modid[2];
@@ -756,17 +767,11 @@ static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
 static void main_static_tls(spangc_thread *t, const tls_collect *c)
 {
 #if defined(__x86_64__)
-    void (*info)(size_t *, size_t *) =
-        (void (*)(size_t *, size_t *))dlsym(RTLD_DEFAULT, "_dl_get_tls_static_info");
-    const uint32_t *descriptor = dlsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread");
-    if (t->tid != getpid() || !info || !descriptor)
-        return;
-    size_t size = 0, align = 0;
-    info(&size, &align);
+    size_t size = dtv_layout.static_tls_size, descriptor = dtv_layout.descriptor_size;
     uintptr_t tp = (uintptr_t)t->pthread;
-    if (size <= *descriptor || size - *descriptor > tp)
+    if (t->tid != threads.pid || size <= descriptor || size - descriptor > tp)
         return;
-    uintptr_t lo = tp - (size - *descriptor);
+    uintptr_t lo = tp - (size - descriptor);
     /* The blocks of the modules loaded at start-up (libc's, at least) lie
      * inside it; those of modules opened before registration may lie
      * elsewhere, but none across its ends. */
