@@ -597,6 +597,22 @@ void gc_enable(void)
     }
 }
 
+/* The goal after an option changed, for the heap marked by the last
+ * cycle. Under a memory limit it depends on how much of the heap is in
+ * use, and while the last cycle's sweep is unfinished the dead objects of
+ * unswept spans count as used: heap_live no longer counts them, and no
+ * free slot or free page holds them yet. The goal fell to its floor, or
+ * not, with the background sweeper's progress (a limit lowered right
+ * after a collection). So the sweep is finished first, as the next cycle
+ * would; that takes at most one sweep of the heap, and the setters are
+ * rare. */
+static void reset_goal(void)
+{
+    if (spangc_memory_limit())
+        spangc_sweep_finish();
+    set_goal(ao_load(&spangc_gc.goal_basis), heap_live_small());
+}
+
 /* Before gc_init the setters do nothing: gc_init sets every option, so
  * a value stored earlier would be lost without a word. */
 static bool initialized(void)
@@ -610,7 +626,7 @@ int gc_set_percent(int percent)
         return 0;
     int old = spangc_gc_percent();
     ao_store(&spangc_cfg.gc_percent, (uintptr_t)(intptr_t)(percent < 0 ? -1 : percent));
-    set_goal(ao_load(&spangc_gc.goal_basis), heap_live_small());
+    reset_goal();
     return old;
 }
 
@@ -620,7 +636,7 @@ uint64_t gc_set_memory_limit(uint64_t bytes)
         return 0;
     uint64_t old = ao_load(&spangc_cfg.memory_limit);
     ao_store(&spangc_cfg.memory_limit, bytes);
-    set_goal(ao_load(&spangc_gc.goal_basis), heap_live_small());
+    reset_goal();
     return old;
 }
 

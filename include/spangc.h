@@ -212,7 +212,10 @@ SPANGC_API void gc_enable(void);
 SPANGC_API int gc_set_percent(int percent);
 
 /* Set the soft memory limit in bytes (the GC_MEMORY_LIMIT option; 0 for
- * none) and return the previous one. */
+ * none) and return the previous one. Under a limit this call and
+ * gc_set_percent first finish sweeping the last collection's garbage (at
+ * most one pass over the heap), so that the new goal counts the memory
+ * that collection freed. */
 SPANGC_API uint64_t gc_set_memory_limit(uint64_t bytes);
 
 /* ------------------------------------------------------------------------
