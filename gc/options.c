@@ -66,9 +66,13 @@ static const char *env_value(bool use_env, const char *name)
 }
 
 /* A decimal integer in [min, max]: the range is checked on the long, before
- * the caller narrows it, so that 4294967306 is not taken for 10. */
+ * the caller narrows it, so that 4294967306 is not taken for 10. Nothing
+ * before or after it: strtol would skip leading blanks and a '+', and
+ * " 50" passed where "50 " did not. */
 static bool parse_int(const char *s, long min, long max, long *out)
 {
+    if (*s != '-' && (*s < '0' || *s > '9'))
+        return false;
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);

@@ -95,6 +95,9 @@ static void test_bad_values(void **state)
         {"GC_SUSPEND_SIGNAL", "4294967306"}, {"GC_SCAVENGE_DELAY_MS", "4294967296"},
         {"GC_DEBUG", "stress=4294967296"},   {"GC_MARKERS", "0"},
         {"GC_MARKERS", "4294967296"},
+        /* Blanks are refused on either side, and so is a '+'. */
+        {"GC_PERCENT", " 50"},           {"GC_PERCENT", "50 "},
+        {"GC_PERCENT", "+50"},           {"GC_MARKERS", "\t2"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         clear_env();
