@@ -23,7 +23,9 @@ typedef struct gc_state {
 } gc_state;
 
 /* world_lock is a lock; the rest are atomic words written by the
- * collector (holding world_lock) and read anywhere. */
+ * collector (holding world_lock) and read anywhere. The sweepers also
+ * take bytes off heap_marked: those of objects two markers both counted
+ * (gc/sweep.c). */
 extern SPANGC_STATE gc_state spangc_gc;
 
 bool spangc_gc_due_early(void);

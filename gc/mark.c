@@ -649,14 +649,23 @@ void spangc_mark_begin(bool parallel)
     pthread_mutex_unlock(&mk.wake_mu);
 }
 
+/* Before overflow recovery after a parallel mark: the workers' marks
+ * into mark_bits, in every span, so that the recovery, which sets and
+ * tests mark_bits alone, sees every object marked. Folding span by span
+ * as the rescan went marked again, and counted again, an object a worker
+ * had marked in a span the rescan had not reached. */
+static void fold_span(mspan *s, void *arg)
+{
+    (void)arg;
+    collector->bytes -= (uint64_t)span_fold_marks(s) * s->elemsize;
+}
+
 /* Overflow recovery: scan every marked object of a scan span again. */
 static void rescan_span(mspan *s, void *arg)
 {
     (void)arg;
     if (span_is_noscan(s))
         return;
-    if (!mk.bits_fn)
-        span_fold_marks(s);
     uint64_t *bits = mk.bits_fn ? mk.bits_fn(s) : s->mark_bits;
     for (uint32_t w = 0; w * 64 < s->nelems; w++) {
         for (uint64_t m = bits[w]; m; m &= m - 1) {
@@ -680,6 +689,8 @@ uint64_t spangc_mark_finish(void)
         mk.m[i].parallel = false;
     }
     /* Recovery runs on the collecting thread alone. */
+    if (overflowed && mk.nmarkers > 1)
+        spangc_mheap_for_each_span(fold_span, NULL);
     while (overflowed) {
         mk.overflowed_this_cycle = true;
         collector->overflowed = false;

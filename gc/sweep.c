@@ -29,6 +29,7 @@
 #include "sweep.h"
 
 #include "debug.h"
+#include "gc.h"
 #include "specials.h"
 #include "../runtime/mcentral.h"
 #include "../runtime/mheap.h"
@@ -48,6 +49,20 @@ static void free_slots_accounting(mspan *s, uint32_t nfreed)
 {
     ao_add(&spangc_mstats.frees, nfreed);
     ao_sub(&spangc_mstats.heap_alloc, (uintptr_t)nfreed * s->elemsize);
+}
+
+/* Fold s's marks into one bitmap (mspan.h). An object that two markers
+ * both marked had its bytes counted by each: take them back off the
+ * cycle's marked bytes and off heap_live, which mark termination set from
+ * them. After gc_collect, which sweeps everything, heap_live is exact. */
+static void fold_marks(mspan *s)
+{
+    uint32_t twice = span_fold_marks(s);
+    if (twice) {
+        uint64_t bytes = (uint64_t)twice * s->elemsize;
+        ao_sub(&spangc_gc.heap_marked, bytes);
+        ao_sub(&spangc_mstats.heap_live, bytes);
+    }
 }
 
 /* Free slots keep no layout (mspan.h), so that a conservative allocation
@@ -75,7 +90,7 @@ bool spangc_span_sweep(mspan *s, bool preserve)
                      (void *)s->base, (unsigned)ao_load(&s->state),
                      (unsigned long)ao_load(&s->sweepgen), (unsigned long)sg);
     ao_sub(&spangc_sweep.unswept, 1);
-    span_fold_marks(s);
+    fold_marks(s);
 
     if (s->specials)
         spangc_specials_sweep(s);

@@ -31,9 +31,12 @@
  * par_bits[w][0], and the other workers (more than two CPUs) par_bits[w][1],
  * with compare-and-swap among themselves. An object is marked if its bit
  * is set in any of the three; two markers may both find it unmarked and
- * both scan it, which is only repeated work. Whoever next needs the marks
- * as one bitmap folds them in (span_fold_marks): the sweeper, the
- * overflow rescan, and verify's check.
+ * both scan it, which is repeated work, and both count its bytes. Whoever
+ * next needs the marks as one bitmap folds them in (span_fold_marks), and
+ * takes the bytes counted twice back off: the sweeper (gc/sweep.c) and
+ * the overflow recovery (gc/mark.c), which folds every span before it
+ * marks on with mark_bits alone. Verify's check reads the three without
+ * folding.
  *
  * The sweepgen protocol. mheap.sweepgen (sg) grows by 2 at every mark
  * termination, while the world is stopped. Relative to it:
@@ -254,17 +257,24 @@ static inline mspan *spangc_span_of_heap(uintptr_t p)
 
 /* Make mark_bits the whole mark: fold in, and clear, the words the
  * workers of a parallel mark set. The world is stopped, or the caller owns
- * the span (its sweeper). */
-static inline void span_fold_marks(mspan *s)
+ * the span (its sweeper). Returns the number of objects marked by more
+ * than one marker: each of those counted the object's bytes as marked, so
+ * the marked bytes are too high by that many objects. */
+static inline uint32_t span_fold_marks(mspan *s)
 {
+    uint32_t twice = 0;
     for (uint32_t w = 0; w * 64 < s->nelems; w++) {
-        uint64_t par = s->par_bits[w][0] | s->par_bits[w][1];
-        if (par) {
-            s->mark_bits[w] |= par;
+        uint64_t p0 = s->par_bits[w][0], p1 = s->par_bits[w][1];
+        if (p0 | p1) {
+            uint64_t own = s->mark_bits[w], all = own | p0 | p1;
+            twice += (uint32_t)(__builtin_popcountll(own) + __builtin_popcountll(p0) +
+                                __builtin_popcountll(p1) - __builtin_popcountll(all));
+            s->mark_bits[w] = all;
             s->par_bits[w][0] = 0;
             s->par_bits[w][1] = 0;
         }
     }
+    return twice;
 }
 
 /* The slots of word w (64 slots from w * 64) that are allocated in the
