@@ -71,6 +71,18 @@ static void test_environment(void **state)
     assert_int_equal(spangc_options_load(&o), 0);
     assert_int_equal(spangc_gc_percent(), 200);
     assert_int_equal(spangc_cfg.min_heap, 2 << 20);
+    /* The debug fields (lox --gc-stress sets .stress), each on its own:
+     * GC_DEBUG gives what the options leave unset. */
+    setenv("GC_DEBUG", "poison,stress=9", 1);
+    gc_options dbg = {.stress = 3};
+    assert_int_equal(spangc_options_load(&dbg), 0);
+    assert_int_equal(spangc_cfg.stress, 3);
+    assert_true(spangc_cfg.poison && !spangc_cfg.verify);
+    gc_options dbg2 = {.debug = GC_DEBUG_VERIFY};
+    assert_int_equal(spangc_options_load(&dbg2), 0);
+    assert_int_equal(spangc_cfg.stress, 9);
+    assert_true(spangc_cfg.verify && !spangc_cfg.poison);
+    unsetenv("GC_DEBUG");
     gc_options ignore = {.flags = GC_OPT_IGNORE_ENV};
     assert_int_equal(spangc_options_load(&ignore), 0);
     assert_int_equal(spangc_gc_percent(), 100);

@@ -1,10 +1,23 @@
 # Runs one Lox program and compares its standard output with the expected
 # output file. Called by ctest:
 #   cmake -DLOX=<lox binary> -DPROGRAM=<file.lox> -DEXPECTED=<file>
-#         [-DFLAGS=<flags separated by ;>] -P run_program.cmake
+#         [-DFLAGS=<flags separated by ;>] [-DSTRESS=1] -P run_program.cmake
 # or, for the REPL, -DINPUT=<file> instead of -DPROGRAM: the file becomes
 # the standard input of lox started without a script.
+#
+# A stress run (--gc-stress among the flags, or STRESS=1 when LOX is the
+# lox-gc-stress wrapper) must collect at every allocation: it also gets
+# --stats, whose report at exit must count at least as many collections
+# as objects allocated. The output alone would not tell: it is the same
+# whether or not the collections happen.
 cmake_minimum_required(VERSION 3.25)
+
+if("--gc-stress" IN_LIST FLAGS)
+  set(STRESS 1)
+endif()
+if(STRESS)
+  list(APPEND FLAGS --stats)
+endif()
 
 if(DEFINED INPUT)
   set(PROGRAM "")
@@ -26,6 +39,16 @@ file(READ ${EXPECTED} expected)
 
 if(NOT status EQUAL 0)
   message(FATAL_ERROR "${PROGRAM}${INPUT}: lox exited with ${status}\n${errors}")
+endif()
+if(STRESS)
+  string(REGEX MATCH "collections +([0-9]+)" found "${errors}")
+  set(collections "${CMAKE_MATCH_1}")
+  string(REGEX MATCH "allocated +([0-9]+) objects" found "${errors}")
+  set(allocated "${CMAKE_MATCH_1}")
+  if(collections STREQUAL "" OR allocated STREQUAL "" OR collections LESS allocated)
+    message(FATAL_ERROR "${PROGRAM}: a stress run collected ${collections} times for "
+                        "${allocated} objects allocated\n${errors}")
+  endif()
 endif()
 if(NOT actual STREQUAL expected)
   # Show the first differing line, then both outputs in full.
