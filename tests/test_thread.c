@@ -377,6 +377,10 @@ static void test_blocked_threads(void **state)
 
 /* ---- other threads' stacks, registers and TLS ------------------------------ */
 
+/* The program's own __thread variable: in a thread other than main, its
+ * static TLS block lies in the thread's stack mapping, so the stack scan
+ * finds it (the TLS scanning proper, dlopen'ed libraries' blocks, is
+ * test_roots' job). */
 static __thread uintptr_t tls_slot;
 static volatile uintptr_t hidden_stack, hidden_tls;
 
@@ -594,26 +598,34 @@ static void test_cancel_inside_spangc(void **state)
  * pages, within RLIMIT_STACK of its top, never are), so a collection there
  * neither faults nor loses what main's frames hold. */
 #define CORO_STACK (256 * 1024)
-static ucontext_t main_ctx, coro_ctx;
+/* The two contexts live in run_coroutine's frame: getcontext and
+ * swapcontext save the registers, one of which may hold the object, and a
+ * static copy (in a scanned data segment) kept it alive with main's stack
+ * not scanned at all. */
+static ucontext_t *main_ctx, *coro_ctx;
 static uintptr_t coro_result; /* hidden: the object, if main's frame kept it */
 
 static void on_coroutine(void)
 {
     collect();
-    swapcontext(&coro_ctx, &main_ctx);
+    swapcontext(coro_ctx, main_ctx);
 }
 
 static __attribute__((noinline)) void run_coroutine(void *stack, uintptr_t held)
 {
+    ucontext_t main_here, coro_here;
+    main_ctx = &main_here;
+    coro_ctx = &coro_here;
     volatile uintptr_t on_main_stack = (uintptr_t)SHOW(held); /* the only reference */
     held = 0;
-    getcontext(&coro_ctx);
-    coro_ctx.uc_stack.ss_sp = stack;
-    coro_ctx.uc_stack.ss_size = CORO_STACK;
-    coro_ctx.uc_link = &main_ctx;
-    makecontext(&coro_ctx, on_coroutine, 0);
-    swapcontext(&main_ctx, &coro_ctx);
+    getcontext(coro_ctx);
+    coro_ctx->uc_stack.ss_sp = stack;
+    coro_ctx->uc_stack.ss_size = CORO_STACK;
+    coro_ctx->uc_link = main_ctx;
+    makecontext(coro_ctx, on_coroutine, 0);
+    swapcontext(main_ctx, coro_ctx);
     coro_result = HIDE(on_main_stack);
+    main_ctx = coro_ctx = NULL;
 }
 
 static void test_collect_on_coroutine_stack(void **state)
