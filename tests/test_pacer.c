@@ -69,6 +69,7 @@ static void test_stats_after_collect(void **state)
     assert_true(b.heap_alloc >= 100 * 1024);
     assert_int_equal(b.heap_objects, b.mallocs - b.frees);
     assert_int_equal(b.num_gc, a.num_gc + 1);
+    assert_int_equal(b.num_forced_gc, a.num_forced_gc + 1);
     assert_true(b.last_pause_ns > 0 && b.max_pause_ns >= b.last_pause_ns);
     assert_true(b.pause_total_ns >= a.pause_total_ns + b.last_pause_ns);
     assert_true(b.heap_live >= 100 * 1024 && b.heap_live <= b.heap_alloc);
@@ -85,6 +86,37 @@ static void test_stats_after_collect(void **state)
     assert_true(c.frees - b.frees >= 100 - kept);
     assert_true(b.heap_alloc - c.heap_alloc >= (100 - kept) * 1024);
     rooted_destroy(&hundred);
+}
+
+/* A list of n 16-byte nodes, held by global_root: slow to mark. */
+static __attribute__((noinline)) void make_list(size_t n)
+{
+    void **head = NULL;
+    for (size_t i = 0; i < n; i++) {
+        void **node = gc_alloc(2 * sizeof(void *));
+        node[0] = head;
+        head = node;
+    }
+    global_root = head;
+}
+
+/* max_pause_ns is the longest pause so far, not the last one: the pause
+ * that marked a long list stays the maximum after shorter ones. */
+static void test_max_pause_is_the_longest(void **state)
+{
+    (void)state;
+    make_list(500000);
+    collect();
+    gc_stats big, after;
+    gc_get_stats(&big);
+    global_root = NULL;
+    collect();
+    collect();
+    gc_get_stats(&after);
+    print_message("list marked in %.3f ms, then %.3f ms\n", big.last_pause_ns / 1e6,
+                  after.last_pause_ns / 1e6);
+    assert_true(after.max_pause_ns >= big.last_pause_ns);
+    assert_true(after.max_pause_ns > after.last_pause_ns);
 }
 
 /* gc_disable stops automatic cycles (nesting); gc_collect still works. */
@@ -691,6 +723,7 @@ int main(void)
         /* First, so that its child starts from a small heap. */
         cmocka_unit_test(test_memory_limit_sweeps_before_growing),
         cmocka_unit_test(test_stats_after_collect),
+        cmocka_unit_test(test_max_pause_is_the_longest),
         cmocka_unit_test(test_disable_enable),
         cmocka_unit_test(test_min_heap_is_the_smallest_goal),
         cmocka_unit_test(test_goal_follows_gc_percent),

@@ -5,6 +5,11 @@
 # or, for the REPL, -DINPUT=<file> instead of -DPROGRAM: the file becomes
 # the standard input of lox started without a script.
 #
+# The flags that print are checked for what they print: --gc-trace a line
+# per cycle, --stats the statistics at exit; GCSTATS=1 says the program
+# calls gcStats(), whose line must be there too; PROFILE=<file> adds
+# --heap-profile <file>, which must then hold a heap profile with samples.
+#
 # A stress run (--gc-stress among the flags, or STRESS=1 when LOX is the
 # lox-gc-stress wrapper) must collect at every allocation: it also gets
 # --stats, whose report at exit must count at least as many collections
@@ -17,6 +22,10 @@ if("--gc-stress" IN_LIST FLAGS)
 endif()
 if(STRESS)
   list(APPEND FLAGS --stats)
+endif()
+if(DEFINED PROFILE)
+  file(REMOVE ${PROFILE})
+  list(APPEND FLAGS --heap-profile ${PROFILE})
 endif()
 
 if(DEFINED INPUT)
@@ -39,6 +48,28 @@ file(READ ${EXPECTED} expected)
 
 if(NOT status EQUAL 0)
   message(FATAL_ERROR "${PROGRAM}${INPUT}: lox exited with ${status}\n${errors}")
+endif()
+set(must_print "")
+if("--gc-trace" IN_LIST FLAGS)
+  list(APPEND must_print "gc [0-9]+ @[0-9.]+s: pause [0-9.]+ ms, heap [0-9.]+ -> [0-9.]+ MiB live")
+endif()
+if("--stats" IN_LIST FLAGS)
+  list(APPEND must_print "lox: heap statistics at exit")
+endif()
+if(GCSTATS)
+  list(APPEND must_print "gc: [0-9]+ collections, heap [0-9.]+ KiB in [0-9]+ objects")
+endif()
+foreach(pattern IN LISTS must_print)
+  if(NOT errors MATCHES "${pattern}")
+    message(FATAL_ERROR "${PROGRAM}: nothing on stderr matches '${pattern}'\n${errors}")
+  endif()
+endforeach()
+if(DEFINED PROFILE)
+  file(READ ${PROFILE} profile)
+  if(NOT profile MATCHES "^heap profile: [0-9]+: [0-9]+ \\[[0-9]+: [0-9]+\\] @ heap_v2/" OR
+     NOT profile MATCHES "\n[0-9]+: [0-9]+ \\[[0-9]+: [0-9]+\\] @ 0x")
+    message(FATAL_ERROR "${PROGRAM}: ${PROFILE} is not a heap profile with samples:\n${profile}")
+  endif()
 endif()
 if(STRESS)
   string(REGEX MATCH "collections +([0-9]+)" found "${errors}")
