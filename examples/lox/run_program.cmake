@@ -10,6 +10,10 @@
 # calls gcStats(), whose line must be there too; PROFILE=<file> adds
 # --heap-profile <file>, which must then hold a heap profile with samples.
 #
+# DROPS_STRINGS=1 says the program lets go of most strings it interned:
+# --stats must then count fewer interned strings alive than slots used
+# (the weak interning lets the dead ones go).
+#
 # A stress run (--gc-stress among the flags, or STRESS=1 when LOX is the
 # lox-gc-stress wrapper) must collect at every allocation: it also gets
 # --stats, whose report at exit must count at least as many collections
@@ -20,7 +24,7 @@ cmake_minimum_required(VERSION 3.25)
 if("--gc-stress" IN_LIST FLAGS)
   set(STRESS 1)
 endif()
-if(STRESS)
+if(STRESS OR DROPS_STRINGS)
   list(APPEND FLAGS --stats)
 endif()
 if(DEFINED PROFILE)
@@ -69,6 +73,13 @@ if(DEFINED PROFILE)
   if(NOT profile MATCHES "^heap profile: [0-9]+: [0-9]+ \\[[0-9]+: [0-9]+\\] @ heap_v2/" OR
      NOT profile MATCHES "\n[0-9]+: [0-9]+ \\[[0-9]+: [0-9]+\\] @ 0x")
     message(FATAL_ERROR "${PROGRAM}: ${PROFILE} is not a heap profile with samples:\n${profile}")
+  endif()
+endif()
+if(DROPS_STRINGS)
+  string(REGEX MATCH "interned strings +([0-9]+) live of ([0-9]+) slots" found "${errors}")
+  if(found STREQUAL "" OR NOT CMAKE_MATCH_1 LESS CMAKE_MATCH_2)
+    message(FATAL_ERROR "${PROGRAM}: the interned strings it dropped are still counted live\n"
+                        "${errors}")
   endif()
 endif()
 if(STRESS)
