@@ -450,6 +450,7 @@ static void test_memory_limit_set_mid_sweep(void **state)
     global_root = NULL;
     collect();
 }
+
 /* Past the soft limit, an allocation that finds no free span to fit it
  * sweeps on until one does, rather than grow while unswept spans still
  * hold garbage (reclaiming a request's worth of scattered pages is not

@@ -1,7 +1,8 @@
 # Runs one Lox program and compares its standard output with the expected
 # output file. Called by ctest:
 #   cmake -DLOX=<lox binary> -DPROGRAM=<file.lox> -DEXPECTED=<file>
-#         [-DFLAGS=<flags separated by ;>] [-DSTRESS=1] -P run_program.cmake
+#         [-DFLAGS=<flags separated by ;>] [-DSTRESS=1] [-DGCSTATS=1]
+#         [-DPROFILE=<file>] [-DDROPS_STRINGS=1] -P run_program.cmake
 # or, for the REPL, -DINPUT=<file> instead of -DPROGRAM: the file becomes
 # the standard input of lox started without a script.
 #
