@@ -390,6 +390,7 @@ static void test_type_new_arguments(void **state)
         {16, {SIZE_MAX - 7}, 1, false},           /* offset + 8 wraps to 0 */
         {8, {0, 0}, 2, false},                    /* more offsets than words */
         {(size_t)1 << 40, {(size_t)1 << 39}, 1, false}, /* word index > 32 bits */
+        {12, {0}, 1, false}, /* packed: element 1's pointer would be at byte 12 */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;

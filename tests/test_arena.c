@@ -1,6 +1,6 @@
 /*
  * test_arena.c - the arena index finds the span of any heap address and
- * rejects every other address.
+ * rejects every other address, freed spans' included.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "mspan.h"
+#include "testutil.h"
 
 static int static_word;
 
@@ -98,6 +99,21 @@ static void test_free_slot_is_not_an_object(void **state)
     }
 }
 
+/* The pages of a freed span are still in the arena, and the index may
+ * still name the span, but no object is there. */
+static void test_freed_span_holds_no_object(void **state)
+{
+    (void)state;
+    uintptr_t h = make(200000); /* a large object: its own span */
+    collect();
+    collect();
+    char *p = SHOW(h);
+    assert_null(spangc_span_of_heap((uintptr_t)p));
+    assert_null(gc_base(p));
+    assert_null(gc_base(p + 100000));
+    assert_int_equal(gc_size(p), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -105,6 +121,7 @@ int main(void)
         cmocka_unit_test(test_large_objects),
         cmocka_unit_test(test_foreign_addresses),
         cmocka_unit_test(test_free_slot_is_not_an_object),
+        cmocka_unit_test(test_freed_span_holds_no_object),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

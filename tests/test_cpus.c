@@ -96,6 +96,10 @@ static void test_v1_quota(void **state)
     put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
     put("/sys/fs/cgroup/unified/docker/abc/cpu.max", "100000 100000\n");
     assert_int_equal(spangc_cgroup_cpu_quota(root), 3);
+    /* The period is read, not assumed to be the kernel's default. */
+    put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "50000\n");
+    assert_int_equal(spangc_cgroup_cpu_quota(root), 6);
+    put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
     put("/sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n");
     assert_int_equal(spangc_cgroup_cpu_quota(root), 0);
     put("/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "250000\n");

@@ -103,8 +103,10 @@ static void test_poison_catches_write_after_free(void **state)
     expect_death(write_after_free, "AddressSanitizer: use-after-poison");
     expect_death(write_after_free_large, "AddressSanitizer: use-after-poison");
 #else
-    expect_death(write_after_free, "spangc: fatal: poison: write after free");
-    expect_death(write_after_free_large, "spangc: fatal: poison: write after free");
+    /* The byte written, not only "write after free": unpoisoned memory
+     * reports the object's stale first byte. */
+    expect_death(write_after_free, ", byte 100 of a freed ");
+    expect_death(write_after_free_large, ", byte 50000 of ");
 #endif
 }
 
@@ -151,7 +153,8 @@ static void corrupt_counts(void)
 static void test_verify_catches_bad_counts(void **state)
 {
     (void)state;
-    expect_death(corrupt_counts, "spangc: fatal: verify: span");
+    /* The span's own check, not the heap-wide totals that also fail. */
+    expect_death(corrupt_counts, "objects, bitmap has");
 }
 
 /* ---- a corrupted span ------------------------------------------------------ */
