@@ -395,12 +395,17 @@ static unsigned affinity_count(void)
 /* The cgroup quota in whole CPUs, 0 for none; -1 until read. world_lock. */
 static SPANGC_STATE int cgroup_quota = -1;
 
-unsigned spangc_cpus_usable(void)
+unsigned spangc_cpus_usable_under(unsigned quota)
 {
     unsigned n = affinity_count();
+    if (quota > 0 && quota < n)
+        n = quota;
+    return n > 0 ? n : 1;
+}
+
+unsigned spangc_cpus_usable(void)
+{
     if (cgroup_quota < 0)
         cgroup_quota = (int)spangc_cgroup_cpu_quota("");
-    if (cgroup_quota > 0 && (unsigned)cgroup_quota < n)
-        n = (unsigned)cgroup_quota;
-    return n > 0 ? n : 1;
+    return spangc_cpus_usable_under((unsigned)cgroup_quota);
 }

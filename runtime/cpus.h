@@ -9,6 +9,10 @@
  * read at the first call and kept; the caller holds world_lock. */
 unsigned spangc_cpus_usable(void);
 
+/* The same under a quota of whole CPUs (0: none) given by the caller, for
+ * tests on a host whose cgroup has none. */
+unsigned spangc_cpus_usable_under(unsigned quota);
+
 /* The cgroup CPU quota, rounded up to whole CPUs, or 0 if there is none
  * (or it cannot be read), with every file read at root followed by its
  * usual path: "" for the process's own files, a directory in which tests

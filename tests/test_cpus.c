@@ -256,6 +256,12 @@ static void test_affinity(void **state)
     assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof saved, &saved), 0);
     unsigned all = (unsigned)CPU_COUNT(&saved), quota = spangc_cgroup_cpu_quota("");
     assert_int_equal(spangc_cpus_usable(), quota && quota < all ? quota : all);
+    /* A quota below the mask's count wins, one above it does not (this
+     * host may have none of its own to show it). */
+    assert_int_equal(spangc_cpus_usable_under(0), all);
+    assert_int_equal(spangc_cpus_usable_under(all + 1), all);
+    if (all > 1)
+        assert_int_equal(spangc_cpus_usable_under(all - 1), all - 1);
 }
 
 int main(void)
