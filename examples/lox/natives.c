@@ -35,6 +35,7 @@
 #include "vm.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <spangc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,10 +147,18 @@ static void tempfile_release(TempFile *file)
     }
 }
 
+/* The VM's thread: the finalizers must run there (main.c turns spangc's
+ * finalizer thread off), since temp_files_open is the VM's alone. */
+static pthread_t vm_thread;
+
 /* The finalizer: the object is unreachable, so nobody can use the file. */
 static void tempfile_finalize(void *obj, void *arg)
 {
     (void)arg;
+    if (!pthread_equal(pthread_self(), vm_thread)) {
+        fputs("lox: a finalizer ran on a thread other than the VM's\n", stderr);
+        abort();
+    }
     tempfile_release(obj);
 }
 
@@ -258,6 +267,7 @@ static bool tempfile_count(int argc, Value *args)
 
 void natives_install(void)
 {
+    vm_thread = pthread_self();
     /* Layouts are never freed (gc_type_new): made once, not at every
      * vm_reset, which made two more per program the fuzzer ran until, after
      * 700,000, gc_type_new had none left. */
