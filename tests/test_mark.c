@@ -89,6 +89,29 @@ static void test_mark_stack_overflow(void **state)
     global_root = NULL;
 }
 
+/* rounds gc_collects with two markers and the given mark_stack_limit
+ * (0: none), over a heap that holds nothing but global_root's objects,
+ * all live: after each, heap_live must be heap_alloc, every object
+ * counted once. Returns the cycles whose mark stack overflowed. */
+static uint64_t collect_counting_once(int rounds, size_t stack_limit)
+{
+    unsigned saved = spangc_cfg.markers;
+    spangc_cfg.markers = 2;
+    collect(); /* marks enough that the next marks are parallel ones */
+    gc_stats a, b;
+    gc_get_stats(&a);
+    b = a;
+    for (int round = 0; round < rounds; round++) {
+        spangc_cfg.mark_stack_limit = stack_limit;
+        gc_collect();
+        spangc_cfg.mark_stack_limit = 0;
+        gc_get_stats(&b);
+        assert_int_equal(b.heap_live, b.heap_alloc);
+    }
+    spangc_cfg.markers = saved;
+    return b.mark_stack_overflows - a.mark_stack_overflows;
+}
+
 /* Two markers and an overflow: every object counts once in the marked
  * bytes, so after gc_collect heap_live is heap_alloc (nothing but the
  * test's objects, all live). The recovery, which tests the collector's
@@ -109,22 +132,9 @@ static __attribute__((noinline)) void make_fans(size_t n)
 static void test_parallel_overflow_counts_each_object_once(void **state)
 {
     (void)state;
-    unsigned saved = spangc_cfg.markers;
-    spangc_cfg.markers = 2;
-    make_fans(100000); /* 8 MiB: the next mark is a parallel one */
-    collect();
-    gc_stats a, b;
-    gc_get_stats(&a);
-    for (int round = 0; round < 3; round++) {
-        spangc_cfg.mark_stack_limit = 1;
-        gc_collect();
-        spangc_cfg.mark_stack_limit = 0;
-        gc_get_stats(&b);
-        assert_int_equal(b.heap_live, b.heap_alloc);
-    }
-    assert_true(b.mark_stack_overflows >= a.mark_stack_overflows + 3);
+    make_fans(100000); /* 8 MiB */
+    assert_true(collect_counting_once(3, 1) >= 3);
     global_root = NULL;
-    spangc_cfg.markers = saved;
 }
 
 /* Two markers that meet the same object at the same moment both mark it,
@@ -150,19 +160,9 @@ static __attribute__((noinline)) void make_shared_targets(size_t n, size_t nshar
 static void test_parallel_mark_counts_shared_objects_once(void **state)
 {
     (void)state;
-    unsigned saved = spangc_cfg.markers;
-    spangc_cfg.markers = 2;
-    make_shared_targets(300000, 64); /* 12 MiB: parallel marks */
-    collect();
-    int rounds = TRACK_VG_RUNNING() ? 10 : 150;
-    for (int round = 0; round < rounds; round++) {
-        gc_collect();
-        gc_stats st;
-        gc_get_stats(&st);
-        assert_int_equal(st.heap_live, st.heap_alloc);
-    }
+    make_shared_targets(300000, 64); /* 12 MiB */
+    (void)collect_counting_once(TRACK_VG_RUNNING() ? 10 : 150, 0);
     global_root = NULL;
-    spangc_cfg.markers = saved;
 }
 
 struct rec {
