@@ -31,10 +31,7 @@
 #include "options.h"
 #include "testutil.h"
 #include "thread.h"
-
-#if defined(SPANGC_HAVE_VALGRIND)
-#include <valgrind/valgrind.h>
-#endif
+#include "track.h"
 
 static int setup(void **state)
 {
@@ -114,14 +111,19 @@ static void pin_self(int cpu)
     assert_int_equal(pthread_setaffinity_np(pthread_self(), sizeof set, &set), 0);
 }
 
-/* Waits with nanosleep, a call the stop signal interrupts (and one in
- * which ThreadSanitizer delivers it). */
-static void sleep_until_set(ao_word *flag)
+/* Waits until *w is at least n, with nanosleep, a call the stop signal
+ * interrupts (and one in which ThreadSanitizer delivers it). */
+static void sleep_until_reaches(ao_word *w, uintptr_t n)
 {
-    while (!ao_load_acq(flag)) {
+    while (ao_load_acq(w) < n) {
         struct timespec ts = {0, 50000};
         nanosleep(&ts, NULL);
     }
+}
+
+static void sleep_until_set(ao_word *flag)
+{
+    sleep_until_reaches(flag, 1);
 }
 
 static void *pinned_thread(void *arg)
@@ -509,10 +511,8 @@ static void test_collect_on_smallest_stack(void **state)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     size *= 8;
 #endif
-#if defined(SPANGC_HAVE_VALGRIND)
-    if (RUNNING_ON_VALGRIND)
+    if (TRACK_VG_RUNNING())
         size *= 8;
-#endif
     assert_int_equal(pthread_attr_setstacksize(&attr, size), 0);
     pthread_t th;
     void *ok;
@@ -558,14 +558,6 @@ static void *register_until_cancelled(void *arg)
     return NULL;
 }
 
-static void wait_for_cycles(ao_word *cycles, uintptr_t n)
-{
-    while (ao_load_acq(cycles) < n) {
-        struct timespec ts = {0, 200 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
 static void test_cancel_inside_spangc(void **state)
 {
     (void)state;
@@ -576,15 +568,15 @@ static void test_cancel_inside_spangc(void **state)
         pthread_create(&victim, NULL, collect_until_cancelled, (void *)&cancel_cycles[0]);
         pthread_create(&other, NULL, collect_until_cancelled, (void *)&cancel_cycles[1]);
         pthread_create(&reg, NULL, register_until_cancelled, NULL);
-        wait_for_cycles(&cancel_cycles[0], 5);
-        wait_for_cycles(&cancel_cycles[1], 5);
+        sleep_until_reaches(&cancel_cycles[0], 5);
+        sleep_until_reaches(&cancel_cycles[1], 5);
         pthread_cancel(victim);
         pthread_cancel(reg);
         pthread_join(victim, NULL);
         pthread_join(reg, NULL);
         /* The survivor goes on collecting, and so does this thread. */
         uintptr_t seen = ao_load_acq(&cancel_cycles[1]);
-        wait_for_cycles(&cancel_cycles[1], seen + 3);
+        sleep_until_reaches(&cancel_cycles[1], seen + 3);
         collect();
         pthread_cancel(other);
         pthread_join(other, NULL);
