@@ -2,10 +2,12 @@
  * finalizer.c - queued finalizers and where they run [Go: mfinal.go].
  *
  * Sweeping a dead object with a finalizer resurrects the object and
- * queues {fn, obj, arg} here. The queue is a list of blocks of entries in
- * metadata memory, guarded by finq_lock, and is a root of marking: a
- * queued object (and everything it points to, and arg) stays alive until
- * its finalizer has been called. An entry leaves the queue just before
+ * queues the finalizer's record here: the record gc_set_finalizer made
+ * becomes the queue's node (specials.h), so queueing allocates nothing
+ * and cannot fail, however little memory is left when the objects die.
+ * The queue, guarded by finq_lock, is a root of marking: a queued object
+ * (and everything it points to, and arg) stays alive until its finalizer
+ * has been called. A record leaves the queue, and is freed, just before
  * its call; from then on the object is alive only if the finalizer or the
  * program keeps it so, and a later cycle frees it otherwise.
  *
@@ -30,24 +32,9 @@
 #include <semaphore.h>
 #include <signal.h>
 
-#define FINQ_BLOCK_ENTRIES 126
-
-typedef struct finq_entry {
-    gc_finalizer_fn fn;
-    void *obj;
-    void *arg;
-} finq_entry;
-
-/* Entries [first, n) are queued; those below first have been taken. */
-typedef struct finq_block {
-    struct finq_block *next; /* the next newer block */
-    size_t first, n;
-    finq_entry e[FINQ_BLOCK_ENTRIES];
-} finq_block;
-
-/* The queue (lock), first in first out: entries are added at the tail and
- * taken at the head, so a finalizer waits only for those queued before it,
- * however many are queued after it (a stack let a steady stream of new
+/* The queue (lock), first in first out: records are added at the tail
+ * and taken at the head, so a finalizer waits only for those queued before
+ * it, however many are queued after it (a stack let a steady stream of new
  * ones put the oldest off for ever). count is also read without the lock,
  * atomically, for the cheap empty test and as gc_run_finalizers' bound.
  * wake is a semaphore rather than a condition variable because pushers
@@ -55,11 +42,10 @@ typedef struct finq_block {
  * stoppable finalizer thread might hold. */
 static SPANGC_STATE struct {
     spangc_lock lock;
-    finq_block *head; /* the oldest block, NULL when the queue is empty */
-    finq_block *tail; /* the newest */
-    finq_block *spare;
+    special_finalizer *head; /* the oldest, NULL when the queue is empty */
+    special_finalizer *tail; /* the newest */
     ao_word count;
-    sem_t wake; /* posted per queued entry, for the finalizer thread */
+    sem_t wake;             /* posted per queued record, for the finalizer thread */
     ao_word thread_started; /* 0, THREAD_STARTING, or 1 once it waits on wake */
 } finq = {.lock = SPANGC_LOCK_INIT};
 
@@ -70,61 +56,50 @@ SPANGC_STATE void (*volatile spangc_test_in_finalizer_start)(void);
  * moves the state on to 1, and from then on every push posts wake. */
 #define THREAD_STARTING 2
 
-void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg)
+void spangc_finq_push(special_finalizer *f, void *obj)
 {
+    f->queued.next = NULL;
+    f->queued.obj = obj;
     lock_acquire(&finq.lock);
-    finq_block *b = finq.tail;
-    if (!b || b->n == FINQ_BLOCK_ENTRIES) {
-        b = finq.spare;
-        if (b)
-            finq.spare = NULL;
-        else
-            b = spangc_meta_alloc(sizeof *b);
-        if (!b)
-            spangc_throw("out of metadata memory queueing a finalizer");
-        b->first = b->n = 0;
-        b->next = NULL;
-        if (finq.tail)
-            finq.tail->next = b;
-        else
-            finq.head = b;
-        finq.tail = b;
-    }
-    b->e[b->n++] = (finq_entry){fn, obj, arg};
+    if (finq.tail)
+        finq.tail->queued.next = f;
+    else
+        finq.head = f;
+    finq.tail = f;
     lock_release(&finq.lock);
     /* Both full barriers, with the thread's CAS to 1 before its first look
-     * at count: either it sees this entry, or this sees it started. */
+     * at count: either it sees this record, or this sees it started. */
     ao_add(&finq.count, 1);
     if (ao_load_acq(&finq.thread_started) == 1)
         sem_post(&finq.wake);
 }
 
-/* Take the oldest entry; false if the queue is empty. */
+typedef struct finq_entry {
+    gc_finalizer_fn fn;
+    void *obj;
+    void *arg;
+} finq_entry;
+
+/* Take the oldest record, copy it to out and free it; false if the queue
+ * is empty. */
 static bool finq_pop(finq_entry *out)
 {
     spangc_thread *t = runtime_enter_self();
     lock_acquire(&finq.lock);
-    finq_block *b = finq.head;
-    bool got = false;
-    if (b) { /* a block on the queue holds at least one entry */
-        *out = b->e[b->first];
-        b->e[b->first++] = (finq_entry){0};
-        if (b->first == b->n) {
-            finq.head = b->next;
-            if (!finq.head)
-                finq.tail = NULL;
-            if (finq.spare)
-                spangc_meta_free(b, sizeof *b);
-            else
-                finq.spare = b;
-        }
-        got = true;
+    special_finalizer *f = finq.head;
+    if (f) {
+        finq.head = f->queued.next;
+        if (!finq.head)
+            finq.tail = NULL;
+        *out = (finq_entry){f->fn, f->queued.obj, f->arg};
     }
     lock_release(&finq.lock);
-    if (got)
+    if (f) {
         ao_sub(&finq.count, 1);
+        spangc_meta_free(f, sizeof *f);
+    }
     runtime_leave_self(t);
-    return got;
+    return f != NULL;
 }
 
 int gc_set_finalizer(void *obj, gc_finalizer_fn fn, void *arg)
@@ -187,11 +162,9 @@ size_t gc_run_finalizers(void)
 
 void spangc_finq_mark(void)
 {
-    for (finq_block *b = finq.head; b; b = b->next) {
-        for (size_t i = b->first; i < b->n; i++) {
-            spangc_mark_word((uintptr_t)b->e[i].obj);
-            spangc_mark_word((uintptr_t)b->e[i].arg);
-        }
+    for (special_finalizer *f = finq.head; f; f = f->queued.next) {
+        spangc_mark_word((uintptr_t)f->queued.obj);
+        spangc_mark_word((uintptr_t)f->arg);
     }
     spangc_mark_drain();
 }

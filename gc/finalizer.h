@@ -7,8 +7,11 @@
 #include "../include/spangc.h"
 #include "../runtime/base.h"
 
-/* Queue fn(obj, arg) (sweep, for an object found dead). */
-void spangc_finq_push(gc_finalizer_fn fn, void *obj, void *arg);
+struct special_finalizer;
+
+/* Queue the finalizer record f, just unlinked from the span of obj, an
+ * object found dead (sweep). Never fails: the queue keeps f itself. */
+void spangc_finq_push(struct special_finalizer *f, void *obj);
 
 /* Mark every queued object and arg (world stopped). */
 void spangc_finq_mark(void);

@@ -138,12 +138,11 @@ void spangc_specials_sweep(mspan *s)
                 continue;
             }
             *link = r->next;
-            switch (r->kind) {
-            case SPECIAL_FINALIZER: {
-                special_finalizer *f = (special_finalizer *)r;
-                spangc_finq_push(f->fn, (void *)obj, f->arg);
-                break;
+            if (r->kind == SPECIAL_FINALIZER) {
+                spangc_finq_push((special_finalizer *)r, (void *)obj);
+                continue; /* the queue owns the record now */
             }
+            switch (r->kind) {
             case SPECIAL_WEAK:
                 spangc_weak_clear(((special_weak *)r)->handle);
                 break;

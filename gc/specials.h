@@ -18,8 +18,20 @@ typedef struct special {
     uint8_t kind;
 } special;
 
+/* A finalizer's record is also its place in the finalizer queue: the
+ * sweeper that finds the object dead unlinks the record from the span and
+ * queues it as it is (finalizer.c), so that queueing needs no memory, and
+ * a program out of memory when its objects die still gets their
+ * finalizers run. Once queued the record is no longer a special: queued
+ * replaces s, and the record is freed when its finalizer is called. */
 typedef struct special_finalizer {
-    special s;
+    union {
+        special s; /* on the span's list */
+        struct {
+            struct special_finalizer *next;
+            void *obj;
+        } queued; /* on the finalizer queue */
+    };
     gc_finalizer_fn fn;
     void *arg;
 } special_finalizer;

@@ -375,6 +375,46 @@ static void test_metadata_oom(void **state)
     collect();
 }
 
+/* Objects with finalizers dying when there is no memory left: their
+ * finalizers are queued all the same, and run. Queueing once took a block
+ * of metadata per 126 finalizers, and the sweeper died ("out of metadata
+ * memory queueing a finalizer") when it could not get one. */
+enum { DYING = 1000 };
+static void *dying[DYING];
+static int finalized;
+
+static void count_finalizer(void *obj, void *arg)
+{
+    assert_int_equal(*(int *)obj, 7);
+    assert_ptr_equal(arg, &finalized);
+    finalized++;
+}
+
+static void test_finalizers_queue_without_memory(void **state)
+{
+    (void)state;
+    collect();
+    gc_run_finalizers();
+    for (int i = 0; i < DYING; i++) {
+        dying[i] = gc_alloc(48);
+        assert_non_null(dying[i]);
+        *(int *)dying[i] = 7;
+        assert_int_equal(gc_set_finalizer(dying[i], count_finalizer, &finalized), 0);
+    }
+    spangc_os_inject_failure(1, true);
+    held *list = exhaust_metadata();
+    assert_null(spangc_meta_alloc(16));
+    memset(dying, 0, sizeof dying);
+    finalized = 0;
+    gc_collect(); /* sweeps every span: all DYING are queued */
+    size_t ran = gc_run_finalizers();
+    spangc_os_inject_failure(0, false);
+    give_back(list);
+    assert_int_equal(ran, DYING);
+    assert_int_equal(finalized, DYING);
+    collect();
+}
+
 /* Types are never freed, and their region has a size: when it is full,
  * gc_type_new fails with ENOMEM, and the types made before still work.
  * In a child, since the region stays full for good. */
@@ -423,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_hook_releases_memory),
         cmocka_unit_test(test_one_failure_is_retried),
         cmocka_unit_test(test_metadata_oom),
+        cmocka_unit_test(test_finalizers_queue_without_memory),
         cmocka_unit_test(test_types_run_out),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
