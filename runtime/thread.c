@@ -707,6 +707,7 @@ typedef struct tls_collect {
     tls_block *ranges;
     size_t n, cap;
     uint64_t lacking[LACKING_IDS / 64]; /* modules it has no block of */
+    bool out_of_memory;                 /* some block is missing from ranges */
 } tls_collect;
 
 /* dl_iterate_phdr callback: the calling thread's TLS block of every loaded
@@ -729,8 +730,10 @@ static int collect_tls(struct dl_phdr_info *info, size_t size, void *data)
         if (c->n == c->cap) {
             size_t cap = c->cap ? c->cap * 2 : 8;
             tls_block *r = spangc_meta_alloc(cap * sizeof *r);
-            if (!r)
+            if (!r) {
+                c->out_of_memory = true;
                 return 1;
+            }
             if (c->ranges) {
                 memcpy(r, c->ranges, c->n * sizeof *r);
                 spangc_meta_free(c->ranges, c->cap * sizeof *r);
@@ -871,6 +874,14 @@ static int thread_register(void)
      * threads_lock must not be held here. */
     tls_collect c = {0};
     spangc_dl_iterate_phdr(collect_tls, &c);
+    /* A thread whose TLS blocks are not all listed would have the objects
+     * its thread-local variables hold collected under it. */
+    if (c.out_of_memory) {
+        pthread_setspecific(threads.key, NULL);
+        spangc_meta_free(c.ranges, c.cap * sizeof *c.ranges);
+        spangc_meta_free(t, sizeof *t);
+        return -ENOMEM;
+    }
     main_static_tls(t, &c);
     /* Joining the list makes the thread visible to stop-the-world; from
      * then on it must be able to take the signal. */

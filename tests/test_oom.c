@@ -13,6 +13,7 @@
 
 #include <spangc.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -21,6 +22,7 @@
 #include "metalloc.h"
 #include "os.h"
 #include "testutil.h"
+#include "thread.h"
 
 /* What the out-of-memory hook saw. num_gc_at_call proves the forced
  * collection came first. */
@@ -415,6 +417,47 @@ static void test_finalizers_queue_without_memory(void **state)
     collect();
 }
 
+/* A thread registering when its record fits but the list of its TLS
+ * blocks does not: it gets ENOMEM, not a registration whose thread-local
+ * variables would go unscanned (it once got 0, with no block listed), and
+ * registers fine once memory is back. */
+static void *register_and_leave(void *arg)
+{
+    int *err = arg;
+    *err = gc_register_thread();
+    if (*err == 0)
+        gc_unregister_thread();
+    return NULL;
+}
+
+static int register_a_thread(void)
+{
+    int err = 1;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, register_and_leave, &err), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    return err;
+}
+
+static void test_thread_tls_list_without_memory(void **state)
+{
+    (void)state;
+    size_t record = 16; /* the metadata class of a thread's record */
+    while (record < sizeof(spangc_thread))
+        record *= 2;
+    assert_true(8 * sizeof(tls_block) <= record / 2); /* another class */
+    void *for_the_record = spangc_meta_alloc(record);
+    assert_non_null(for_the_record);
+    spangc_os_inject_failure(1, true);
+    held *list = exhaust_metadata();
+    spangc_meta_free(for_the_record, record);
+    int err = register_a_thread();
+    spangc_os_inject_failure(0, false);
+    give_back(list);
+    assert_int_equal(err, -ENOMEM);
+    assert_int_equal(register_a_thread(), 0);
+}
+
 /* Types are never freed, and their region has a size: when it is full,
  * gc_type_new fails with ENOMEM, and the types made before still work.
  * In a child, since the region stays full for good. */
@@ -464,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_one_failure_is_retried),
         cmocka_unit_test(test_metadata_oom),
         cmocka_unit_test(test_finalizers_queue_without_memory),
+        cmocka_unit_test(test_thread_tls_list_without_memory),
         cmocka_unit_test(test_types_run_out),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
