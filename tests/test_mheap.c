@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "metalloc.h"
 #include "mheap.h"
 #include "os.h"
@@ -266,6 +267,81 @@ static void test_refused_release_keeps_span_dirty(void **state)
     spangc_mheap_verify();
 }
 
+/* Growth next to a dirty free span: the fresh pages are clean, but the
+ * span they merge with is not, and a span carved across both must still
+ * be zeroed. The release before growth, which would have cleaned the old
+ * pages, is refused here (as under mlockall). */
+static void test_growth_merges_with_dirty_span(void **state)
+{
+    (void)state;
+    mspan *a = spangc_mheap_alloc(2048, 1);
+    assert_non_null(a);
+    memset((void *)a->base, 0xcd, 2048 * PAGE_SIZE);
+    uintptr_t a_base = a->base;
+    spangc_mheap_free(a);
+    mspan *top = spangc_span_of(a_base);
+    assert_int_equal(top->state, SPAN_FREE);
+    assert_true(top->needzero);
+    /* The free span that holds a reaches the end of the heap: growing
+     * puts new pages right after it. */
+    assert_int_equal(top->base + top->npages * PAGE_SIZE, spangc_heap.cur);
+    uintptr_t top_base = top->base;
+    size_t want = top->npages + 1;
+    spangc_os_inject_release_failure(true);
+    mspan *b = spangc_mheap_alloc(want, 1);
+    spangc_os_inject_release_failure(false);
+    assert_non_null(b);
+    if (b->base != top_base) {
+        spangc_mheap_free(b);
+        skip(); /* the OS put the new reservation elsewhere: no merge */
+    }
+    assert_true(b->needzero);
+    spangc_mheap_free(b);
+    spangc_mheap_verify();
+}
+
+/* The heap starts at its fixed hint, 0xc000000000 (runtime/mheap.c says
+ * why), unless a sanitizer's memory layout is in the way. */
+static void test_heap_starts_at_its_hint(void **state)
+{
+    (void)state;
+#if defined(SPANGC_TSAN) || defined(__SANITIZE_ADDRESS__)
+    skip();
+#endif
+    assert_int_equal(ao_load(&spangc_arenas.lo), (uintptr_t)0xc0 << 32);
+}
+
+/* Growth past the end of the reservation, where the OS gives the address
+ * range that follows: the heap goes on where it stopped, so the span that
+ * needed the growth starts in the old reservation, whose end is not left
+ * unused behind a guard page. */
+static void test_growth_continues_the_reservation(void **state)
+{
+    (void)state;
+    enum { MAX = 64, NPAGES = 2048 }; /* 16 MiB spans */
+    mspan *held[MAX];
+    int n = 0;
+    uintptr_t end0 = spangc_heap.end;
+    for (;;) {
+        assert_true(n < MAX);
+        uintptr_t cur = spangc_heap.cur;
+        mspan *s = spangc_mheap_alloc(NPAGES, 1);
+        assert_non_null(s);
+        held[n++] = s;
+        if (spangc_heap.end == end0)
+            continue;
+        bool next_range = spangc_heap.end == end0 + ARENA_SIZE;
+        if (next_range && cur < end0)
+            assert_true(s->base < end0);
+        while (n > 0)
+            spangc_mheap_free(held[--n]);
+        spangc_mheap_verify();
+        if (!next_range || cur == end0)
+            skip(); /* the OS put the new range elsewhere, or none was left */
+        return;
+    }
+}
+
 /* A request larger than an arena gets its own reservation. */
 static void test_huge_span(void **state)
 {
@@ -352,11 +428,16 @@ static void test_span_bitmap_storage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_coalesce_neighbours), cmocka_unit_test(test_first_fit),
+        cmocka_unit_test(test_coalesce_neighbours),
+        cmocka_unit_test(test_first_fit),
         cmocka_unit_test(test_released_pages_counted_exactly),
         cmocka_unit_test(test_idle_span_stays_idle_when_merged),
-        cmocka_unit_test(test_random_sequences),    cmocka_unit_test(test_needzero_and_release),
+        cmocka_unit_test(test_random_sequences),
+        cmocka_unit_test(test_needzero_and_release),
         cmocka_unit_test(test_refused_release_keeps_span_dirty),
+        cmocka_unit_test(test_growth_merges_with_dirty_span),
+        cmocka_unit_test(test_heap_starts_at_its_hint),
+        cmocka_unit_test(test_growth_continues_the_reservation),
         cmocka_unit_test(test_huge_span),
         cmocka_unit_test(test_span_bitmap_storage),
     };

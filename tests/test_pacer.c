@@ -578,6 +578,26 @@ static void test_scavenger_releases_idle_pages(void **state)
     global_root = NULL;
 }
 
+/* A limit lowered below what the heap maps: the next gc_collect gives
+ * free pages back until the heap and metadata map under 95% of it, at
+ * once, not after the idle-page delay (NO_SCAVENGING here). */
+static void test_limit_releases_free_pages_at_collect(void **state)
+{
+    (void)state;
+    make_live(48 << 20);
+    collect();
+    global_root = NULL;
+    collect(); /* 48 MiB of free pages, none released */
+    uint64_t mapped = spangc_mapped_bytes();
+    assert_true(mapped > (48 << 20));
+    uint64_t limit = 24 << 20;
+    gc_set_memory_limit(limit);
+    gc_collect();
+    uint64_t now = spangc_mapped_bytes();
+    gc_set_memory_limit(0);
+    assert_true(now <= limit - limit / 20);
+}
+
 /* A program that collects more often than every scavenge_delay / 2 still
  * gets its idle pages back: the worker scavenges after sweeping a cycle,
  * not only when its idle wait runs out (which every cycle cuts short). */
@@ -735,6 +755,7 @@ int main(void)
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_memory_limit_goal_leaves_garbage_out),
         cmocka_unit_test(test_memory_limit_set_mid_sweep),
+        cmocka_unit_test(test_limit_releases_free_pages_at_collect),
         cmocka_unit_test(test_scavenger_releases_idle_pages),
         cmocka_unit_test(test_large_object_counts_before_allocation),
         cmocka_unit_test(test_growth_releases_free_pages),
