@@ -10,8 +10,11 @@
 #include <spangc.h>
 #include <stdlib.h>
 
+#include "arena.h"
+#include "mheap.h"
 #include "mspan.h"
 #include "testutil.h"
+#include "thread.h"
 
 static int static_word;
 
@@ -114,6 +117,28 @@ static void test_freed_span_holds_no_object(void **state)
     assert_int_equal(gc_size(p), 0);
 }
 
+/* A reservation below every earlier one (the kernel's own choice, taken
+ * when the heap's hint is refused, goes downwards from the top) lowers the
+ * bound that every lookup checks first: addresses there count as heap. */
+static void test_lower_reservation_extends_the_range(void **state)
+{
+    (void)state;
+    uintptr_t lo = ao_load(&spangc_arenas.lo);
+    spangc_thread *t = spangc_self;
+    runtime_enter(t);
+    lock_acquire(&spangc_heap.lock);
+    uintptr_t below = spangc_arena_reserve(ARENA_SIZE, lo - 4 * ARENA_SIZE);
+    lock_release(&spangc_heap.lock);
+    runtime_leave(t);
+    assert_true(below != 0);
+    if (below >= lo)
+        skip(); /* the kernel put it elsewhere */
+    assert_int_equal(ao_load(&spangc_arenas.lo), below);
+    assert_true(spangc_in_heap_range(below));
+    assert_true(spangc_in_heap_range(below + ARENA_SIZE - 1));
+    assert_non_null(arena_of(below)); /* its pages can be looked up */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +147,7 @@ int main(void)
         cmocka_unit_test(test_foreign_addresses),
         cmocka_unit_test(test_free_slot_is_not_an_object),
         cmocka_unit_test(test_freed_span_holds_no_object),
+        cmocka_unit_test(test_lower_reservation_extends_the_range),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
