@@ -88,6 +88,62 @@ static void test_added_roots(void **state)
     assert_int_equal(gc_remove_roots(&x), -ENOENT);
 }
 
+/* A range of any length: its whole words are scanned, the first included
+ * when the length is not a multiple of a word. */
+static void test_added_root_of_odd_length(void **state)
+{
+    (void)state;
+    uintptr_t *box = calloc(2, sizeof *box);
+    assert_non_null(box);
+    uintptr_t h = make(100);
+    store(&box[0], h, 0);
+    assert_int_equal(gc_add_roots(box, 13), 0);
+    collect();
+    assert_true(alive(h));
+    assert_int_equal(gc_remove_roots(box), 0);
+    box[0] = 0;
+    free(box);
+}
+
+/* A 1 MiB object made on a thread that has exited since, so that no stale
+ * copy of its address lingers in a live frame, and made second, so that
+ * it does not start at the heap's first page, whose address earlier
+ * tests' objects left in words that stay scanned: once dropped, nothing
+ * at all refers to it. */
+static void *make_large_and_exit(void *arg)
+{
+    assert_int_equal(gc_register_thread(), 0);
+    (void)make(1 << 20);
+    *(uintptr_t *)arg = make(1 << 20);
+    assert_int_equal(gc_unregister_thread(), 0);
+    return NULL;
+}
+
+static uintptr_t make_unreferenced(void)
+{
+    uintptr_t h = 0;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, make_large_and_exit, &h), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    return h;
+}
+
+/* spangc's own globals (SPANGC_STATE, the section spangc_state) are not
+ * roots: what the collector's bookkeeping points at is kept alive by the
+ * program or not at all. This test links spangc's objects, so a word of
+ * its own marked the same way lies in that section too. */
+static SPANGC_STATE volatile uintptr_t state_word;
+
+static void test_state_section_is_not_scanned(void **state)
+{
+    (void)state;
+    uintptr_t h = make_unreferenced();
+    store(&state_word, h, 0);
+    collect();
+    state_word = 0;
+    assert_false(alive(h));
+}
+
 /* Root ranges are scanned eight words at a time where the CPU allows
  * (gc/mark.c, mark_range_avx2): an object must be found from every
  * position of a range, in each lane of a group and in the tail after the
@@ -1291,6 +1347,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_global_root),
         cmocka_unit_test(test_added_roots),
+        cmocka_unit_test(test_added_root_of_odd_length),
+        cmocka_unit_test(test_state_section_is_not_scanned),
         cmocka_unit_test(test_added_roots_refuse_unused_heap),
         cmocka_unit_test(test_every_word_of_a_range),
         cmocka_unit_test(test_relro_is_not_scanned),
