@@ -240,6 +240,19 @@ static void test_added_roots_refuse_unused_heap(void **state)
     collect();
 }
 
+/* a[0, n) = 0 .. n-1 in an order drawn from the generator state *r. */
+static void shuffled(unsigned *a, unsigned n, unsigned *r)
+{
+    for (unsigned i = 0; i < n; i++)
+        a[i] = i;
+    for (unsigned i = n - 1; i > 0; i--) {
+        *r = *r * 1103515245u + 12345u;
+        unsigned j = (*r >> 8) % (i + 1), t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
 /* Many ranges, added and removed in a scrambled order: every answer is
  * right (EEXIST, ENOENT, 0) and the objects of the ranges still added stay
  * alive, whichever ranges were moved around in the registry and its index
@@ -247,26 +260,28 @@ static void test_added_roots_refuse_unused_heap(void **state)
 static void test_many_added_roots(void **state)
 {
     (void)state;
-    enum { N = 5000 };
-    uintptr_t (*boxes)[2] = malloc(N * sizeof *boxes);
+    enum { N = 5000, SPREAD = 4 };
+    /* The boxes at random places among SPREAD * N: evenly spaced starts
+     * hash to distinct slots of the index, and its removals would never
+     * have to move a probe run back. */
+    uintptr_t(*region)[2] = calloc(SPREAD * N, sizeof *region);
+    uintptr_t(**boxes)[2] = malloc(N * sizeof *boxes);
+    unsigned *place = malloc(SPREAD * N * sizeof *place);
     uintptr_t *objs = malloc(N * sizeof *objs);
     unsigned *order = malloc(N * sizeof *order);
-    assert_true(boxes && objs && order);
+    assert_true(region && boxes && place && objs && order);
+    unsigned r = 12345;
+    shuffled(place, SPREAD * N, &r);
+    for (unsigned i = 0; i < N; i++)
+        boxes[i] = &region[place[i]];
     for (unsigned i = 0; i < N; i++) {
         objs[i] = make(32);
-        store(&boxes[i][1], objs[i], 0);
-        assert_int_equal(gc_add_roots(boxes[i], sizeof boxes[i]), 0);
-        order[i] = i;
+        store(&(*boxes[i])[1], objs[i], 0);
+        assert_int_equal(gc_add_roots(boxes[i], sizeof *boxes[i]), 0);
     }
     for (unsigned i = 0; i < N; i += 7)
         assert_int_equal(gc_add_roots(boxes[i], 8), -EEXIST);
-    unsigned r = 12345;
-    for (unsigned i = N - 1; i > 0; i--) { /* shuffle */
-        r = r * 1103515245u + 12345u;
-        unsigned j = (r >> 8) % (i + 1), t = order[i];
-        order[i] = order[j];
-        order[j] = t;
-    }
+    shuffled(order, N, &r);
     for (unsigned k = 0; k < N / 2; k++)
         assert_int_equal(gc_remove_roots(boxes[order[k]]), 0);
     for (unsigned k = 0; k < N / 2; k += 5)
@@ -282,7 +297,9 @@ static void test_many_added_roots(void **state)
         assert_int_equal(gc_remove_roots(boxes[k]), -ENOENT);
     free(order);
     free(objs);
+    free(place);
     free(boxes);
+    free(region);
 }
 
 static void test_stack_slot(void **state)
