@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "atomic.h"
@@ -219,6 +220,54 @@ static __attribute__((noinline)) uintptr_t make_cycle(void)
     gc_set_finalizer(a, cycle_finalizer, NULL);
     gc_set_finalizer(b, cycle_finalizer, NULL);
     return HIDE(a);
+}
+
+/* A finalizer's arg is kept alive by the finalizer, as long as the
+ * finalizer is set, though nothing else refers to it: it is still there,
+ * unfreed, when the finalizer gets it. */
+static void *volatile arg_owner;
+static uintptr_t arg_seen; /* hidden */
+
+static void check_arg(void *obj, void *arg)
+{
+    (void)obj;
+    arg_seen = HIDE(arg);
+}
+
+/* On a thread that exits, so that no stale copy of arg's address stays
+ * in a live frame; arg is not the first object of its span, whose address
+ * earlier tests' objects left in words that stay scanned. */
+static void *make_owner_with_arg(void *out)
+{
+    assert_int_equal(gc_register_thread(), 0);
+    void *obj = gc_alloc(32);
+    (void)!gc_alloc(64);
+    void *arg = gc_alloc(64);
+    memset(arg, 0x5a, 64);
+    assert_int_equal(gc_set_finalizer(obj, check_arg, arg), 0);
+    arg_owner = obj;
+    *(uintptr_t *)out = HIDE(arg);
+    assert_int_equal(gc_unregister_thread(), 0);
+    return NULL;
+}
+
+static void test_arg_kept_alive(void **state)
+{
+    (void)state;
+    uintptr_t arg = 0;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, make_owner_with_arg, &arg), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        collect();
+        assert_true(alive(arg));
+        assert_int_equal(((unsigned char *)SHOW(arg))[63], 0x5a);
+    }
+    arg_owner = NULL;
+    collect();
+    gc_run_finalizers();
+    assert_int_equal(arg_seen, arg);
+    arg_seen = 0;
 }
 
 /* A cycle through finalizable objects is never collected (documented in
@@ -478,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_queue_is_first_in_first_out),
         cmocka_unit_test(test_run_returns_while_more_are_queued),
         cmocka_unit_test(test_cycle_is_not_collected),
+        cmocka_unit_test(test_arg_kept_alive),
         cmocka_unit_test(test_finalizer_allocates_and_collects),
         cmocka_unit_test(test_removal),
         cmocka_unit_test(test_bad_arguments),

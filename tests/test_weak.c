@@ -181,6 +181,34 @@ static void test_handle_is_collectable(void **state)
     assert_dead(hw);
 }
 
+/* A handle that the program dropped, of a target still alive: the
+ * target's record keeps the handle (a heap object) alive, so the handle
+ * gc_weak_new gives again is the same one, still pointing at the target,
+ * however many 16-byte objects were allocated since (a freed handle's
+ * memory would have been reused). */
+static void *volatile live_target;
+
+static __attribute__((noinline)) uintptr_t make_target_drop_handle(void)
+{
+    live_target = gc_alloc(64);
+    return HIDE(gc_weak_new(live_target));
+}
+
+static void test_handle_kept_by_its_target(void **state)
+{
+    (void)state;
+    uintptr_t h = make_target_drop_handle();
+    collect();
+    collect();
+    for (int i = 0; i < 100000; i++)
+        memset(gc_alloc_atomic(16), 0xff, 16);
+    assert_true(alive(h));
+    gc_weak *w = gc_weak_new(live_target);
+    assert_ptr_equal(w, SHOW(h));
+    assert_ptr_equal(gc_weak_get(w), live_target);
+    live_target = NULL;
+}
+
 static int static_word;
 
 static void test_bad_arguments(void **state)
@@ -301,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_cleared_before_finalizer),
         cmocka_unit_test(test_many_handles),
         cmocka_unit_test(test_handle_is_collectable),
+        cmocka_unit_test(test_handle_kept_by_its_target),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_copy_is_not_a_handle),
         cmocka_unit_test(test_reads_race_with_sweeper),
