@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -709,14 +710,20 @@ static void test_trace_line(void **state)
     int saved = dup(2);
     gc_collect();
     int percent = gc_set_percent(-1);
+    /* 8 MiB live: a goal well above min_heap, where the early trigger (3/4
+     * of the way there) is apart from it. */
+    global_root = gc_alloc_atomic(8 << 20);
     for (int i = 0; i < 32768; i++)
         (void)!gc_alloc(64);
     dup2(fileno(tmp), 2);
     spangc_cfg.trace = true;
     gc_collect();
-    gc_collect();
     gc_set_percent(percent);
+    gc_collect();
+    gc_stats st; /* the second line's cycle */
+    gc_get_stats(&st);
     spangc_cfg.trace = false;
+    global_root = NULL;
     fflush(stderr);
     dup2(saved, 2);
     close(saved);
@@ -732,6 +739,12 @@ static void test_trace_line(void **state)
         assert_non_null(strstr(line, "spans left to sweep"));
         if (lines == 0)
             assert_true(before - live >= 1.9);
+        if (lines == 1) { /* the figures of the cycle gc_get_stats reports */
+            double mib = 1 << 20;
+            assert_int_equal(n, st.num_gc);
+            assert_true(fabs(live - (double)st.heap_live / mib) <= 0.05);
+            assert_true(fabs(goal - (double)st.next_gc / mib) <= 0.05);
+        }
         lines++;
     }
     fclose(tmp);
