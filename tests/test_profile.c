@@ -130,6 +130,40 @@ static void test_exact_counts_at_rate_one(void **state)
     rooted_destroy(&widgets);
 }
 
+/* Two call sites allocating objects of the same size: a bucket each,
+ * told apart by the call stack, with exact counts at rate 1. */
+enum { PER_SITE = 10 };
+static rooted_set sites;
+
+ALLOCATOR(allocate_at_site_a) void allocate_at_site_a(void)
+{
+    for (size_t i = 0; i < PER_SITE; i++)
+        rooted_set_obj(&sites, i, gc_alloc(48));
+}
+
+ALLOCATOR(allocate_at_site_b) void allocate_at_site_b(void)
+{
+    for (size_t i = 0; i < PER_SITE; i++)
+        rooted_set_obj(&sites, PER_SITE + i, gc_alloc(48));
+}
+
+static void test_buckets_follow_the_call_stack(void **state)
+{
+    (void)state;
+    assert_true(rooted_init(&sites, 2 * PER_SITE));
+    gc_set_profile_rate(1);
+    allocate_at_site_a();
+    allocate_at_site_b();
+    collect(); /* a profile shows the allocations up to the last mark */
+    profile_totals a = read_profile(48, CODE_OF(allocate_at_site_a));
+    profile_totals b = read_profile(48, CODE_OF(allocate_at_site_b));
+    assert_int_equal(a.alloc_objs, PER_SITE);
+    assert_int_equal(a.alloc_bytes, PER_SITE * 48);
+    assert_int_equal(b.alloc_objs, PER_SITE);
+    assert_int_equal(b.alloc_bytes, PER_SITE * 48);
+    rooted_destroy(&sites);
+}
+
 ALLOCATOR(allocate_unprofiled) void allocate_unprofiled(void)
 {
     for (int i = 0; i < 1000; i++)
@@ -279,6 +313,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_counts_at_rate_one),
+        cmocka_unit_test(test_buckets_follow_the_call_stack),
         cmocka_unit_test(test_rate_zero_records_nothing),
         cmocka_unit_test(test_header_names_the_sampling_rate),
         cmocka_unit_test(test_sampling_rate),
