@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "atomic.h"
@@ -517,6 +518,35 @@ static void test_finalizer_thread(void **state)
     }
 }
 
+/* A child forked while the finalizer thread runs has no such thread (only
+ * the forking thread survives fork): its first cycle starts one of its
+ * own, which runs the child's finalizers with no gc_run_finalizers call. */
+static void test_finalizer_thread_after_fork(void **state)
+{
+    (void)state;
+#ifdef SPANGC_TSAN
+    skip(); /* ThreadSanitizer's fork children (docs/threads.md) */
+#endif
+    assert_true(spangc_cfg.finalizer_thread); /* test_finalizer_thread's */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ao_store(&thread_calls, 0);
+        make_for_thread();
+        gc_collect();
+        for (int i = 0; i < 5000 && ao_load_acq(&thread_calls) == 0; i++) { /* 10 s */
+            struct timespec ts = {0, 2 * 1000000};
+            nanosleep(&ts, NULL);
+        }
+        _exit(ao_load_acq(&thread_calls) > 0 && !pthread_equal(finalizer_tid, pthread_self()) ? 0
+                                                                                              : 1);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_removal),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_finalizer_thread),
+        cmocka_unit_test(test_finalizer_thread_after_fork),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
