@@ -29,6 +29,8 @@ static int setup(void **state)
 typedef struct profile_totals {
     unsigned long long inuse_objs, inuse_bytes, alloc_objs, alloc_bytes;
     unsigned long long header_alloc_objs;
+    /* The header's in-use figures, and those of every bucket summed */
+    unsigned long long header_inuse_objs, header_inuse_bytes, all_inuse_objs, all_inuse_bytes;
     unsigned long rate;
     bool has_maps;
     char buckets[1024]; /* the lines summed, for a failure's message */
@@ -60,6 +62,8 @@ static profile_totals read_profile(size_t obj_size, const char *code, const char
                             &c, &d, &t.rate),
                      5);
     t.header_alloc_objs = c;
+    t.header_inuse_objs = a;
+    t.header_inuse_bytes = b;
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "MAPPED_LIBRARIES:", 17) == 0) {
             t.has_maps = fgets(line, sizeof line, f) != NULL && strchr(line, '-') != NULL;
@@ -71,6 +75,8 @@ static profile_totals read_profile(size_t obj_size, const char *code, const char
         assert_int_equal(sscanf(line, "%llu: %llu [%llu: %llu] @%n", &a, &b, &c, &d, &used), 4);
         unsigned long long pc = strtoull(line + used, NULL, 16);
         assert_true(pc != 0);
+        t.all_inuse_objs += a;
+        t.all_inuse_bytes += b;
         /* Rounded: estimates (several rates) round counts and bytes apart. */
         if (c && (d + c / 2) / c == obj_size && pc >= (uintptr_t)code &&
             pc < (uintptr_t)code_end) {
@@ -127,6 +133,10 @@ static void test_exact_counts_at_rate_one(void **state)
     assert_int_equal(t.alloc_objs, WIDGETS);
     assert_int_equal(t.inuse_objs, kept);
     assert_int_equal(t.inuse_bytes, kept * 1024);
+    /* The header sums the buckets: in use is allocated less freed. */
+    assert_int_equal(t.header_inuse_objs, t.all_inuse_objs);
+    assert_int_equal(t.header_inuse_bytes, t.all_inuse_bytes);
+    assert_true(t.header_inuse_objs <= t.header_alloc_objs - (WIDGETS - kept));
     rooted_destroy(&widgets);
 }
 
