@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -174,6 +175,50 @@ static void test_buckets_follow_the_call_stack(void **state)
     rooted_destroy(&sites);
 }
 
+/* An object resurrected for its finalizer is not freed yet: the profile
+ * counts it in use until a cycle after its finalizer ran frees it. Made
+ * on a thread that exits, so that no stale word holds it. */
+static void no_op(void *obj, void *arg)
+{
+    (void)obj;
+    (void)arg;
+}
+
+ALLOCATOR(allocate_finalizable) void allocate_finalizable(uintptr_t *out)
+{
+    void *p = gc_alloc(256);
+    assert_int_equal(gc_set_finalizer(p, no_op, NULL), 0);
+    *out = HIDE(p);
+}
+
+static void *finalizable_on_a_thread(void *out)
+{
+    assert_int_equal(gc_register_thread(), 0);
+    allocate_finalizable(out);
+    assert_int_equal(gc_unregister_thread(), 0);
+    return NULL;
+}
+
+static void test_resurrected_object_stays_in_use(void **state)
+{
+    (void)state;
+    gc_set_profile_rate(1);
+    uintptr_t h = 0;
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, finalizable_on_a_thread, &h), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    collect(); /* dead: its finalizer is queued, the object kept for it */
+    assert_true(alive(h));
+    profile_totals t = read_profile(256, CODE_OF(allocate_finalizable));
+    assert_int_equal(t.alloc_objs, 1);
+    assert_int_equal(t.inuse_objs, 1);
+    assert_int_equal(gc_run_finalizers(), 1);
+    collect();
+    assert_false(alive(h));
+    t = read_profile(256, CODE_OF(allocate_finalizable));
+    assert_int_equal(t.inuse_objs, 0);
+}
+
 ALLOCATOR(allocate_unprofiled) void allocate_unprofiled(void)
 {
     for (int i = 0; i < 1000; i++)
@@ -324,6 +369,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_counts_at_rate_one),
         cmocka_unit_test(test_buckets_follow_the_call_stack),
+        cmocka_unit_test(test_resurrected_object_stays_in_use),
         cmocka_unit_test(test_rate_zero_records_nothing),
         cmocka_unit_test(test_header_names_the_sampling_rate),
         cmocka_unit_test(test_sampling_rate),
