@@ -285,6 +285,32 @@ static void test_early_cycle_before_growing(void **state)
     assert_true(most < a.next_gc - (2 << 20)); /* the trigger is at 28 */
 }
 
+/* Where the two triggers stand after a cycle with 8 MiB live: the goal at
+ * twice the live heap (GC_PERCENT 100), the early trigger three quarters of
+ * the way there; under a soft memory limit, a goal 5 % under the limit,
+ * minus what is mapped but cannot hold objects. */
+static void test_trigger_positions(void **state)
+{
+    (void)state;
+    make_live(8 << 20);
+    collect();
+    uint64_t live = ao_load(&spangc_gc.heap_marked);
+    uint64_t goal = ao_load(&spangc_gc.next_gc), early = ao_load(&spangc_gc.early_gc);
+    assert_int_equal(goal, live + live / 100 * 100);
+    assert_true(early < goal);
+    assert_true(early - live >= (goal - live) / 10 * 7);
+    uint64_t limit = 256 << 20;
+    gc_set_percent(10000);
+    gc_set_memory_limit(limit);
+    collect();
+    goal = ao_load(&spangc_gc.next_gc);
+    gc_set_memory_limit(0);
+    gc_set_percent(100);
+    assert_true(goal <= limit - limit / 20);
+    assert_true(goal > limit / 2);
+    global_root = NULL;
+}
+
 /* An early cycle that finds as much live data as the last one disarms the
  * trigger for one cycle: a steady state then grows the heap to its goal
  * once, instead of collecting early for good. */
@@ -768,6 +794,7 @@ int main(void)
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_memory_limit_goal_leaves_garbage_out),
         cmocka_unit_test(test_memory_limit_set_mid_sweep),
+        cmocka_unit_test(test_trigger_positions),
         cmocka_unit_test(test_limit_releases_free_pages_at_collect),
         cmocka_unit_test(test_scavenger_releases_idle_pages),
         cmocka_unit_test(test_large_object_counts_before_allocation),
