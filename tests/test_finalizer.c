@@ -256,9 +256,7 @@ static void test_arg_kept_alive(void **state)
 {
     (void)state;
     uintptr_t arg = 0;
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, make_owner_with_arg, &arg), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    run_on_a_thread(make_owner_with_arg, &arg);
     for (int i = 0; i < 3; i++) {
         collect();
         assert_true(alive(arg));

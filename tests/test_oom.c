@@ -433,9 +433,7 @@ static void *register_and_leave(void *arg)
 static int register_a_thread(void)
 {
     int err = 1;
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, register_and_leave, &err), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    run_on_a_thread(register_and_leave, &err);
     return err;
 }
 

@@ -12,7 +12,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -204,9 +203,7 @@ static void test_resurrected_object_stays_in_use(void **state)
     (void)state;
     gc_set_profile_rate(1);
     uintptr_t h = 0;
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, finalizable_on_a_thread, &h), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    run_on_a_thread(finalizable_on_a_thread, &h);
     collect(); /* dead: its finalizer is queued, the object kept for it */
     assert_true(alive(h));
     profile_totals t = read_profile(256, CODE_OF(allocate_finalizable));

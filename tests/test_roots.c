@@ -122,9 +122,7 @@ static void *make_large_and_exit(void *arg)
 static uintptr_t make_unreferenced(void)
 {
     uintptr_t h = 0;
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, make_large_and_exit, &h), 0);
-    assert_int_equal(pthread_join(th, NULL), 0);
+    run_on_a_thread(make_large_and_exit, &h);
     return h;
 }
 

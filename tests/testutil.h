@@ -10,6 +10,7 @@
 #ifndef SPANGC_TESTUTIL_H
 #define SPANGC_TESTUTIL_H
 
+#include <pthread.h>
 #include <spangc.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +41,15 @@ static __attribute__((noinline, unused)) bool alive(uintptr_t h)
 static __attribute__((noinline, unused)) void store(volatile uintptr_t *where, uintptr_t h, size_t offset)
 {
     *where = (uintptr_t)SHOW(h) + offset;
+}
+
+/* fn(arg) on a thread of its own, waited for: the copies of addresses it
+ * leaves in its frames and registers go with the thread. */
+static __attribute__((unused)) void run_on_a_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+    assert_int_equal(pthread_join(th, NULL), 0);
 }
 
 /* Clear stale words below the stack pointer left by earlier calls, so a
