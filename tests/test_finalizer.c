@@ -238,9 +238,8 @@ static void check_arg(void *obj, void *arg)
 /* On a thread that exits, so that no stale copy of arg's address stays
  * in a live frame; neither object is the first of its span, whose address
  * earlier tests' objects left in words that stay scanned. */
-static void *make_owner_with_arg(void *out)
+static void make_owner_with_arg(void *out)
 {
-    assert_int_equal(gc_register_thread(), 0);
     (void)!gc_alloc(32);
     void *obj = gc_alloc(32);
     (void)!gc_alloc(64);
@@ -249,15 +248,13 @@ static void *make_owner_with_arg(void *out)
     assert_int_equal(gc_set_finalizer(obj, check_arg, arg), 0);
     arg_owner = obj;
     *(uintptr_t *)out = HIDE(arg);
-    assert_int_equal(gc_unregister_thread(), 0);
-    return NULL;
 }
 
 static void test_arg_kept_alive(void **state)
 {
     (void)state;
     uintptr_t arg = 0;
-    run_on_a_thread(make_owner_with_arg, &arg);
+    run_on_a_registered_thread(make_owner_with_arg, &arg);
     for (int i = 0; i < 3; i++) {
         collect();
         assert_true(alive(arg));

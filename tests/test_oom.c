@@ -393,10 +393,9 @@ static void count_finalizer(void *obj, void *arg)
 }
 
 /* On a thread that exits: no copy of an address stays in a live frame. */
-static void *make_dying(void *arg)
+static void make_dying(void *arg)
 {
     (void)arg;
-    assert_int_equal(gc_register_thread(), 0);
     for (int i = 0; i < DYING; i++) {
         int *p = gc_alloc(48);
         assert_non_null(p);
@@ -404,8 +403,6 @@ static void *make_dying(void *arg)
         assert_int_equal(gc_set_finalizer(p, count_finalizer, &finalized), 0);
         dying[i] = HIDE(p);
     }
-    assert_int_equal(gc_unregister_thread(), 0);
-    return NULL;
 }
 
 static void test_finalizers_queue_without_memory(void **state)
@@ -413,7 +410,7 @@ static void test_finalizers_queue_without_memory(void **state)
     (void)state;
     collect();
     gc_run_finalizers();
-    run_on_a_thread(make_dying, NULL);
+    run_on_a_registered_thread(make_dying, NULL);
     spangc_os_inject_failure(1, true);
     held *list = exhaust_metadata();
     assert_null(spangc_meta_alloc(16));

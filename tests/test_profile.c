@@ -191,13 +191,10 @@ ALLOCATOR(allocate_finalizable) void allocate_finalizable(uintptr_t *out)
     *out = HIDE(p);
 }
 
-static void *finalizable_on_a_thread(void *out)
+static void allocate_finalizable_second(void *out)
 {
-    assert_int_equal(gc_register_thread(), 0);
     (void)!gc_alloc(256); /* the object is not its span's first */
     allocate_finalizable(out);
-    assert_int_equal(gc_unregister_thread(), 0);
-    return NULL;
 }
 
 static void test_resurrected_object_stays_in_use(void **state)
@@ -205,7 +202,7 @@ static void test_resurrected_object_stays_in_use(void **state)
     (void)state;
     gc_set_profile_rate(1);
     uintptr_t h = 0;
-    run_on_a_thread(finalizable_on_a_thread, &h);
+    run_on_a_registered_thread(allocate_finalizable_second, &h);
     collect(); /* dead: its finalizer is queued, the object kept for it */
     assert_true(alive(h));
     profile_totals t = read_profile(256, CODE_OF(allocate_finalizable));

@@ -110,19 +110,16 @@ static void test_added_root_of_odd_length(void **state)
  * it does not start at the heap's first page, whose address earlier
  * tests' objects left in words that stay scanned: once dropped, nothing
  * at all refers to it. */
-static void *make_large_and_exit(void *arg)
+static void make_large_second(void *arg)
 {
-    assert_int_equal(gc_register_thread(), 0);
     (void)make(1 << 20);
     *(uintptr_t *)arg = make(1 << 20);
-    assert_int_equal(gc_unregister_thread(), 0);
-    return NULL;
 }
 
 static uintptr_t make_unreferenced(void)
 {
     uintptr_t h = 0;
-    run_on_a_thread(make_large_and_exit, &h);
+    run_on_a_registered_thread(make_large_second, &h);
     return h;
 }
 

@@ -52,6 +52,28 @@ static __attribute__((unused)) void run_on_a_thread(void *(*fn)(void *), void *a
     assert_int_equal(pthread_join(th, NULL), 0);
 }
 
+typedef struct registered_call {
+    void (*fn)(void *);
+    void *arg;
+} registered_call;
+
+static __attribute__((unused)) void *call_registered(void *p)
+{
+    registered_call *c = p;
+    assert_int_equal(gc_register_thread(), 0);
+    c->fn(c->arg);
+    assert_int_equal(gc_unregister_thread(), 0);
+    return NULL;
+}
+
+/* The same on a registered thread, which may allocate: objects made there
+ * are referred to by nothing but what fn stores. */
+static __attribute__((unused)) void run_on_a_registered_thread(void (*fn)(void *), void *arg)
+{
+    registered_call c = {fn, arg};
+    run_on_a_thread(call_registered, &c);
+}
+
 /* Clear stale words below the stack pointer left by earlier calls, so a
  * dead frame's copy cannot be picked up by a later, deeper frame. Not
  * instrumented: AddressSanitizer would put redzones around buf that this
