@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "verify.h"
 
@@ -44,12 +45,23 @@ static __attribute__((noinline, unused)) void store(volatile uintptr_t *where, u
 }
 
 /* fn(arg) on a thread of its own, waited for: the copies of addresses it
- * leaves in its frames and registers go with the thread. */
+ * leaves in its frames and registers go with the thread. Its stack is
+ * unmapped after: glibc would give a stack it made to the next thread
+ * created (the finalizer thread, say), old words and all. */
 static __attribute__((unused)) void run_on_a_thread(void *(*fn)(void *), void *arg)
 {
+    size_t size = (size_t)1 << 20;
+    void *stack =
+        mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    assert_true(stack != MAP_FAILED);
+    pthread_attr_t attr;
+    assert_int_equal(pthread_attr_init(&attr), 0);
+    assert_int_equal(pthread_attr_setstack(&attr, stack, size), 0);
     pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, fn, arg), 0);
+    assert_int_equal(pthread_create(&th, &attr, fn, arg), 0);
     assert_int_equal(pthread_join(th, NULL), 0);
+    pthread_attr_destroy(&attr);
+    munmap(stack, size);
 }
 
 typedef struct registered_call {
