@@ -11,6 +11,7 @@
 
 #include <sys/resource.h>
 
+#include "sweep.h"
 #include "testutil.h"
 
 /* volatile: stores to a root must not be optimized away. */
@@ -138,6 +139,39 @@ static void test_forced_collections_loop(void **state)
     global_root = NULL;
 }
 
+/* gc_collect sweeps every span before it returns, whichever size class
+ * holds the last unswept ones. The sweepers take the classes in turn,
+ * starting from a cursor; here each size, scanned and atomic, is the only
+ * class with garbage in its own collection, so a sweeper that passed over
+ * any one class would leave its spans unswept and their objects counted
+ * as allocated. */
+static __attribute__((noinline)) void make_garbage_of(size_t size, size_t n, bool atomic)
+{
+    for (size_t i = 0; i < n; i++)
+        memset(atomic ? gc_alloc_atomic(size) : gc_alloc(size), 0x22, size);
+}
+
+static void test_collect_sweeps_every_class(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {16, 48, 112, 512, 1024, 4096, 12288, 32768};
+    for (size_t k = 0; k < 2 * sizeof sizes / sizeof sizes[0]; k++) {
+        size_t size = sizes[k / 2];
+        size_t n = ((size_t)4 << 20) / size; /* 4 MiB: many spans */
+        collect();
+        gc_stats before, after;
+        gc_get_stats(&before);
+        make_garbage_of(size, n, k & 1);
+        scrub_stack();
+        gc_collect();
+        gc_get_stats(&after);
+        assert_false(spangc_sweep_unfinished());
+        /* All but what stale words may hold was freed. */
+        assert_true(after.frees - before.frees >= n - 16);
+        assert_true(after.heap_alloc <= before.heap_alloc + 16 * size);
+    }
+}
+
 /* Automatic cycles leave sweeping to the background and to allocation;
  * the heap must stay consistent while both sweep. */
 static void test_allocation_during_background_sweep(void **state)
@@ -166,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_freed_memory_is_reused_zeroed),
         cmocka_unit_test(test_bounded_memory),
         cmocka_unit_test(test_forced_collections_loop),
+        cmocka_unit_test(test_collect_sweeps_every_class),
         cmocka_unit_test(test_allocation_during_background_sweep),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
