@@ -1,7 +1,9 @@
 /*
  * test_profile.c - heap profiling: at rate 1 the profile counts exactly a
  * known allocation pattern, attributed to the allocating function; frees
- * show up after the next collection; rate 0 records nothing; the default
+ * show up after the next collection, and automatic cycles publish without
+ * gc_collect, with the background sweeper and (run with
+ * --no-background-sweep) without it; rate 0 records nothing; the default
  * kind of rate samples about size/rate allocations, size being the slot's
  * (so estimates count objects right whatever the request); the file
  * format.
@@ -14,6 +16,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -138,6 +141,79 @@ static void test_exact_counts_at_rate_one(void **state)
     assert_int_equal(t.header_inuse_bytes, t.all_inuse_bytes);
     assert_true(t.header_inuse_objs <= t.header_alloc_objs - (WIDGETS - kept));
     rooted_destroy(&widgets);
+}
+
+/* ---- publication by automatic cycles ------------------------------------- */
+
+/* Garbage, not sampled, until n more cycles have run: no gc_collect,
+ * which would publish everything itself. */
+static __attribute__((noinline)) void allocate_until_cycles(uint64_t n)
+{
+    gc_set_profile_rate(0);
+    gc_stats st;
+    gc_get_stats(&st);
+    uint64_t want = st.num_gc + n;
+    while (st.num_gc < want) {
+        for (int i = 0; i < 256; i++)
+            (void)!gc_alloc(64);
+        gc_get_stats(&st);
+    }
+}
+
+/* With the background sweeper, a cycle's frees are published when it has
+ * swept everything, not only at the next cycle or at gc_collect. */
+static void test_background_sweep_publishes_frees(void **state)
+{
+    (void)state;
+    assert_true(rooted_init(&widgets, WIDGETS));
+    gc_set_profile_rate(1);
+    allocate_widgets();
+    gc_set_profile_rate(0);
+    collect();
+    profile_totals t = read_profile(1024, CODE_OF(allocate_widgets));
+    unsigned long long held_before = t.inuse_objs - WIDGETS; /* by earlier tests' stale words */
+    assert_true(held_before <= 2);
+    rooted_drop(&widgets);
+    scrub_stack();
+    allocate_until_cycles(1);
+    /* The sweeper finishes on its own; nothing allocates meanwhile. */
+    for (int i = 0; i < 1000; i++) {
+        t = read_profile(1024, CODE_OF(allocate_widgets));
+        if (t.inuse_objs <= held_before + 2)
+            break;
+        usleep(10 * 1000);
+    }
+    assert_true(t.inuse_objs <= held_before + 2);
+    rooted_destroy(&widgets);
+}
+
+/* Without the background sweeper (test_profile --no-background-sweep), mark
+ * termination is what publishes. A first batch of widgets is published by
+ * gc_collect (before anything is, a profile shows everything recorded);
+ * once two automatic cycles have run, the second batch, allocated before
+ * them, shows too. */
+static void test_mark_termination_publishes(void **state)
+{
+    (void)state;
+    assert_true(rooted_init(&widgets, WIDGETS));
+    gc_set_profile_rate(1);
+    allocate_widgets();
+    collect();
+    assert_int_equal(read_profile(1024, CODE_OF(allocate_widgets)).alloc_objs, WIDGETS);
+    allocate_widgets(); /* the first batch is garbage now */
+    allocate_until_cycles(2);
+    profile_totals t = read_profile(1024, CODE_OF(allocate_widgets));
+    assert_int_equal(t.alloc_objs, 2 * WIDGETS);
+    /* Whether lazy sweeping found the first batch dead yet varies. */
+    assert_in_range(t.inuse_objs, WIDGETS, 2 * WIDGETS);
+    rooted_destroy(&widgets);
+}
+
+static int setup_no_background_sweep(void **state)
+{
+    (void)state;
+    gc_options o = {.flags = GC_OPT_NO_BACKGROUND_SWEEP};
+    return gc_init(&o);
 }
 
 /* Two call sites allocating objects of the same size: a bucket each,
@@ -360,10 +436,17 @@ static void test_bad_stream(void **state)
     fclose(ro);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--no-background-sweep") == 0) {
+        const struct CMUnitTest lazy[] = {
+            cmocka_unit_test(test_mark_termination_publishes),
+        };
+        return cmocka_run_group_tests(lazy, setup_no_background_sweep, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_counts_at_rate_one),
+        cmocka_unit_test(test_background_sweep_publishes_frees),
         cmocka_unit_test(test_buckets_follow_the_call_stack),
         cmocka_unit_test(test_resurrected_object_stays_in_use),
         cmocka_unit_test(test_rate_zero_records_nothing),
