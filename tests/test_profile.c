@@ -209,13 +209,6 @@ static void test_mark_termination_publishes(void **state)
     rooted_destroy(&widgets);
 }
 
-static int setup_no_background_sweep(void **state)
-{
-    (void)state;
-    gc_options o = {.flags = GC_OPT_NO_BACKGROUND_SWEEP};
-    return gc_init(&o);
-}
-
 /* Two call sites allocating objects of the same size: a bucket each,
  * told apart by the call stack, with exact counts at rate 1. */
 enum { PER_SITE = 10 };
@@ -442,7 +435,7 @@ int main(int argc, char **argv)
         const struct CMUnitTest lazy[] = {
             cmocka_unit_test(test_mark_termination_publishes),
         };
-        return cmocka_run_group_tests(lazy, setup_no_background_sweep, NULL);
+        return cmocka_run_group_tests(lazy, init_without_background_sweep, NULL);
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_counts_at_rate_one),

@@ -193,6 +193,16 @@ static __attribute__((unused)) void rooted_destroy(rooted_set *s)
     free(s->hidden);
 }
 
+/* The group setup of a file's tests run as `test_x --no-background-sweep`
+ * (tests/CMakeLists.txt, spangc_no_background_sweep_variant): a heap
+ * that only allocation sweeps. */
+static __attribute__((unused)) int init_without_background_sweep(void **state)
+{
+    (void)state;
+    gc_options o = {.flags = GC_OPT_NO_BACKGROUND_SWEEP};
+    return gc_init(&o);
+}
+
 static __attribute__((unused)) void collect(void)
 {
     scrub_stack();
