@@ -45,6 +45,12 @@ static uint64_t handle_magic(const gc_weak *w)
     return WEAK_MAGIC ^ (uint64_t)(uintptr_t)w;
 }
 
+bool spangc_weak_is_handle(const void *p, size_t size)
+{
+    const gc_weak *w = p;
+    return size >= sizeof *w && w->magic == handle_magic(w);
+}
+
 void spangc_weak_clear(gc_weak *w)
 {
     ao_store_rel(&w->addr, 0);
@@ -133,7 +139,7 @@ void *gc_weak_get(const gc_weak *cw)
     uintptr_t p = (uintptr_t)w;
     if (hs && hs->elemsize >= sizeof *w &&
         p == hs->base + (uintptr_t)span_obj_index(hs, p) * hs->elemsize &&
-        track_readable(w, sizeof *w) && w->magic == handle_magic(w)) {
+        track_readable(w, sizeof *w) && spangc_weak_is_handle(w, hs->elemsize)) {
         uintptr_t addr = ao_load_acq(&w->addr);
         mspan *s = addr ? spangc_span_of_heap(addr) : NULL;
         if (s) {

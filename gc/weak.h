@@ -6,7 +6,14 @@
 
 #include "../include/spangc.h"
 
+#include <stdbool.h>
+#include <stddef.h>
+
 /* The target died: make w answer NULL from now on (sweep). */
 void spangc_weak_clear(gc_weak *w);
+
+/* Whether the readable object of size bytes at p is a weak handle: big
+ * enough for one, with the magic for its own address. */
+bool spangc_weak_is_handle(const void *p, size_t size);
 
 #endif

@@ -172,8 +172,8 @@ SPANGC_API SPANGC_MALLOC void *gc_alloc_typed(size_t size, const gc_type *type);
  * atomic or typed) holding p's contents (up to size bytes), or p itself if
  * it is big enough and size is at least half of gc_size(p), or the new
  * object would be no smaller than p (bytes past size are then cleared);
- * shrinking can therefore move
- * the object, and fail. p NULL is gc_alloc(size). The
+ * shrinking can therefore move the object, and fail. A weak handle is
+ * always copied, and the copy is no handle. p NULL is gc_alloc(size). The
  * old object is not freed: the collector reclaims it when it is unreachable.
  * p not the base of a live heap object (an interior, freed, stack, static
  * or malloc'd address) gives NULL with errno EINVAL; out of memory gives

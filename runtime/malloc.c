@@ -32,6 +32,7 @@
 #include "../gc/profile.h"
 #include "../gc/sweep.h"
 #include "../gc/type.h"
+#include "../gc/weak.h"
 
 #include <errno.h>
 #include <string.h>
@@ -411,8 +412,12 @@ void *gc_realloc(void *ptr, size_t size)
     /* In place while at least half the object stays in use, or a new one
      * would be no smaller. Otherwise a copy: a buffer cut from megabytes
      * to a few bytes must not keep its whole span alive, which is what a
-     * realloc user expects. */
-    if (size <= old_size && (size >= old_size / 2 || usable_size(size) == old_size)) {
+     * realloc user expects. A weak handle is always copied (the copy is
+     * no handle): clearing its tail would clear its magic, and the
+     * object's one handle, which gc_weak_new keeps returning, would answer
+     * EINVAL for the rest of the object's life. */
+    if (size <= old_size && (size >= old_size / 2 || usable_size(size) == old_size) &&
+        !spangc_weak_is_handle(ptr, old_size)) {
         memset((char *)ptr + size, 0, old_size - size);
         return ptr;
     }

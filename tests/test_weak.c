@@ -250,6 +250,15 @@ static void test_copy_is_not_a_handle(void **state)
     assert_null(gc_weak_get(copy));
     assert_int_equal(errno, EINVAL);
     assert_ptr_equal(gc_weak_get(w), target);
+    /* Shrunk, or kept its size, a handle is copied too: cut in place, it
+     * lost its magic, and the target's one handle answered EINVAL. */
+    for (size_t size = 0; size <= 16; size += 4) {
+        gc_weak *cut = gc_realloc(w, size);
+        assert_non_null(cut);
+        assert_ptr_not_equal(cut, w);
+        assert_ptr_equal(gc_weak_get(w), target);
+        assert_ptr_equal(gc_weak_new(target), w);
+    }
 }
 
 /* ---- reads racing with the background sweeper --------------------------- */
