@@ -114,6 +114,9 @@ int spangc_options_load(const gc_options *opts)
         o = *opts;
     spangc_config c;
     memset(&c, 0, sizeof c);
+    if (o.flags & ~(unsigned)(GC_OPT_TRACE | GC_OPT_FINALIZER_THREAD | GC_OPT_NO_BACKGROUND_SWEEP |
+                              GC_OPT_IGNORE_ENV))
+        return -EINVAL;
     bool env = !(o.flags & GC_OPT_IGNORE_ENV);
     const char *v;
     long n;
@@ -168,8 +171,12 @@ int spangc_options_load(const gc_options *opts)
             return -EINVAL;
         c.suspend_signal = (int)n;
     }
+    /* Refused here rather than by sigaction in spangc_threads_init, after
+     * the heap is set up: glibc keeps the signals between the standard
+     * ones and SIGRTMIN (32 and 33) for itself. */
     if (c.suspend_signal <= 0 || c.suspend_signal >= NSIG || c.suspend_signal == SIGKILL ||
-        c.suspend_signal == SIGSTOP || c.suspend_signal == SIGSEGV || c.suspend_signal == SIGBUS)
+        c.suspend_signal == SIGSTOP || c.suspend_signal == SIGSEGV || c.suspend_signal == SIGBUS ||
+        (c.suspend_signal > SIGSYS && c.suspend_signal < SIGRTMIN))
         return -EINVAL;
 
     unsigned delay = o.scavenge_delay_ms ? o.scavenge_delay_ms : DEFAULT_SCAVENGE_DELAY;

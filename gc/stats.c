@@ -16,6 +16,12 @@ void gc_get_stats(gc_stats *out)
 {
     if (!out)
         return;
+    memset(out, 0, sizeof *out);
+    /* All zero until gc_init has succeeded: a gc_init that failed may have
+     * set up part of the heap, and a failed call changes nothing the
+     * program can see. */
+    if (ao_load(&spangc_gc.initialized) != 2)
+        return;
     spangc_thread *t = spangc_self;
     if (t) {
         /* Count what this thread allocated from its cached spans. */
@@ -23,7 +29,6 @@ void gc_get_stats(gc_stats *out)
         spangc_mcache_count_allocs(&t->cache);
         runtime_leave(t);
     }
-    memset(out, 0, sizeof *out);
     out->heap_alloc = ao_load(&spangc_mstats.heap_alloc);
     out->heap_sys = ao_load(&spangc_heap.sys);
     out->heap_released = ao_load(&spangc_heap.released);

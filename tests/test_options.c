@@ -110,6 +110,12 @@ static void test_bad_values(void **state)
         /* Blanks are refused on either side, and so is a '+'. */
         {"GC_PERCENT", " 50"},           {"GC_PERCENT", "50 "},
         {"GC_PERCENT", "+50"},           {"GC_MARKERS", "\t2"},
+        /* glibc's own signals, and those no stop may use. */
+        {"GC_SUSPEND_SIGNAL", "32"},     {"GC_SUSPEND_SIGNAL", "33"},
+        {"GC_SUSPEND_SIGNAL", "11"},     {"GC_SUSPEND_SIGNAL", "7"},
+        {"GC_SUSPEND_SIGNAL", "19"},
+        /* Beyond the ranges, before any narrowing. */
+        {"GC_PERCENT", "1000001"},       {"GC_PERCENT", "4294967306"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         clear_env();
@@ -121,6 +127,10 @@ static void test_bad_values(void **state)
     assert_int_equal(spangc_options_load(&o1), -EINVAL);
     gc_options o2 = {.suspend_signal = SIGSTOP};
     assert_int_equal(spangc_options_load(&o2), -EINVAL);
+    gc_options o3 = {.suspend_signal = 32};
+    assert_int_equal(spangc_options_load(&o3), -EINVAL);
+    gc_options o4 = {.flags = 0x100};
+    assert_int_equal(spangc_options_load(&o4), -EINVAL);
     /* An empty variable counts as unset. */
     setenv("GC_PERCENT", "", 1);
     assert_int_equal(spangc_options_load(NULL), 0);
