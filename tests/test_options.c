@@ -65,6 +65,21 @@ static void test_environment(void **state)
     setenv("GC_PERCENT", "-5", 1);
     assert_int_equal(spangc_options_load(NULL), 0);
     assert_true(spangc_gc_percent() < 0);
+    setenv("GC_PERCENT", "0", 1); /* taken as 1 */
+    assert_int_equal(spangc_options_load(NULL), 0);
+    assert_int_equal(spangc_gc_percent(), 1);
+
+    /* "0" turns a switch off; a bare "stress" collects at every allocation. */
+    setenv("GC_TRACE", "0", 1);
+    setenv("GC_FINALIZER_THREAD", "0", 1);
+    setenv("GC_DEBUG", "stress", 1);
+    assert_int_equal(spangc_options_load(NULL), 0);
+    assert_false(spangc_cfg.trace);
+    assert_false(spangc_cfg.finalizer_thread);
+    assert_int_equal(spangc_cfg.stress, 1);
+    setenv("GC_FINALIZER_THREAD", "1", 1);
+    assert_int_equal(spangc_options_load(NULL), 0);
+    assert_true(spangc_cfg.finalizer_thread);
 
     /* Options win over the environment; IGNORE_ENV ignores it. */
     gc_options o = {.gc_percent = 200, .min_heap = 2 << 20};
