@@ -143,8 +143,14 @@ static void test_realloc_api(void **state)
     assert_true(all_zero(q + half, gc_size(q) - half));
     /* ... or when a new object would be no smaller (same size class). */
     char *tiny = gc_alloc(16);
+    memset(tiny, 'x', 16);
     assert_ptr_equal(gc_realloc(tiny, 4), tiny);
+    assert_true(all_zero(tiny + 4, 12));
     assert_ptr_equal(gc_realloc(tiny, 0), tiny);
+    assert_true(all_zero(tiny, 16));
+    /* Just under half: a copy. */
+    char *big = gc_alloc(8192);
+    assert_ptr_not_equal(gc_realloc(big, gc_size(big) / 2 - 16), big);
     /* Shrinking further copies into a smaller object. */
     char *small = gc_realloc(q, 100);
     assert_ptr_not_equal(small, q);
