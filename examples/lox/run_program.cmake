@@ -8,8 +8,12 @@
 #
 # The flags that print are checked for what they print: --gc-trace a line
 # per cycle, --stats the statistics at exit; GCSTATS=1 says the program
-# calls gcStats(), whose line must be there too; PROFILE=<file> adds
-# --heap-profile <file>, which must then hold a heap profile with samples.
+# calls gcStats() as its last statement, whose line must be there too,
+# with a heap in use smaller than the heap from the OS, and, with --stats,
+# as many collections as the report at exit less the collections at exit
+# (the report's, and --heap-profile's);
+# PROFILE=<file> adds --heap-profile <file>, which must then hold a heap
+# profile with samples.
 #
 # DROPS_STRINGS=1 says the program lets go of most strings it interned:
 # --stats must then count fewer interned strings alive than slots used
@@ -69,6 +73,28 @@ foreach(pattern IN LISTS must_print)
     message(FATAL_ERROR "${PROGRAM}: nothing on stderr matches '${pattern}'\n${errors}")
   endif()
 endforeach()
+if(GCSTATS)
+  string(REGEX MATCH "gc: ([0-9]+) collections, heap ([0-9.]+) KiB in [0-9]+ objects \\(([0-9.]+) KiB from the OS\\)"
+         found "${errors}")
+  set(gcstats_collections "${CMAKE_MATCH_1}")
+  if(NOT CMAKE_MATCH_2 LESS CMAKE_MATCH_3)
+    message(FATAL_ERROR "${PROGRAM}: gcStats() shows ${CMAKE_MATCH_2} KiB in use of ${CMAKE_MATCH_3} "
+                        "KiB from the OS\n${errors}")
+  endif()
+  if("--stats" IN_LIST FLAGS)
+    string(REGEX MATCH "collections +([0-9]+) \\(" found "${errors}")
+    # --heap-profile collects once more, before it writes the profile.
+    set(at_exit 1)
+    if(DEFINED PROFILE)
+      set(at_exit 2)
+    endif()
+    math(EXPR final "${gcstats_collections} + ${at_exit}")
+    if(NOT CMAKE_MATCH_1 EQUAL final)
+      message(FATAL_ERROR "${PROGRAM}: gcStats() counted ${gcstats_collections} collections, "
+                          "--stats ${CMAKE_MATCH_1} at exit\n${errors}")
+    endif()
+  endif()
+endif()
 if(DEFINED PROFILE)
   file(READ ${PROFILE} profile)
   if(NOT profile MATCHES "^heap profile: [0-9]+: [0-9]+ \\[[0-9]+: [0-9]+\\] @ heap_v2/" OR
