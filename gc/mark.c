@@ -703,6 +703,11 @@ uint64_t spangc_mark_finish(void)
     return bytes;
 }
 
+uint64_t spangc_mark_bytes_of(unsigned i)
+{
+    return i < mk.nmarkers ? mk.m[i].bytes : 0;
+}
+
 /* ---- what roots.c, specials.c and finalizer.c call ------------------------------------- */
 
 void spangc_mark_range(uintptr_t lo, uintptr_t hi)

@@ -42,6 +42,10 @@ bool spangc_mark_overflowed(void);
 typedef uint64_t *(*spangc_mark_bits_fn)(mspan *s);
 void spangc_mark_set_bitmap(spangc_mark_bits_fn fn);
 
+/* Tests only: the bytes marker i (0: the collecting thread) marked in
+ * the last mark; 0 for a marker that mark did not have. */
+uint64_t spangc_mark_bytes_of(unsigned i);
+
 /* fork support: the workers do not exist in the child. */
 void spangc_mark_reinit_child(void);
 
