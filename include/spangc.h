@@ -16,8 +16,9 @@
  *
  * Conventions
  *  - Functions that can fail return int: 0 on success, a negative errno
- *    value on failure (-EINVAL, -ENOMEM, -EEXIST, -ENOENT, -EPERM). They
- *    never abort on bad input.
+ *    value on failure (-EINVAL, -ENOMEM, -EEXIST, -ENOENT, -EPERM, and
+ *    -EFAULT and -EIO where a function says so). They never abort on bad
+ *    input.
  *  - Allocation returns NULL on failure. For out-of-memory that happens
  *    only after one forced collection and after the out-of-memory hook
  *    (gc_options.oom_fn) ran; errno is then ENOMEM. A size no heap could
