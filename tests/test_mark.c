@@ -1,8 +1,9 @@
 /*
  * test_mark.c - marking: long chains without recursion, mark-stack
  * overflow recovery, typed arrays and large objects, two markers over
- * multi-page spans, marked bytes that count each object once, and a busy
- * marker sharing its work.
+ * multi-page spans, marked bytes that count each object once, a busy
+ * marker sharing its work, an overflow within the recovery from one, and
+ * layouts with unsorted offsets over an element cut short.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,6 +88,62 @@ static void test_mark_stack_overflow(void **state)
         assert_ptr_equal(gc_base(child), child);
         assert_ptr_equal(gc_base(child[0]), child[0]);
     }
+    global_root = NULL;
+}
+
+/* The recovery from an overflow overflows again, and recovers again:
+ * root -> A[3000] -> B_i, and the last B's -> D[3000] -> E -> F. With a
+ * one-chunk stack and one marker the first pass drops most B's; the
+ * recovery pass, which walks the heap in address order, scans the last
+ * B's and overflows on their D's, dropping E's that lie at addresses it
+ * has passed (they were allocated first). With one recovery pass only,
+ * those E's were never scanned and 20 of 60 F's sampled were freed while
+ * reachable. */
+enum { OVER_A = 3000, OVER_D = 3000, OVER_DEEP = 4 };
+
+static __attribute__((noinline)) void **build_double_overflow(void)
+{
+    void **es = gc_alloc_atomic(OVER_DEEP * OVER_D * sizeof(void *)); /* holds nothing */
+    for (int k = 0; k < OVER_DEEP * OVER_D; k++) {
+        void **e = gc_alloc(32);
+        e[0] = gc_alloc_atomic(48);
+        es[k] = e;
+    }
+    void **root = gc_alloc(OVER_A * sizeof(void *));
+    int k = 0;
+    for (int i = 0; i < OVER_A; i++) {
+        void **b = gc_alloc(16);
+        root[i] = b;
+        if (i < OVER_A - OVER_DEEP)
+            continue;
+        void **d = gc_alloc(OVER_D * sizeof(void *));
+        b[0] = d;
+        for (int j = 0; j < OVER_D; j++)
+            d[j] = es[k++];
+    }
+    return root;
+}
+
+static void test_overflow_during_recovery(void **state)
+{
+    (void)state;
+    unsigned saved = spangc_cfg.markers;
+    spangc_cfg.markers = 1;
+    global_root = build_double_overflow();
+    spangc_cfg.mark_stack_limit = 1;
+    collect();
+    spangc_cfg.mark_stack_limit = 0;
+    spangc_cfg.markers = saved;
+    void **root = global_root;
+    size_t lost = 0;
+    for (int i = OVER_A - OVER_DEEP; i < OVER_A; i++) {
+        void **d = ((void ***)root)[i][0];
+        for (int j = 0; j < OVER_D; j++) {
+            void **e = d[j];
+            lost += gc_base(e) != e || gc_base(e[0]) != e[0];
+        }
+    }
+    assert_int_equal(lost, 0);
     global_root = NULL;
 }
 
@@ -205,6 +262,42 @@ static void test_typed_arrays(void **state)
             assert_int_equal(arr[i].next->id, -(long)i);
         }
     }
+    global_root = NULL;
+}
+
+/* A layout's offsets may come in any order, and it repeats up to the end
+ * of the object, into a last element cut short: a 32-byte layout with
+ * pointers at 24 and 0, over 48 bytes, has pointer words at 0, 24 and 32,
+ * and no other. Scanning stopped at the first offset past the end, so
+ * with the offsets unsorted, or the short element skipped, the object at
+ * 32 was freed while reachable. */
+static uintptr_t typed_kids[4]; /* hidden: what bytes 0, 24, 32 and 40 point to */
+
+static void make_typed_with_short_element(void *arg)
+{
+    (void)arg;
+    const gc_type *t = gc_type_new(32, (const size_t[]){24, 0}, 2);
+    assert_non_null(t);
+    void **obj = gc_alloc_typed(48, t);
+    assert_non_null(obj);
+    (void)!gc_alloc(64); /* the children are not first in their span */
+    for (int i = 0; i < 4; i++) {
+        void *kid = gc_alloc(64);
+        obj[(size_t[]){0, 3, 4, 5}[i]] = kid;
+        typed_kids[i] = HIDE(kid);
+    }
+    global_root = obj;
+}
+
+static void test_typed_layout_unsorted_and_cut_short(void **state)
+{
+    (void)state;
+    run_on_a_registered_thread(make_typed_with_short_element, NULL);
+    collect();
+    assert_true(alive(typed_kids[0]));
+    assert_true(alive(typed_kids[1]));
+    assert_true(alive(typed_kids[2]));
+    assert_dead(typed_kids[3]); /* byte 40: not a pointer word */
     global_root = NULL;
 }
 
@@ -368,9 +461,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_chain),
         cmocka_unit_test(test_mark_stack_overflow),
+        cmocka_unit_test(test_overflow_during_recovery),
         cmocka_unit_test(test_parallel_overflow_counts_each_object_once),
         cmocka_unit_test(test_parallel_mark_counts_shared_objects_once),
         cmocka_unit_test(test_typed_arrays),
+        cmocka_unit_test(test_typed_layout_unsorted_and_cut_short),
         cmocka_unit_test(test_mark_does_not_wait_for_a_late_worker),
         cmocka_unit_test(test_parallel_mark_of_multi_page_spans),
         cmocka_unit_test(test_markers_share_work),
