@@ -22,6 +22,7 @@
 #include "debug.h"
 #include "gc.h"
 #include "mark.h"
+#include "mcentral.h"
 #include "options.h"
 #include "testutil.h"
 #include "thread.h"
@@ -155,6 +156,57 @@ static void test_verify_catches_bad_counts(void **state)
     (void)state;
     /* The span's own check, not the heap-wide totals that also fail. */
     expect_death(corrupt_counts, "objects, bitmap has");
+}
+
+/* Each of verify's other checks of a span, on a span corrupted its way:
+ * one 64-byte object in a span of its own size class taken off the thread
+ * cache, so that the span sits on its class's partial list. */
+static mspan *span_off_the_cache(void)
+{
+    global_root = gc_alloc(64);
+    mspan *s = spangc_span_of_heap((uintptr_t)global_root);
+    spangc_thread *t = spangc_self;
+    runtime_enter(t);
+    spangc_mcache_release_all(&t->cache);
+    runtime_leave(t);
+    return s;
+}
+
+static void corrupt_alloc_cache(void)
+{
+    mspan *s = span_off_the_cache();
+    s->alloc_cache ^= 1;
+    gc_collect();
+}
+
+static void corrupt_list(void)
+{
+    mspan *s = span_off_the_cache();
+    s->list = &spangc_central[s->spanclass].full[0]; /* not full */
+    gc_collect();
+}
+
+static void corrupt_sweepgen(void)
+{
+    mspan *s = span_off_the_cache();
+    ao_store(&s->sweepgen, ao_load(&s->sweepgen) - 2);
+    gc_collect();
+}
+
+static void corrupt_mark_bits(void)
+{
+    mspan *s = span_off_the_cache();
+    s->mark_bits[0] |= 1;
+    gc_collect();
+}
+
+static void test_verify_checks_each_span(void **state)
+{
+    (void)state;
+    expect_death(corrupt_alloc_cache, "alloc cache disagrees with its bitmap");
+    expect_death(corrupt_list, "objects on a full list");
+    expect_death(corrupt_sweepgen, "has sweepgen");
+    expect_death(corrupt_mark_bits, "marked outside a mark");
 }
 
 /* ---- a corrupted span ------------------------------------------------------ */
@@ -295,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_poison_catches_write_after_free),
         cmocka_unit_test(test_verify_catches_missed_mark),
         cmocka_unit_test(test_verify_catches_bad_counts),
+        cmocka_unit_test(test_verify_checks_each_span),
         cmocka_unit_test(test_corrupted_span_is_fatal),
         cmocka_unit_test(test_stress_collects_every_n),
         cmocka_unit_test(test_explain_names_the_referrer),
