@@ -1,7 +1,8 @@
 /*
- * test_mheap.c - the page heap: first fit, coalescing, growth, many
- * random sequences checked against a simple model, and the bitmaps it
- * sets up with a span.
+ * test_mheap.c - the page heap: first fit, coalescing, growth behind a
+ * guard page, release (idle spans only; under a limit, down to 95% of
+ * it), many random sequences checked against a simple model, and the
+ * bitmaps it sets up with a span.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include "arena.h"
 #include "metalloc.h"
 #include "mheap.h"
+#include "options.h"
 #include "os.h"
 #include "thread.h"
 
@@ -175,6 +177,57 @@ static void test_idle_span_stays_idle_when_merged(void **state)
     spangc_mheap_verify();
 }
 
+/* A span freed a moment ago stays: only spans idle for the delay go back
+ * to the OS, so that a program reusing its memory does not pay a page
+ * fault for each page of it. */
+static void test_young_free_span_is_not_released(void **state)
+{
+    (void)state;
+    mspan *g0 = spangc_mheap_alloc(1, 1);
+    mspan *a = spangc_mheap_alloc(64, 1);
+    mspan *g1 = spangc_mheap_alloc(1, 1);
+    assert_true(g0 && a && g1);
+    uintptr_t base = a->base;
+    spangc_mheap_free(a);
+    spangc_mheap_scavenge((uint64_t)5 * 1000 * 1000 * 1000, 0);
+    assert_false(spangc_span_of(base)->released);
+    lock_acquire(&spangc_heap.lock);
+    spangc_span_of(base)->free_since -= (uint64_t)10 * 1000 * 1000 * 1000; /* idle 10 s */
+    lock_release(&spangc_heap.lock);
+    assert_true(spangc_mheap_scavenge((uint64_t)5 * 1000 * 1000 * 1000, 0) >= 64 * PAGE_SIZE);
+    assert_true(spangc_span_of(base)->released);
+    spangc_mheap_free(g0);
+    spangc_mheap_free(g1);
+    spangc_mheap_verify();
+}
+
+/* Over a soft memory limit, free pages go back until the heap and its
+ * metadata map 95% of the limit, not just the limit: room to grow before
+ * the next release. The free pages here are 32 spans of 256 KiB between
+ * spans in use, so the release stops within 256 KiB of where it aims. */
+static void test_release_to_limit_leaves_a_margin(void **state)
+{
+    (void)state;
+    enum { N = 64, PAGES = 32 };
+    spangc_mheap_scavenge(0, 0); /* only the pages freed below are dirty */
+    mspan *s[N];
+    for (int i = 0; i < N; i++)
+        assert_non_null(s[i] = spangc_mheap_alloc(PAGES, 1));
+    for (int i = 1; i < N; i += 2)
+        spangc_mheap_free(s[i]);
+    uint64_t mapped = spangc_mapped_bytes();
+    uint64_t limit = (mapped - (4 << 20)) / 19 * 20; /* 95% of it: 4 MiB below mapped */
+    ao_store(&spangc_cfg.memory_limit, limit);
+    spangc_mheap_scavenge_to_limit();
+    uint64_t now = spangc_mapped_bytes();
+    ao_store(&spangc_cfg.memory_limit, 0);
+    assert_true(now <= limit - limit / 20);
+    assert_true(now > limit - limit / 20 - 2 * PAGES * PAGE_SIZE); /* and no further */
+    for (int i = 0; i < N; i += 2)
+        spangc_mheap_free(s[i]);
+    spangc_mheap_verify();
+}
+
 /* Random allocate/free sequences against a model of which pages are in
  * use; the heap's own invariants are checked after every step. */
 static void test_random_sequences(void **state)
@@ -313,6 +366,15 @@ static void test_heap_starts_at_its_hint(void **state)
     assert_int_equal(ao_load(&spangc_arenas.lo), (uintptr_t)0xc0 << 32);
 }
 
+/* A reservation's first page is never a span's: copies of its address
+ * (gc_init's dead frames, the end of the mapping below) would keep an
+ * object there alive for good. */
+static void test_reservation_starts_with_a_guard_page(void **state)
+{
+    (void)state;
+    assert_null(spangc_span_of(ao_load(&spangc_arenas.lo)));
+}
+
 /* Growth past the end of the reservation, where the OS gives the address
  * range that follows: the heap goes on where it stopped, so the span that
  * needed the growth starts in the old reservation, whose end is not left
@@ -434,11 +496,14 @@ int main(void)
         cmocka_unit_test(test_first_fit),
         cmocka_unit_test(test_released_pages_counted_exactly),
         cmocka_unit_test(test_idle_span_stays_idle_when_merged),
+        cmocka_unit_test(test_young_free_span_is_not_released),
+        cmocka_unit_test(test_release_to_limit_leaves_a_margin),
         cmocka_unit_test(test_random_sequences),
         cmocka_unit_test(test_needzero_and_release),
         cmocka_unit_test(test_refused_release_keeps_span_dirty),
         cmocka_unit_test(test_growth_merges_with_dirty_span),
         cmocka_unit_test(test_heap_starts_at_its_hint),
+        cmocka_unit_test(test_reservation_starts_with_a_guard_page),
         cmocka_unit_test(test_growth_continues_the_reservation),
         cmocka_unit_test(test_huge_span),
         cmocka_unit_test(test_span_bitmap_storage),
