@@ -88,6 +88,24 @@ static void test_large_block_counted_both_ways(void **state)
     assert_int_equal(spangc_meta_sys(), before);
 }
 
+/* Types live in a region of their own, committed 64 KiB at a time:
+ * what it commits counts in metadata_sys too. */
+static void test_type_region_counted(void **state)
+{
+    (void)state;
+    uint64_t before = spangc_meta_sys();
+    size_t taken = 0;
+    /* 200 KiB of type records: at least two more commits. */
+    while (taken < 200 * 1024) {
+        assert_non_null(spangc_meta_alloc_type(4096));
+        taken += 4096;
+    }
+    assert_true(spangc_meta_sys() >= before + 128 * 1024);
+    gc_stats st;
+    gc_get_stats(&st);
+    assert_int_equal(st.metadata_sys, spangc_meta_sys());
+}
+
 /* When a block does not fit in what is left of the chunk, a new chunk is
  * taken, and the old one's leftover goes to the free lists of the classes
  * it holds, not lost: the next block of its size is that leftover. */
@@ -144,6 +162,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         /* First: it needs the 16 KiB class's free list empty. */
         cmocka_unit_test(test_chunk_leftover_is_kept),
+        cmocka_unit_test(test_type_region_counted),
         cmocka_unit_test(test_freed_block_comes_back_zeroed),
         cmocka_unit_test(test_classes_do_not_overlap),
         cmocka_unit_test(test_large_block_counted_both_ways),
