@@ -81,7 +81,10 @@ void vm_clear_dead_slots(void)
 }
 
 /* Moves the value of every open upvalue at or above last into the upvalue
- * itself: the slots are about to be popped. */
+ * itself: the slots are about to be popped. A closed upvalue drops its
+ * link to the next open one, which its layout traces: a closure that
+ * outlives the call would otherwise keep every upvalue below it on the
+ * list alive, and the values they close over. */
 static void close_upvalues(const Value *last)
 {
     while (vm.open_upvalues != NULL && vm.open_upvalues->location >= last) {
@@ -89,6 +92,7 @@ static void close_upvalues(const Value *last)
         u->closed = *u->location;
         u->location = &u->closed;
         vm.open_upvalues = u->next;
+        u->next = NULL;
     }
 }
 
