@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-CONVERSION = re.compile(r"%[-#0-9.]*(?:l|ll|z)?[a-z]")
+CONVERSION = re.compile(r"%[-#0-9.]*(?:ll|l|z)?[a-z]")
 
 
 def code_messages(root):
@@ -25,7 +25,8 @@ def code_messages(root):
             text = f.read()
         for call in re.finditer(r'spangc_throw\(((?:\s*"(?:[^"\\]|\\.)*")+)', text):
             literals = re.findall(r'"((?:[^"\\]|\\.)*)"', call.group(1))
-            found.append((os.path.relpath(path, root), "".join(literals)))
+            # "%%" prints "%": no conversion.
+            found.append((os.path.relpath(path, root), "".join(literals).replace("%%", "%")))
     return found
 
 
@@ -33,6 +34,9 @@ def table_messages(root):
     with open(os.path.join(root, "docs", "debugging.md"), encoding="utf-8") as f:
         text = f.read()
     section = text[text.index("## Fatal messages"):]
+    following = section.find("\n## ", 1)
+    if following >= 0:
+        section = section[:following]
     rows = [l for l in section.splitlines() if l.startswith("| `")]
     entries = []
     for row in rows:

@@ -80,6 +80,7 @@ static void test_environment(void **state)
     setenv("GC_FINALIZER_THREAD", "1", 1);
     assert_int_equal(spangc_options_load(NULL), 0);
     assert_true(spangc_cfg.finalizer_thread);
+    setenv("GC_TRACE", "1", 1); /* on again: IGNORE_ENV must ignore it below */
 
     /* Options win over the environment; IGNORE_ENV ignores it. */
     gc_options o = {.gc_percent = 200, .min_heap = 2 << 20};
