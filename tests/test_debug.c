@@ -139,28 +139,8 @@ static void test_verify_catches_missed_mark(void **state)
 
 /* ---- verify: inconsistent counts ------------------------------------------ */
 
-static void corrupt_counts(void)
-{
-    global_root = gc_alloc(64);
-    mspan *s = spangc_span_of_heap((uintptr_t)global_root);
-    spangc_thread *t = spangc_self;
-    runtime_enter(t);
-    spangc_mcache_release_all(&t->cache); /* so that the span is on a list */
-    runtime_leave(t);
-    s->alloc_count += 3;
-    gc_collect();
-}
-
-static void test_verify_catches_bad_counts(void **state)
-{
-    (void)state;
-    /* The span's own check, not the heap-wide totals that also fail. */
-    expect_death(corrupt_counts, "objects, bitmap has");
-}
-
-/* Each of verify's other checks of a span, on a span corrupted its way:
- * one 64-byte object in a span of its own size class taken off the thread
- * cache, so that the span sits on its class's partial list. */
+/* A span to corrupt: one 64-byte object's, taken off the thread cache so
+ * that the span sits on its class's partial list. */
 static mspan *span_off_the_cache(void)
 {
     global_root = gc_alloc(64);
@@ -172,6 +152,21 @@ static mspan *span_off_the_cache(void)
     return s;
 }
 
+static void corrupt_counts(void)
+{
+    mspan *s = span_off_the_cache();
+    s->alloc_count += 3;
+    gc_collect();
+}
+
+static void test_verify_catches_bad_counts(void **state)
+{
+    (void)state;
+    /* The span's own check, not the heap-wide totals that also fail. */
+    expect_death(corrupt_counts, "objects, bitmap has");
+}
+
+/* Each of verify's other checks of a span, on a span corrupted its way. */
 static void corrupt_alloc_cache(void)
 {
     mspan *s = span_off_the_cache();

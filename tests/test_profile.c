@@ -431,12 +431,9 @@ static void test_bad_stream(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--no-background-sweep") == 0) {
-        const struct CMUnitTest lazy[] = {
-            cmocka_unit_test(test_mark_termination_publishes),
-        };
-        return cmocka_run_group_tests(lazy, init_without_background_sweep, NULL);
-    }
+    const struct CMUnitTest lazy[] = {
+        cmocka_unit_test(test_mark_termination_publishes),
+    };
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_exact_counts_at_rate_one),
         cmocka_unit_test(test_background_sweep_publishes_frees),
@@ -449,5 +446,5 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_realloc_and_weak_blame_the_caller),
         cmocka_unit_test(test_bad_stream),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return RUN_TESTS_OR_LAZY(argc, argv, tests, setup, lazy);
 }

@@ -203,6 +203,14 @@ static __attribute__((unused)) int init_without_background_sweep(void **state)
     return gc_init(&o);
 }
 
+/* main's result for a file with both kinds of tests: run as
+ * `test_x --no-background-sweep`, the array lazy, set up by
+ * init_without_background_sweep; else the array tests, set up by setup. */
+#define RUN_TESTS_OR_LAZY(argc, argv, tests, setup, lazy)                                          \
+    ((argc) > 1 && strcmp((argv)[1], "--no-background-sweep") == 0                                 \
+         ? cmocka_run_group_tests(lazy, init_without_background_sweep, NULL)                       \
+         : cmocka_run_group_tests(tests, setup, NULL))
+
 static __attribute__((unused)) void collect(void)
 {
     scrub_stack();
