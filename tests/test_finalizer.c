@@ -20,6 +20,8 @@
 #include "atomic.h"
 #include "options.h"
 #include "finalizer.h"
+#include "gc.h"
+#include "sweep.h"
 #include "testutil.h"
 
 static int setup(void **state)
@@ -224,8 +226,9 @@ static __attribute__((noinline)) uintptr_t make_cycle(void)
 }
 
 /* A finalizer's arg is kept alive by the finalizer, as long as the
- * finalizer is set, though nothing else refers to it: it is still there,
- * unfreed, when the finalizer gets it. */
+ * finalizer is set and then while it waits in the queue, though nothing
+ * else refers to it: it is still there, unfreed, when the finalizer gets
+ * it. */
 static void *volatile arg_owner;
 static uintptr_t arg_seen; /* hidden */
 
@@ -261,7 +264,12 @@ static void test_arg_kept_alive(void **state)
         assert_int_equal(((unsigned char *)SHOW(arg))[63], 0x5a);
     }
     arg_owner = NULL;
-    collect();
+    collect(); /* the finalizer is queued: the queue keeps arg alive */
+    for (int i = 0; i < 2; i++) {
+        collect();
+        assert_true(alive(arg));
+        assert_int_equal(((unsigned char *)SHOW(arg))[63], 0x5a);
+    }
     gc_run_finalizers();
     assert_int_equal(arg_seen, arg);
     arg_seen = 0;
@@ -514,6 +522,32 @@ static void test_finalizer_thread(void **state)
     }
 }
 
+/* Finalizers that a sweep queues after the world has restarted (lazy or
+ * background sweeping) wake the finalizer thread at once: it is not left
+ * waiting for the next stop of the world, which in an idle program never
+ * comes. The cycle here leaves all sweeping to later, and the sweep comes
+ * 100 ms later, when the finalizer thread waits again. */
+static void test_finalizer_thread_woken_by_a_later_sweep(void **state)
+{
+    (void)state;
+    spangc_cfg.finalizer_thread = true;
+    spangc_finalizer_thread_start(); /* if test_finalizer_thread did not */
+    uintptr_t before = ao_load_acq(&thread_calls);
+    make_for_thread();
+    scrub_stack();
+    spangc_cfg.background_sweep = false;
+    spangc_collect(COLLECT_STRESS); /* marks, and sweeps nothing */
+    struct timespec pause = {0, 100 * 1000000};
+    nanosleep(&pause, NULL);
+    spangc_sweep_finish(); /* queues the finalizers, the world running */
+    spangc_cfg.background_sweep = true;
+    for (int i = 0; i < 5000 && ao_load_acq(&thread_calls) - before < FOR_THREAD - 2; i++) {
+        struct timespec ts = {0, 2 * 1000000}; /* 10 s at most */
+        nanosleep(&ts, NULL);
+    }
+    assert_true(ao_load_acq(&thread_calls) - before >= FOR_THREAD - 2);
+}
+
 /* A child forked while the finalizer thread runs has no such thread (only
  * the forking thread survives fork): its first cycle starts one of its
  * own, which runs the child's finalizers with no gc_run_finalizers call. */
@@ -559,6 +593,7 @@ int main(void)
         cmocka_unit_test(test_removal),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_finalizer_thread),
+        cmocka_unit_test(test_finalizer_thread_woken_by_a_later_sweep),
         cmocka_unit_test(test_finalizer_thread_after_fork),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
