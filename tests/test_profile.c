@@ -143,6 +143,36 @@ static void test_exact_counts_at_rate_one(void **state)
     rooted_destroy(&widgets);
 }
 
+/* One call stack, two object sizes: a bucket each (pprof takes a line's
+ * object size as its bytes over its count), with exact counts at rate 1. */
+enum { PER_SIZE = 20 };
+static rooted_set two_sizes;
+
+ALLOCATOR(allocate_two_sizes) void allocate_two_sizes(void)
+{
+    for (size_t i = 0; i < 2 * PER_SIZE; i++) {
+        volatile size_t size = i & 1 ? 4096 : 16; /* one call site for both */
+        rooted_set_obj(&two_sizes, i, gc_alloc(size));
+    }
+}
+
+static void test_buckets_per_object_size(void **state)
+{
+    (void)state;
+    assert_true(rooted_init(&two_sizes, 2 * PER_SIZE));
+    gc_set_profile_rate(1);
+    allocate_two_sizes();
+    gc_set_profile_rate(0);
+    collect();
+    profile_totals small = read_profile(16, CODE_OF(allocate_two_sizes));
+    profile_totals big = read_profile(4096, CODE_OF(allocate_two_sizes));
+    assert_int_equal(small.alloc_objs, PER_SIZE);
+    assert_int_equal(small.inuse_objs, PER_SIZE);
+    assert_int_equal(big.alloc_objs, PER_SIZE);
+    assert_int_equal(big.inuse_bytes, PER_SIZE * 4096);
+    rooted_destroy(&two_sizes);
+}
+
 /* ---- publication by automatic cycles ------------------------------------- */
 
 /* Garbage, not sampled, until n more cycles have run: no gc_collect,
@@ -438,6 +468,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_exact_counts_at_rate_one),
         cmocka_unit_test(test_background_sweep_publishes_frees),
         cmocka_unit_test(test_buckets_follow_the_call_stack),
+        cmocka_unit_test(test_buckets_per_object_size),
         cmocka_unit_test(test_resurrected_object_stays_in_use),
         cmocka_unit_test(test_rate_zero_records_nothing),
         cmocka_unit_test(test_header_names_the_sampling_rate),
