@@ -631,6 +631,42 @@ static void test_scavenger_releases_pages_after_the_last_cycle(void **state)
     assert_true(st.heap_released >= before + (32 << 20));
 }
 
+/* A forked child has no background worker (threads do not survive fork)
+ * and starts one of its own: its free pages go back to the OS too. */
+static int child_releases_free_pages(void)
+{
+    ao_store(&spangc_cfg.scavenge_delay_ns, 20 * 1000000u);
+    make_live(48 << 20);
+    gc_collect();
+    gc_stats st;
+    gc_get_stats(&st);
+    uint64_t before = st.heap_released;
+    global_root = NULL;
+    gc_collect();
+    for (int i = 0; i < 300 && st.heap_released < before + (32 << 20); i++) { /* 3 s */
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+        gc_get_stats(&st);
+    }
+    return st.heap_released >= before + (32 << 20) ? 0 : 1;
+}
+
+static void test_forked_child_scavenges(void **state)
+{
+    (void)state;
+    if (TRACK_VG_RUNNING())
+        skip(); /* wall-clock deadlines, as above */
+    collect(); /* the parent's worker is up */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(child_releases_free_pages());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* A limit lowered below what the heap maps: the next gc_collect gives
  * free pages back until the heap and metadata map under 95% of it, at
  * once, not after the idle-page delay (NO_SCAVENGING here). */
@@ -826,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_limit_releases_free_pages_at_collect),
         cmocka_unit_test(test_scavenger_releases_idle_pages),
         cmocka_unit_test(test_scavenger_releases_pages_after_the_last_cycle),
+        cmocka_unit_test(test_forked_child_scavenges),
         cmocka_unit_test(test_large_object_counts_before_allocation),
         cmocka_unit_test(test_growth_releases_free_pages),
         cmocka_unit_test(test_trace_line),
