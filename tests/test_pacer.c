@@ -560,6 +560,18 @@ static long rss_kib(void)
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* Poll the statistics every 20 ms, for at most seconds, until heap_released
+ * reaches want; *st is the last reading. */
+static void wait_for_released(gc_stats *st, uint64_t want, int seconds)
+{
+    gc_get_stats(st);
+    for (int i = 0; i < seconds * 50 && st->heap_released < want; i++) {
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+        gc_get_stats(st);
+    }
+}
+
 /* Free pages idle for scavenge_delay go back to the OS (the process's RSS
  * shrinks), and come back when the heap needs them. */
 static void test_scavenger_releases_idle_pages(void **state)
@@ -582,11 +594,7 @@ static void test_scavenger_releases_idle_pages(void **state)
     uint64_t before = st.heap_released;
     ao_store(&spangc_cfg.scavenge_delay_ns, 20 * 1000000u);
     gc_collect(); /* wakes the worker, which may wait an hour */
-    for (int i = 0; i < 500 && st.heap_released < before + (32 << 20); i++) {
-        struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL);
-        gc_get_stats(&st);
-    }
+    wait_for_released(&st, before + (32 << 20), 10);
     ao_store(&spangc_cfg.scavenge_delay_ns, NO_SCAVENGING);
     assert_true(st.heap_released >= before + (32 << 20));
     assert_true(st.heap_released <= st.heap_sys);
@@ -623,11 +631,7 @@ static void test_scavenger_releases_pages_after_the_last_cycle(void **state)
     ao_store(&spangc_cfg.scavenge_delay_ns, 200 * 1000000u);
     global_root = NULL;
     gc_collect(); /* frees the 48 MiB: idle from now on */
-    for (int i = 0; i < 150 && st.heap_released < before + (32 << 20); i++) { /* 3 s */
-        struct timespec ts = {0, 20 * 1000000};
-        nanosleep(&ts, NULL);
-        gc_get_stats(&st);
-    }
+    wait_for_released(&st, before + (32 << 20), 3);
     ao_store(&spangc_cfg.scavenge_delay_ns, NO_SCAVENGING);
     assert_true(st.heap_released >= before + (32 << 20));
 }
@@ -644,11 +648,7 @@ static int child_releases_free_pages(void)
     uint64_t before = st.heap_released;
     global_root = NULL;
     gc_collect();
-    for (int i = 0; i < 300 && st.heap_released < before + (32 << 20); i++) { /* 3 s */
-        struct timespec ts = {0, 10 * 1000000};
-        nanosleep(&ts, NULL);
-        gc_get_stats(&st);
-    }
+    wait_for_released(&st, before + (32 << 20), 3);
     return st.heap_released >= before + (32 << 20) ? 0 : 1;
 }
 
