@@ -572,10 +572,7 @@ static void test_finalizer_thread_after_fork(void **state)
         _exit(ao_load_acq(&thread_calls) > 0 && !pthread_equal(finalizer_tid, pthread_self()) ? 0
                                                                                               : 1);
     }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_child_succeeded(pid);
 }
 
 int main(void)

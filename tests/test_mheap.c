@@ -150,6 +150,17 @@ static void test_released_pages_counted_exactly(void **state)
     spangc_mheap_verify();
 }
 
+/* The scavenge delay the tests below pass, and the free span at base made
+ * to look idle for twice that. */
+#define IDLE_DELAY ((uint64_t)5 * 1000 * 1000 * 1000)
+
+static void age_free_span(uintptr_t base)
+{
+    lock_acquire(&spangc_heap.lock);
+    spangc_span_of(base)->free_since -= 2 * IDLE_DELAY;
+    lock_release(&spangc_heap.lock);
+}
+
 /* A span freed next to a big idle free span does not make it young: the
  * merged span keeps the age of most of its pages, so the scavenger still
  * returns it. */
@@ -164,12 +175,10 @@ static void test_idle_span_stays_idle_when_merged(void **state)
     assert_int_equal(b->base, a->base + 64 * PAGE_SIZE);
     uintptr_t base = a->base;
     spangc_mheap_free(a);
-    lock_acquire(&spangc_heap.lock);
-    spangc_span_of(base)->free_since -= (uint64_t)10 * 1000 * 1000 * 1000; /* idle 10 s */
-    lock_release(&spangc_heap.lock);
+    age_free_span(base);
     spangc_mheap_free(b); /* fresh, and merged into a */
     assert_int_equal(spangc_span_of(base)->npages, 65);
-    assert_true(spangc_mheap_scavenge((uint64_t)5 * 1000 * 1000 * 1000, 0) >= 64 * PAGE_SIZE);
+    assert_true(spangc_mheap_scavenge(IDLE_DELAY, 0) >= 64 * PAGE_SIZE);
     assert_true(spangc_span_of(base)->released);
     spangc_mheap_verify();
     spangc_mheap_free(g0);
@@ -189,12 +198,10 @@ static void test_young_free_span_is_not_released(void **state)
     assert_true(g0 && a && g1);
     uintptr_t base = a->base;
     spangc_mheap_free(a);
-    spangc_mheap_scavenge((uint64_t)5 * 1000 * 1000 * 1000, 0);
+    spangc_mheap_scavenge(IDLE_DELAY, 0);
     assert_false(spangc_span_of(base)->released);
-    lock_acquire(&spangc_heap.lock);
-    spangc_span_of(base)->free_since -= (uint64_t)10 * 1000 * 1000 * 1000; /* idle 10 s */
-    lock_release(&spangc_heap.lock);
-    assert_true(spangc_mheap_scavenge((uint64_t)5 * 1000 * 1000 * 1000, 0) >= 64 * PAGE_SIZE);
+    age_free_span(base);
+    assert_true(spangc_mheap_scavenge(IDLE_DELAY, 0) >= 64 * PAGE_SIZE);
     assert_true(spangc_span_of(base)->released);
     spangc_mheap_free(g0);
     spangc_mheap_free(g1);

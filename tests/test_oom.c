@@ -505,10 +505,7 @@ static void test_types_run_out(void **state)
             _exit(4);
         _exit(0);
     }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_child_succeeded(pid);
 }
 
 int main(void)

@@ -430,20 +430,6 @@ static void test_memory_limit_goal_leaves_garbage_out(void **state)
     collect();
 }
 
-/* 1000-byte objects that nothing holds, until an automatic cycle has
- * run. */
-static __attribute__((noinline)) void garbage_until_a_cycle(void)
-{
-    gc_stats st;
-    gc_get_stats(&st);
-    uint64_t cycles = st.num_gc;
-    while (st.num_gc == cycles) {
-        for (int i = 0; i < 64; i++)
-            (void)!gc_alloc_atomic(1000);
-        gc_get_stats(&st);
-    }
-}
-
 /* A limit set while the last cycle's sweep is unfinished gets the goal a
  * finished sweep gives. The dead objects of unswept spans counted as used,
  * so the goal was the floor or not depending on how far the background
@@ -457,7 +443,7 @@ static void test_memory_limit_set_mid_sweep(void **state)
     int mid_sweep = 0;
     for (int round = 0; round < 5; round++) {
         gc_set_memory_limit(64 << 20);
-        garbage_until_a_cycle();
+        garbage_until_cycles(1);
         mid_sweep += spangc_sweep_unfinished();
         gc_set_memory_limit(40 << 20);
         gc_stats set, swept;
@@ -662,10 +648,7 @@ static void test_forked_child_scavenges(void **state)
     assert_true(pid >= 0);
     if (pid == 0)
         _exit(child_releases_free_pages());
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_child_succeeded(pid);
 }
 
 /* A limit lowered below what the heap maps: the next gc_collect gives

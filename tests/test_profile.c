@@ -175,21 +175,6 @@ static void test_buckets_per_object_size(void **state)
 
 /* ---- publication by automatic cycles ------------------------------------- */
 
-/* Garbage, not sampled, until n more cycles have run: no gc_collect,
- * which would publish everything itself. */
-static __attribute__((noinline)) void allocate_until_cycles(uint64_t n)
-{
-    gc_set_profile_rate(0);
-    gc_stats st;
-    gc_get_stats(&st);
-    uint64_t want = st.num_gc + n;
-    while (st.num_gc < want) {
-        for (int i = 0; i < 256; i++)
-            (void)!gc_alloc(64);
-        gc_get_stats(&st);
-    }
-}
-
 /* With the background sweeper, a cycle's frees are published when it has
  * swept everything, not only at the next cycle or at gc_collect. */
 static void test_background_sweep_publishes_frees(void **state)
@@ -205,7 +190,7 @@ static void test_background_sweep_publishes_frees(void **state)
     assert_true(held_before <= 2);
     rooted_drop(&widgets);
     scrub_stack();
-    allocate_until_cycles(1);
+    garbage_until_cycles(1); /* not gc_collect, which would publish itself */
     /* The sweeper finishes on its own; nothing allocates meanwhile. */
     for (int i = 0; i < 1000; i++) {
         t = read_profile(1024, CODE_OF(allocate_widgets));
@@ -231,7 +216,8 @@ static void test_mark_termination_publishes(void **state)
     collect();
     assert_int_equal(read_profile(1024, CODE_OF(allocate_widgets)).alloc_objs, WIDGETS);
     allocate_widgets(); /* the first batch is garbage now */
-    allocate_until_cycles(2);
+    gc_set_profile_rate(0);
+    garbage_until_cycles(2); /* not gc_collect, which would publish itself */
     profile_totals t = read_profile(1024, CODE_OF(allocate_widgets));
     assert_int_equal(t.alloc_objs, 2 * WIDGETS);
     /* Whether lazy sweeping found the first batch dead yet varies. */

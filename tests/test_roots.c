@@ -1192,10 +1192,7 @@ static void test_library_data_after_main_thread_exits(void **state)
         gc_unregister_thread();
         pthread_exit(NULL);
     }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_child_succeeded(pid);
 }
 
 #if defined(__x86_64__)

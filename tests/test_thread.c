@@ -975,15 +975,6 @@ static void *child_thread(void *arg)
 }
 #endif
 
-/* The forked child pid exited, with status 0. */
-static void assert_child_succeeded(pid_t pid)
-{
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-}
-
 static void test_fork_from_threaded_program(void **state)
 {
     (void)state;

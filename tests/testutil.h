@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 
 #include "verify.h"
 
@@ -210,6 +211,29 @@ static __attribute__((unused)) int init_without_background_sweep(void **state)
     ((argc) > 1 && strcmp((argv)[1], "--no-background-sweep") == 0                                 \
          ? cmocka_run_group_tests(lazy, init_without_background_sweep, NULL)                       \
          : cmocka_run_group_tests(tests, setup, NULL))
+
+/* 1000-byte objects that nothing holds, until n more automatic cycles
+ * have run. */
+static __attribute__((noinline, unused)) void garbage_until_cycles(uint64_t n)
+{
+    gc_stats st;
+    gc_get_stats(&st);
+    uint64_t want = st.num_gc + n;
+    while (st.num_gc < want) {
+        for (int i = 0; i < 64; i++)
+            (void)!gc_alloc_atomic(1000);
+        gc_get_stats(&st);
+    }
+}
+
+/* The forked child pid exited, with status 0. */
+static __attribute__((unused)) void assert_child_succeeded(pid_t pid)
+{
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
 
 static __attribute__((unused)) void collect(void)
 {
