@@ -133,6 +133,7 @@ static NOINLINE void park(spangc_thread *t, unsigned gen)
 {
     volatile uintptr_t marker = 0;
     t->stopped_sp = (uintptr_t)&marker;
+    t->fake_stack = spangc_fake_stack_of_self();
     ao_uint_store_relaxed(&t->stop_cpu, (unsigned)sched_getcpu());
     acknowledge();
     while (ao_uint_load_acq(&threads.world_gen) == gen)
@@ -365,6 +366,48 @@ void spangc_start_world(void)
 NOINLINE uintptr_t spangc_frame_below_caller(void)
 {
     return (uintptr_t)__builtin_frame_address(0);
+}
+
+/* ---- AddressSanitizer's fake frames ----------------------------------- */
+
+/* AddressSanitizer, when it checks for use after return
+ * (ASAN_OPTIONS=detect_stack_use_after_return=1, the default of newer
+ * compilers' runtimes), moves a function's address-taken locals out of
+ * the stack into a "fake frame" it allocates elsewhere, and the real frame
+ * keeps only a pointer to it. An object held by such a local would look
+ * unreachable. So the stack scan also scans every fake frame that a word
+ * of the stack points into, if the frame belongs to an active call of
+ * that thread: its real frame lies on the thread's stack, and the runtime
+ * still counts it as live (a returned call's frame reads as free).
+ *
+ * The runtime's interface for collectors (sanitizer/asan_interface.h) is
+ * declared weak, so that spangc finds it whenever the program runs with
+ * AddressSanitizer, whether or not spangc itself was built with it; in
+ * any other program both are NULL and none of this runs. Each thread
+ * reads its own fake stack as it stops, with its stack pointer. */
+extern void *__asan_get_current_fake_stack(void) __attribute__((weak, visibility("default")));
+extern void *__asan_addr_is_in_fake_stack(void *fake_stack, void *addr, void **beg, void **end)
+    __attribute__((weak, visibility("default")));
+
+void *spangc_fake_stack_of_self(void)
+{
+    return __asan_get_current_fake_stack ? __asan_get_current_fake_stack() : NULL;
+}
+
+/* Reads a stopped thread's stack, redzones and all. */
+static __attribute__((no_sanitize("address", "thread"))) void
+scan_fake_frames(const spangc_thread *t, uintptr_t lo, uintptr_t hi,
+                 void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block *tls, void *arg), void *arg)
+{
+    if (!t->fake_stack || !__asan_addr_is_in_fake_stack)
+        return;
+    for (uintptr_t p = lo & ~(uintptr_t)7; p + sizeof(void *) <= hi; p += sizeof(void *)) {
+        void *beg, *end;
+        uintptr_t real =
+            (uintptr_t)__asan_addr_is_in_fake_stack(t->fake_stack, *(void **)p, &beg, &end);
+        if (real >= t->stack_lo && real < t->stack_hi)
+            fn((uintptr_t)beg, (uintptr_t)end, NULL, arg);
+    }
 }
 
 /* The lowest address from which [.., hi) is mapped, at least lo. The
@@ -664,15 +707,16 @@ void spangc_threads_scan(void (*fn)(uintptr_t lo, uintptr_t hi, const tls_block 
 {
     bool dtv = ao_load(&dtv_usable);
     for (spangc_thread *t = threads.list; t; t = t->next) {
-        if (t->stopped_sp >= t->stack_lo && t->stopped_sp < t->stack_hi) {
-            fn(t->stopped_sp, t->stack_hi, NULL, arg);
-        } else {
+        uintptr_t lo = t->stopped_sp;
+        if (lo < t->stack_lo || lo >= t->stack_hi) {
             /* Running on a stack other than the one registered (a
              * coroutine): scan all of the registered one that is
              * mapped. Other stacks must be added with gc_add_roots
              * (docs/threads.md). */
-            fn(mapped_bottom(t->stack_lo, t->stack_hi), t->stack_hi, NULL, arg);
+            lo = mapped_bottom(t->stack_lo, t->stack_hi);
         }
+        fn(lo, t->stack_hi, NULL, arg);
+        scan_fake_frames(t, lo, t->stack_hi, fn, arg);
         if (t->static_tls_hi)
             fn(t->static_tls_lo, t->static_tls_hi, NULL, arg);
         for (size_t i = 0; i < t->ntls; i++)

@@ -95,6 +95,9 @@ typedef struct spangc_thread {
      * starts a collection itself; read by the collector while the world is
      * stopped. The stack is scanned from here to stack_hi. */
     uintptr_t stopped_sp;
+    /* AddressSanitizer's fake stack of the thread, or NULL; written and
+     * read with stopped_sp ("AddressSanitizer's fake frames", thread.c). */
+    void *fake_stack;
     /* The stop epoch this thread last acknowledged (thread.c). */
     ao_word acked_epoch;
     /* The CPU the thread last stopped on, written as it stops (park), read
@@ -172,6 +175,11 @@ void spangc_start_world(void);
  * frame). */
 uintptr_t spangc_frame_below_caller(void);
 
+/* The calling thread's AddressSanitizer fake stack, or NULL when the
+ * program does not run with AddressSanitizer or does not use fake frames
+ * ("AddressSanitizer's fake frames", thread.c). */
+void *spangc_fake_stack_of_self(void);
+
 /* For a thread about to collect, at spangc's entry point, once it holds
  * world_lock (while it waits for the lock, another collector may stop it,
  * and its park then records a deeper stack pointer). The entry function's
@@ -186,6 +194,7 @@ uintptr_t spangc_frame_below_caller(void);
     do {                                                                       \
         __builtin_unwind_init();                                               \
         (t)->stopped_sp = spangc_frame_below_caller();                         \
+        (t)->fake_stack = spangc_fake_stack_of_self();                         \
     } while (0)
 
 #define SPANGC_KEEP_FRAME() ao_signal_fence()

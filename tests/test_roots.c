@@ -1,6 +1,7 @@
 /*
  * test_roots.c - what keeps an object alive (a global, a gc_add_roots
- * range, a stack slot, a register, an interior pointer, a pointer from a
+ * range, a stack slot, an address-taken local (in AddressSanitizer's fake
+ * frames too), a register, an interior pointer, a pointer from a
  * scanned object, a precise field, a thread-local variable, a shared
  * library's data) and what does not (a pointer in malloc'd memory, inside
  * an atomic object, in a non-pointer field, in a removed root).
@@ -308,6 +309,113 @@ static void test_stack_slot(void **state)
     slot = 0;
     collect();
     assert_dead(h);
+}
+
+/* ---- AddressSanitizer's fake frames ---------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifdef TEST_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
+/* Set by --fake-stack, which ctest runs under AddressSanitizer with
+ * detect_stack_use_after_return=1: the locals below must then be in fake
+ * frames, or the tests would check an ordinary stack slot again. */
+static bool expect_fake_frames;
+
+static bool in_a_fake_frame(const volatile void *p)
+{
+#ifdef TEST_ASAN
+    return __asan_addr_is_in_fake_stack(__asan_get_current_fake_stack(), (void *)p, NULL, NULL) !=
+           NULL;
+#else
+    (void)p;
+    return false;
+#endif
+}
+
+/* Its address passed on: AddressSanitizer, checking for use after return,
+ * moves the array into a fake frame away from the stack, and the real
+ * frame keeps only a pointer to that. */
+static __attribute__((noinline)) void
+hold_in_an_address_taken_local(uintptr_t h, void (*then)(void), bool *faked, bool *kept)
+{
+    volatile uintptr_t slots[4] = {0};
+    store(&slots[1], h, 0);
+    *faked = in_a_fake_frame(slots);
+    then();
+    *kept = alive(h);
+    slots[1] = 0;
+}
+
+static void collect_here(void)
+{
+    collect();
+}
+
+static void test_address_taken_local(void **state)
+{
+    (void)state;
+    bool faked, kept;
+    uintptr_t h = make(48);
+    hold_in_an_address_taken_local(h, collect_here, &faked, &kept);
+    assert_int_equal(faked, expect_fake_frames);
+    assert_true(kept);
+}
+
+/* The same on a registered thread stopped while it holds the object, and
+ * not first in its span (stale words hold the first slot of a span). */
+static struct {
+    sem_t held, collected;
+    uintptr_t h;
+    bool faked, kept;
+} other;
+
+static void wait_for_the_collection(void)
+{
+    sem_post(&other.held);
+    while (sem_wait(&other.collected) != 0)
+        ;
+}
+
+static void hold_on_this_thread(void *arg)
+{
+    (void)arg;
+    (void)!make(48);
+    other.h = make(48);
+    hold_in_an_address_taken_local(other.h, wait_for_the_collection, &other.faked, &other.kept);
+}
+
+static void *run_holder(void *arg)
+{
+    run_on_a_registered_thread(hold_on_this_thread, arg);
+    return NULL;
+}
+
+static void test_address_taken_local_of_a_stopped_thread(void **state)
+{
+    (void)state;
+    sem_init(&other.held, 0, 0);
+    sem_init(&other.collected, 0, 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, run_holder, NULL), 0);
+    while (sem_wait(&other.held) != 0)
+        ;
+    collect();
+    bool kept = alive(other.h);
+    sem_post(&other.collected);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(other.faked, expect_fake_frames);
+    assert_true(kept);
+    assert_true(other.kept);
+    sem_destroy(&other.held);
+    sem_destroy(&other.collected);
 }
 
 #if defined(__x86_64__)
@@ -1351,8 +1459,16 @@ static void test_startup_library_with_tls_closed(void **state)
     assert_int_equal(dlclose(small), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    const struct CMUnitTest fake_stack_tests[] = {
+        cmocka_unit_test(test_address_taken_local),
+        cmocka_unit_test(test_address_taken_local_of_a_stopped_thread),
+    };
+    if (argc > 1 && strcmp(argv[1], "--fake-stack") == 0) {
+        expect_fake_frames = true;
+        return cmocka_run_group_tests(fake_stack_tests, setup, NULL);
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_global_root),
         cmocka_unit_test(test_added_roots),
@@ -1386,6 +1502,8 @@ int main(void)
 #endif
         cmocka_unit_test(test_many_added_roots),
         cmocka_unit_test(test_stack_slot),
+        cmocka_unit_test(test_address_taken_local),
+        cmocka_unit_test(test_address_taken_local_of_a_stopped_thread),
 #if defined(__x86_64__)
         cmocka_unit_test(test_register),
 #endif
