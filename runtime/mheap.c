@@ -248,7 +248,7 @@ static void absorb(mspan *s, mspan *n)
     if (n->npages > s->npages)
         s->free_since = n->free_since;
     if (n->base < s->base)
-        s->base = n->base;
+        span_bound_store(&s->base, n->base);
     s->npages += n->npages;
     span_struct_free(n);
 }
@@ -374,7 +374,7 @@ static bool grow_locked(size_t npages)
     mspan *s = span_struct_alloc();
     if (!s)
         return false;
-    s->base = h->cur;
+    span_bound_store(&s->base, h->cur);
     s->npages = commit / PAGE_SIZE;
     s->needzero = 0;
     s->released = false;
@@ -401,7 +401,7 @@ static mspan *carve_locked(mspan *s, size_t npages)
             treap_insert(s);
             return NULL;
         }
-        rest->base = s->base + npages * PAGE_SIZE;
+        span_bound_store(&rest->base, s->base + npages * PAGE_SIZE);
         rest->npages = s->npages - npages;
         rest->needzero = s->needzero;
         rest->released = s->released;

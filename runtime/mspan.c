@@ -22,7 +22,7 @@ void spangc_span_init(mspan *s, unsigned spanclass, uint64_t *big_bits)
     if ((span_big_bits_bytes(s->nelems) != 0) != (big_bits != NULL))
         spangc_throw("span %p of %u slots set up with%s a bitmap block", (void *)s->base,
                      s->nelems, big_bits ? "" : "out");
-    s->limit = s->base + (uintptr_t)s->nelems * s->elemsize;
+    span_bound_store(&s->limit, s->base + (uintptr_t)s->nelems * s->elemsize);
     span_set_freeindex(s, 0);
     s->alloc_count = 0;
     s->alloc_count_base = 0;

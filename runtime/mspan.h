@@ -242,15 +242,34 @@ static inline void span_set_freeindex(mspan *s, uint32_t fi)
     ao_uint_store_relaxed((ao_uint *)&s->freeindex, fi);
 }
 
+/* A span's base and limit are read without any lock by
+ * spangc_span_of_heap, from any thread: gc_weak_get follows a handle to a
+ * target whose span a sweeper may free, and an allocation set up again,
+ * between the reader's check of the state and its reads of the bounds.
+ * So every write of either is an atomic store, and that reader loads them
+ * atomically; code that owns the span (its mcentral, mheap.lock, a
+ * sweeper, a stopped world) reads them plainly. */
+static inline void span_bound_store(uintptr_t *bound, uintptr_t v)
+{
+    ao_store((ao_word *)bound, v);
+}
+
+static inline uintptr_t span_bound_load(const uintptr_t *bound)
+{
+    return ao_load((const ao_word *)bound);
+}
+
 /* The in-use span containing p, with p in [base, limit); else NULL. Safe
  * for any address: the order (state, then bounds) is what makes stale
- * index entries harmless. */
+ * index entries harmless. A span reused meanwhile gives bounds that are
+ * its new ones, or its old: either way a span that did hold p, which the
+ * caller checks again (a weak handle's target, say, by its handle). */
 static inline mspan *spangc_span_of_heap(uintptr_t p)
 {
     mspan *s = spangc_span_of(p);
     if (!s || ao_load_acq(&s->state) != SPAN_IN_USE)
         return NULL;
-    if (p < s->base || p >= s->limit)
+    if (p < span_bound_load(&s->base) || p >= span_bound_load(&s->limit))
         return NULL;
     return s;
 }
