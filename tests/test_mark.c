@@ -456,6 +456,99 @@ static void test_markers_share_work(void **state)
     spangc_cfg.markers = saved;
 }
 
+/* A word that points into a span the heap has freed marks nothing. The
+ * page index of freed pages still leads to span structures not in use:
+ * the freed span's own, or, once coalescing merged it into a neighbour,
+ * a dead one back in the structure pool. Each keeps its last layout, a
+ * base that coalescing lowered, limit and divmul, and alloc_bits still
+ * pointing at the 16-byte span's bitmap block (the only spans that have
+ * one, 2048 slots), which the heap retired and the next cycle gives back
+ * to the metadata allocator. For an address in the freed range, the slot
+ * index worked out from that layout lands in or far past the block, among
+ * words of freed or reused metadata, and nonzero ones read as allocated
+ * slots. Only the state check (mark.c, mark_candidate) stops the mark
+ * there; without it, dead objects, whose memory still holds their old
+ * contents, are marked and scanned and keep alive the objects they point
+ * at (or the scan follows a garbage layout). The objects live through one
+ * collection and die in the next. Many targets, each counted: fate_of
+ * would excuse one, since spangc_debug_explain walks only in-use spans
+ * and finds just the copies of its argument on the stack. */
+enum { FREED_SPANS = 16, FREED_OBJECTS = FREED_SPANS * 2048, FREED_TARGETS = 64 };
+
+static uintptr_t *freed_roots;  /* a root range: the objects, later their stale addresses */
+static uintptr_t *freed_hidden; /* not scanned: the objects, HIDE()d */
+static uintptr_t *target_roots; /* a root range: the targets */
+static uintptr_t target_hidden[FREED_TARGETS];
+
+static void fill_spans_to_free(void *arg)
+{
+    (void)arg;
+    for (size_t k = 0; k < FREED_TARGETS; k++) {
+        void *t = gc_alloc(1400); /* a size no other test here uses */
+        target_roots[k] = (uintptr_t)t;
+        target_hidden[k] = HIDE(t);
+    }
+    for (size_t i = 0; i < FREED_OBJECTS; i++) {
+        void **o = gc_alloc(2 * sizeof(void *));
+        o[0] = (void *)target_roots[i % FREED_TARGETS];
+        freed_roots[i] = (uintptr_t)o;
+        freed_hidden[i] = HIDE(o);
+    }
+}
+
+static __attribute__((noinline)) void point_into_freed_spans(void)
+{
+    for (size_t i = 0; i < FREED_OBJECTS; i++)
+        freed_roots[i] = (uintptr_t)SHOW(freed_hidden[i]);
+}
+
+static size_t count_alive(const uintptr_t *hidden, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        kept += alive(hidden[i]);
+    return kept;
+}
+
+static void test_pointer_into_a_freed_span_marks_nothing(void **state)
+{
+    (void)state;
+    /* Poison overwrites the freed objects: nothing would be left to keep
+     * the targets alive, broken check or not. */
+    if (spangc_cfg.poison)
+        skip();
+    freed_roots = calloc(FREED_OBJECTS, sizeof *freed_roots);
+    freed_hidden = calloc(FREED_OBJECTS, sizeof *freed_hidden);
+    target_roots = calloc(FREED_TARGETS, sizeof *target_roots);
+    assert_non_null(freed_roots);
+    assert_non_null(freed_hidden);
+    assert_non_null(target_roots);
+    assert_int_equal(gc_add_roots(freed_roots, FREED_OBJECTS * sizeof *freed_roots), 0);
+    assert_int_equal(gc_add_roots(target_roots, FREED_TARGETS * sizeof *target_roots), 0);
+    /* No collection while filling. */
+    int percent = gc_set_percent(-1);
+    run_on_a_registered_thread(fill_spans_to_free, NULL);
+    gc_set_percent(percent);
+    collect(); /* all alive: each span's first sweep */
+    assert_int_equal(count_alive(freed_hidden, FREED_OBJECTS), FREED_OBJECTS);
+    memset(freed_roots, 0, FREED_OBJECTS * sizeof *freed_roots);
+    collect(); /* the objects dead, the targets held: the spans are freed */
+    assert_true(count_alive(freed_hidden, FREED_OBJECTS) <= 4);
+    assert_int_equal(count_alive(target_hidden, FREED_TARGETS), FREED_TARGETS);
+    /* Now only the dead objects' addresses lead to the targets. */
+    point_into_freed_spans();
+    memset(target_roots, 0, FREED_TARGETS * sizeof *target_roots);
+    collect();
+    size_t kept = count_alive(target_hidden, FREED_TARGETS);
+    print_message("%zu of %d targets kept\n", kept, FREED_TARGETS);
+    assert_true(kept <= 4);
+    assert_int_equal(gc_remove_roots(freed_roots), 0);
+    assert_int_equal(gc_remove_roots(target_roots), 0);
+    free(freed_roots);
+    free(freed_hidden);
+    free(target_roots);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_mark_does_not_wait_for_a_late_worker),
         cmocka_unit_test(test_parallel_mark_of_multi_page_spans),
         cmocka_unit_test(test_markers_share_work),
+        cmocka_unit_test(test_pointer_into_a_freed_span_marks_nothing),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
