@@ -577,6 +577,70 @@ static void test_library_closed_during_collection(void **state)
     assert_dead(h);
 }
 
+/* Where the collector's copies of the data segment holding addr begin:
+ * at the segment's start, or after its PT_GNU_RELRO part (gc/roots.c,
+ * relro_range), every COPY_BYTES (16 KiB) from there. */
+typedef struct segment_of {
+    uintptr_t addr, starts[2];
+} segment_of;
+
+static int find_segment(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)size;
+    segment_of *w = data;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type != PT_LOAD || w->addr < lo || w->addr >= lo + ph->p_memsz)
+            continue;
+        w->starts[0] = w->starts[1] = lo;
+        for (int j = 0; j < info->dlpi_phnum; j++)
+            if (info->dlpi_phdr[j].p_type == PT_GNU_RELRO)
+                w->starts[1] = (info->dlpi_addr + info->dlpi_phdr[j].p_vaddr +
+                                info->dlpi_phdr[j].p_memsz) & ~(page - 1);
+        return 1;
+    }
+    return 0;
+}
+
+/* A page gone from the middle of a loaded library's data (unmapped by the
+ * program, or by a dlclose under way) ends a copy of it short: the scan
+ * goes on after the page (each_copy), and an object held past it stays
+ * alive, as does one held before it. */
+static void test_library_data_after_a_hole(void **state)
+{
+    (void)state;
+    void *lib = dlopen(TEST_ROOTS_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(lib);
+    char *bss = dlsym(lib, "plugin_bss");
+    assert_non_null(bss);
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), copy = 16 * 1024;
+    segment_of seg = {.addr = (uintptr_t)bss};
+    assert_int_equal(dl_iterate_phdr(find_segment, &seg), 1);
+    /* A page well inside the array, and not one where a copy begins: that
+     * copy would fail whole, and its 16 KiB be read in place where mincore
+     * finds them mapped, else skipped. The copy before it stops at it. */
+    uintptr_t at = ((uintptr_t)bss + 64 * 1024) & ~(page - 1);
+    while ((at - seg.starts[0]) % copy == 0 || (at - seg.starts[1]) % copy == 0)
+        at += page;
+    char *hole = (char *)at;
+    uintptr_t before = make(120), after = make(120), further = make(120);
+    store((volatile uintptr_t *)(hole - 8 * sizeof(uintptr_t)), before, 0);
+    store((volatile uintptr_t *)(hole + page), after, 0);
+    store((volatile uintptr_t *)(hole + 40 * page), further, 0);
+    assert_int_equal(munmap(hole, page), 0);
+    collect();
+    bool kept_before = alive(before), kept_after = alive(after), kept_further = alive(further);
+    /* Mapped back, zeroed, for dlclose. */
+    assert_true(mmap(hole, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+                     -1, 0) == hole);
+    assert_true(kept_before);
+    assert_true(kept_after);
+    assert_true(kept_further);
+    assert_int_equal(dlclose(lib), 0);
+}
+
 /* A library opened between the listing of the segments and the stop of
  * the world (by another thread, in a program; by the hook here) is
  * scanned in that cycle: the collector sees the dynamic linker's list
@@ -1478,6 +1542,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_every_word_of_a_range),
         cmocka_unit_test(test_relro_is_not_scanned),
         cmocka_unit_test(test_library_closed_during_collection),
+        cmocka_unit_test(test_library_data_after_a_hole),
         cmocka_unit_test_teardown(test_tls_of_closed_library, tls_case_teardown),
         cmocka_unit_test(test_more_libraries_than_a_listing_page),
         cmocka_unit_test(test_tls_allocated_after_registering),
