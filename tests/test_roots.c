@@ -837,6 +837,32 @@ static struct {
     bool running; /* started, not yet finished */
 } tls_case;
 
+/* An object of size bytes made on a registered thread that has exited
+ * (its stack unmapped with it), and not at the first address of its span:
+ * a stale word in the test's own frames, or in those cmocka left, cannot
+ * keep it alive where the test wants to see it freed. */
+typedef struct made_away {
+    size_t size;
+    uintptr_t h;
+} made_away;
+
+static void make_not_first(void *arg)
+{
+    made_away *m = arg;
+    uintptr_t h;
+    do
+        h = make(m->size);
+    while (((uintptr_t)SHOW(h) & (PAGE_SIZE - 1)) == 0);
+    m->h = h;
+}
+
+static uintptr_t make_away(size_t size)
+{
+    made_away m = {.size = size};
+    run_on_a_registered_thread(make_not_first, &m);
+    return m.h;
+}
+
 /* Start fn on a thread of its own, with tls_case's semaphores new. */
 static pthread_t tls_case_start(void *(*fn)(void *))
 {
@@ -917,7 +943,7 @@ static void *tls_thread(void *arg)
  * library's block holding tls_case.h. */
 static pthread_t tls_test_start(void)
 {
-    tls_case.h = make(104);
+    tls_case.h = make_away(104);
     pthread_t th = tls_case_start(tls_thread);
     sem_wait(&tls_case.stored);
     return th;
@@ -1376,7 +1402,11 @@ static void test_library_data_after_main_thread_exits(void **state)
  * library must not be read in place: it is unmapped. Before, with copies
  * refused, every block was read in place, and the closed library's
  * faulted when its module's address and TLS id had been given to the
- * next library (glibc reuses both). */
+ * next library (glibc reuses both). The object is made on an exited
+ * thread, not first in its span (tls_test_start), and the main thread's
+ * stack is cleared before each sandboxed collection: with the object made
+ * on the main thread and the stack below pthread_join left as it was, it
+ * stayed alive with each_copy's in-place fallback skipping the block. */
 enum sandbox { REFUSE_VM_READV, REFUSE_VM_READV_AND_OPEN };
 
 /* spangc_os_copy in the sandbox: through /proc/thread-self/mem where only
@@ -1422,13 +1452,22 @@ static void *collect_in_sandbox(void *arg)
     return NULL;
 }
 
-static void collect_sandboxed(enum sandbox how)
+static __attribute__((noinline)) void start_and_join_sandboxed(enum sandbox how)
 {
     pthread_t th;
     void *err;
     assert_int_equal(pthread_create(&th, NULL, collect_in_sandbox, (void *)(uintptr_t)how), 0);
     assert_int_equal(pthread_join(th, &err), 0);
     assert_null(err);
+}
+
+/* Collect on a thread in the sandbox. The main thread's stack is scanned
+ * from where pthread_join stopped it: cleared first, as collect() does,
+ * from a frame above those of pthread_create and pthread_join. */
+static void collect_sandboxed(enum sandbox how)
+{
+    scrub_stack();
+    start_and_join_sandboxed(how);
 }
 
 static void test_tls_read_in_a_sandbox(void **state)
