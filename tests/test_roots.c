@@ -1211,6 +1211,47 @@ static void test_tls_of_library_opened_before_gc_init(void **state)
     assert_dead(tls_case.h);
 }
 
+/* The block of such a library that a thread had when it registered is
+ * listed then, as a startup module's; once a library has been closed
+ * since gc_init (another one here, with TLS) it is read through copies,
+ * and it must be read all the same (gc/roots.c, tls_block_read). The
+ * blocks of the libraries the program is linked with lie in each thread's
+ * static TLS area, which is scanned with its stack (or, the main thread's,
+ * on its own): only this kind of startup library shows whether the listed
+ * blocks are read. With them skipped once a library had been closed, the
+ * object was freed. */
+static void *touch_old_library_then_register(void *arg)
+{
+    (void)arg;
+    touch_hidden_fn touch = copy_toucher(opened_before_init);
+    if (!touch)
+        return "dlsym";
+    touch(tls_case.h, MASK); /* the block exists before the thread registers */
+    if (gc_register_thread() != 0)
+        return "register";
+    return store_then_leave(touch);
+}
+
+static void test_tls_of_startup_library_after_another_is_closed(void **state)
+{
+    (void)state;
+    assert_non_null(opened_before_init);
+    tls_case.h = make_away(64);
+    pthread_t th = tls_case_start(touch_old_library_then_register);
+    sem_wait(&tls_case.stored);
+    void *closed = open_copy();
+    assert_non_null(closed);
+    ((touch_fn)(uintptr_t)dlsym(closed, "copy_touch"))(NULL); /* a block of its own */
+    assert_int_equal(dlclose(closed), 0);
+    collect();
+    collect();
+    bool kept = alive(tls_case.h);
+    tls_case_finish(th);
+    assert_true(kept); /* held only by the thread's block of the old library */
+    collect();
+    assert_dead(tls_case.h);
+}
+
 /* A thread registers with a block of library A, opens B, closes A, and
  * uses B's __thread variable: glibc frees A's block and (malloc reusing
  * the chunk) makes B's at the same address. The collector skipped the
@@ -1590,6 +1631,8 @@ int main(int argc, char **argv)
         cmocka_unit_test_teardown(test_tls_in_a_listing_made_with_the_world_stopped,
                                   tls_case_teardown),
         cmocka_unit_test_teardown(test_tls_of_library_opened_before_gc_init, tls_case_teardown),
+        cmocka_unit_test_teardown(test_tls_of_startup_library_after_another_is_closed,
+                                  tls_case_teardown),
         cmocka_unit_test_teardown(test_tls_block_where_a_closed_library_had_one, tls_case_teardown),
         cmocka_unit_test(test_copy_many_stops_at_an_unreadable_range),
         cmocka_unit_test(test_static_tls_of_library_opened_later),
