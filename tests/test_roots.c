@@ -1116,7 +1116,7 @@ static void *register_then_touch(void *arg)
 static void test_tls_of_library_opened_after_a_thread_registered(void **state)
 {
     (void)state;
-    tls_case.h = make(88);
+    tls_case.h = make_away(88);
     pthread_t th = tls_case_start(register_then_touch);
     sem_wait(&tls_case.registered);
     tls_case.lib = open_copy();
@@ -1535,7 +1535,7 @@ static void test_tls_read_in_a_sandbox(void **state)
 
 static __attribute__((noinline)) uintptr_t make_and_store_ie(void *lib)
 {
-    uintptr_t h = make(64);
+    uintptr_t h = make_away(64);
     ((void (*)(uintptr_t, uintptr_t))(uintptr_t)dlsym(lib, "ie_store_hidden"))(h, MASK);
     return h;
 }
@@ -1556,6 +1556,7 @@ static void test_static_tls_of_library_opened_later(void **state)
     collect();
     assert_true(alive(h));
     ((void (*)(uintptr_t, uintptr_t))(uintptr_t)dlsym(lib, "ie_store_hidden"))(MASK, MASK);
+    collect();
     assert_dead(h);
 }
 
