@@ -67,8 +67,15 @@ static bool span_set_type(mspan *s, uint32_t idx, const gc_type *type)
 {
     const gc_type **full = span_full_types(s);
     if (!full && s->last_type != type) {
-        if (!s->type_idx && !(s->type_idx = spangc_meta_alloc(s->nelems)))
-            return false;
+        if (!s->type_idx) {
+            uint8_t *table = spangc_meta_alloc(s->nelems);
+            if (!table)
+                return false;
+            /* Released after the allocator cleared it: another thread's
+             * gc_realloc of an older object of this span reads it
+             * (span_type_of) while this thread creates it. */
+            ao_store_rel((ao_word *)&s->type_idx, (uintptr_t)table);
+        }
         unsigned k = 0;
         while (k < s->npalette && s->palette[k] != type)
             k++;

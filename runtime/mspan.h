@@ -184,9 +184,11 @@ static inline const struct gc_type *span_type_of(const mspan *s, uint32_t idx)
     const struct gc_type **full = span_full_types(s);
     if (full)
         return full[idx];
-    if (!s->type_idx)
+    /* Acquire: the table may be newer than the object (span_set_type). */
+    const uint8_t *type_idx = (const uint8_t *)ao_load_acq((const ao_word *)&s->type_idx);
+    if (!type_idx)
         return NULL;
-    uint8_t k = s->type_idx[idx];
+    uint8_t k = type_idx[idx];
     return k ? s->palette[k - 1] : NULL;
 }
 

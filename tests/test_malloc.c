@@ -10,6 +10,7 @@
 #include <spangc.h>
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -408,6 +409,52 @@ static void test_threads_must_register(void **state)
     assert_true(ok);
 }
 
+/* gc_realloc reads the layout of an object (span_type_of) from any
+ * thread, also while the thread that caches the object's span makes the
+ * span's first typed allocation and so creates its table of layouts.
+ * Under ThreadSanitizer, a table published with a plain store races with
+ * that read: the realloc on the other thread has no order with the
+ * store, whichever comes first. */
+enum { FIRST_TYPED_SIZE = 1152 }; /* a class no other test here types */
+
+static sem_t reallocating;
+
+static void *realloc_in_place(void *arg)
+{
+    void **obj = arg;
+    assert_int_equal(gc_register_thread(), 0);
+    for (int i = 0; i < 2000; i++) {
+        if (gc_realloc(*obj, FIRST_TYPED_SIZE) != *obj)
+            *obj = NULL;
+        if (i == 0) /* the reads that follow have no order with the store */
+            sem_post(&reallocating);
+    }
+    assert_int_equal(gc_unregister_thread(), 0);
+    return NULL;
+}
+
+static void test_realloc_while_the_span_gets_its_layouts(void **state)
+{
+    (void)state;
+    size_t off[1] = {0};
+    const gc_type *t = gc_type_new(FIRST_TYPED_SIZE, off, 1);
+    assert_non_null(t);
+    void *volatile obj = gc_alloc(FIRST_TYPED_SIZE);
+    mspan *s = spangc_span_of_heap((uintptr_t)obj);
+    assert_null(s->type_idx);
+    pthread_t th;
+    sem_init(&reallocating, 0, 0);
+    assert_int_equal(pthread_create(&th, NULL, realloc_in_place, (void *)&obj), 0);
+    while (sem_wait(&reallocating) != 0)
+        ;
+    void *typed = gc_alloc_typed(FIRST_TYPED_SIZE, t);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_ptr_equal(spangc_span_of_heap((uintptr_t)typed), s);
+    assert_non_null(s->type_idx);
+    assert_non_null(obj); /* every realloc kept it in place */
+    sem_destroy(&reallocating);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_huge_sizes),
         cmocka_unit_test(test_stats_count),
         cmocka_unit_test(test_threads_must_register),
+        cmocka_unit_test(test_realloc_while_the_span_gets_its_layouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
