@@ -27,6 +27,7 @@
 #include "../runtime/track.h"
 
 #include <errno.h>
+#include <string.h>
 
 #define WEAK_MAGIC 0x7765616b68646c21ull /* "weakhdl!" */
 
@@ -54,6 +55,14 @@ bool spangc_weak_is_handle(const void *p, size_t size)
 void spangc_weak_clear(gc_weak *w)
 {
     ao_store_rel(&w->addr, 0);
+}
+
+void spangc_weak_copy(void *dst, const gc_weak *w, size_t n)
+{
+    gc_weak now = {.addr = ao_load(&w->addr), .magic = w->magic};
+    size_t head = n < sizeof now ? n : sizeof now;
+    memcpy(dst, &now, head);
+    memcpy((char *)dst + head, (const char *)w + head, n - head);
 }
 
 /* The existing handle of obj, or NULL. */

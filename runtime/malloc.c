@@ -431,7 +431,10 @@ void *gc_realloc(void *ptr, size_t size)
     /* A typed object's span is scanned: a layout without pointers gives
      * an atomic object, with no type recorded. */
     void *q = spangc_alloc_for(size, type ? 0 : noscan, type, __builtin_return_address(0));
-    if (q)
-        memcpy(q, ptr, size < old_size ? size : old_size);
+    size_t n = size < old_size ? size : old_size;
+    if (q && spangc_weak_is_handle(ptr, old_size))
+        spangc_weak_copy(q, ptr, n);
+    else if (q)
+        memcpy(q, ptr, n);
     return q;
 }

@@ -330,6 +330,32 @@ static void test_reads_race_with_sweeper(void **state)
     (void)keep2;
 }
 
+/* gc_realloc copies a live handle while a sweeper may be clearing it: the
+ * target dies in an automatic cycle, and the background sweeper clears
+ * its handle while this thread copies the handle. The copy reads the
+ * target address atomically (spangc_weak_copy); a memcpy of it raced with
+ * the sweeper's store under ThreadSanitizer. */
+enum { COPIED = 2048 };
+static gc_weak *copied_handles[COPIED];
+
+static void test_copy_races_with_clearing(void **state)
+{
+    (void)state;
+    size_t copies = 0;
+    for (int round = 0; round < 8; round++) {
+        for (int i = 0; i < COPIED; i++)
+            copied_handles[i] = gc_weak_new(gc_alloc(64)); /* the targets die */
+        garbage_until_cycles(1);
+        for (int i = 0; i < COPIED; i++) {
+            gc_weak *copy = gc_realloc(copied_handles[i], 64);
+            assert_non_null(copy);
+            assert_ptr_not_equal(copy, copied_handles[i]);
+            copies++;
+        }
+    }
+    assert_int_equal(copies, 8 * COPIED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_copy_is_not_a_handle),
         cmocka_unit_test(test_reads_race_with_sweeper),
+        cmocka_unit_test(test_copy_races_with_clearing),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
