@@ -137,18 +137,25 @@ void *gc_weak_get(const gc_weak *cw)
         return NULL;
     void *result = NULL;
     runtime_enter(t);
-    /* Read the magic only at the base of a slot (an interior pointer
-     * would read into the next one) that memory checkers have not closed
-     * as freed (runtime/track.h). Whether the slot is allocated is not
-     * asked: handles are read from any thread, and the allocation state of
-     * a span another thread allocates from changes under us without
-     * synchronization. A freed handle that still holds its magic reads as
-     * cleared: it was cleared before it could be freed. */
-    mspan *hs = spangc_span_of_heap((uintptr_t)w);
+    /* Read the magic only at the base of an allocated slot (an interior
+     * pointer would read into the next one). The handle's span is swept
+     * first: a handle the program let die may be freed by a sweeper, and
+     * poisoned for memory checkers, at any moment until then; after it,
+     * inside this runtime section, no sweeper touches the span again, so
+     * a slot found free stays free and is not read. A slot allocated
+     * again since is read as whatever now lives there: a program that
+     * reads a handle it let die while another thread allocates that
+     * memory has a use after free (spangc.h). */
     uintptr_t p = (uintptr_t)w;
-    if (hs && hs->elemsize >= sizeof *w &&
-        p == hs->base + (uintptr_t)span_obj_index(hs, p) * hs->elemsize &&
-        track_readable(w, sizeof *w) && spangc_weak_is_handle(w, hs->elemsize)) {
+    mspan *hs = spangc_span_of_heap(p);
+    if (hs) {
+        spangc_ensure_swept(hs);
+        hs = spangc_span_of_heap(p); /* the sweep may have freed the span */
+    }
+    uint32_t idx = hs ? span_obj_index(hs, p) : 0;
+    if (hs && hs->elemsize >= sizeof *w && p == hs->base + (uintptr_t)idx * hs->elemsize &&
+        span_slot_allocated(hs, idx) && track_readable(w, sizeof *w) &&
+        spangc_weak_is_handle(w, hs->elemsize)) {
         uintptr_t addr = ao_load_acq(&w->addr);
         mspan *s = addr ? spangc_span_of_heap(addr) : NULL;
         if (s) {

@@ -303,9 +303,10 @@ SPANGC_API size_t gc_run_finalizers(void);
  * NULL for w NULL; NULL with errno EINVAL if w is not a handle made by
  * gc_weak_new (an interior pointer, a copy of a handle's bytes, any other
  * address); NULL with errno EPERM before gc_init or from an unregistered
- * thread. A handle the collector freed gives NULL (with EINVAL under
- * GC_DEBUG=poison or a memory checker), unless its memory already holds
- * another handle. */
+ * thread. A handle the collector freed gives NULL with errno EINVAL,
+ * unless its memory already holds another object (another handle gives
+ * that handle's object). Reading a handle the program let die while
+ * another thread may be allocating its memory is a use after free. */
 typedef struct gc_weak gc_weak;
 SPANGC_API gc_weak *gc_weak_new(void *obj);
 SPANGC_API void *gc_weak_get(const gc_weak *w);

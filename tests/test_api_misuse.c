@@ -349,7 +349,7 @@ static const row address_rows[] = {
     EQ("gc_weak_get", c_weak_get, K_LIVE, 0, EINVAL),
     EQ("gc_weak_get", c_weak_get, K_INTERIOR, 0, EINVAL),
     EQ("gc_weak_get", c_weak_get, K_HANDLE_INTERIOR, 0, EINVAL),
-    EQ("gc_weak_get", c_weak_get, K_FREED_HANDLE, 0, 0), /* EINVAL only if poisoned */
+    EQ("gc_weak_get", c_weak_get, K_FREED_HANDLE, 0, EINVAL),
     /* Memory outside the heap may be added; memory inside may not. */
     EQ("gc_add_roots", c_add_roots, K_NULL, -EINVAL, 0),
     EQ("gc_add_roots", c_add_roots, K_STACK, 0, 0),
