@@ -15,9 +15,18 @@
  * Sweeping a span never takes a lock while it reads or writes the span:
  * the CAS made the sweeper its only owner. It handles the span's specials
  * first (gc/specials.c), then counts the live objects (the mark bits),
- * makes the mark bits the new alloc bits, clears the old alloc bits for
- * the next mark, and publishes the span by storing sg. Only then is the
- * span filed on a swept list or, if nothing in it lives, freed to mheap.
+ * makes the mark bits the new alloc bits, and clears the old alloc bits
+ * for the next mark. A span in which something lives is then published by
+ * storing sg, and only after that filed on a swept list. A span in which
+ * nothing lives is freed to mheap without it: its state, FREE, is what
+ * tells a waiter the sweep is over (spangc_ensure_swept).
+ *
+ * So a span that reads as in use and swept (sg) stays in use until the
+ * next cycle, which cannot start while the reader is inside a runtime
+ * section. An API call that looks an address up (spangc_find_object,
+ * gc_weak_get) sweeps the span, looks it up again, and then reads its
+ * layout and alloc bits without a lock, and without racing with a sweeper
+ * freeing the span and an allocation setting it up again.
  *
  * Sweep termination. A new cycle first sweeps whatever is left
  * (spangc_sweep_finish), and waits until no sweep is in progress
@@ -123,7 +132,9 @@ bool spangc_span_sweep(mspan *s, bool preserve)
 
     if (ao_load(&s->sweepgen) != sg - 1)
         spangc_throw("span %p changed owner while being swept", (void *)s->base);
-    ao_store_rel(&s->sweepgen, sg);
+    /* Not for a span about to be freed (see the top of the file). */
+    if (nalloc != 0 || preserve)
+        ao_store_rel(&s->sweepgen, sg);
 
     if (preserve)
         return false;

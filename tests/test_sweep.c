@@ -11,6 +11,7 @@
 
 #include <sys/resource.h>
 
+#include "atomic.h"
 #include "sweep.h"
 #include "testutil.h"
 
@@ -229,6 +230,68 @@ static void test_allocation_sweeps_its_class(void **state)
     global_root = NULL;
 }
 
+/* ---- lookups racing with a span's reuse ---------------------------------- */
+
+/* gc_base and gc_size on addresses of objects that die, from a thread
+ * that does not allocate them, while a sweeper frees their spans and a
+ * third thread sets the pages up again for other sizes. The lookup sweeps
+ * the span, looks it up again and reads its layout without a lock; that
+ * is race-free only because a sweeper that frees a span never marks it
+ * swept first (sweep.c): under ThreadSanitizer the layout reads raced
+ * with the reused span's set-up (span_init, mheap's coalescing). */
+enum { PROBED = 4096 };
+static ao_word probed[PROBED]; /* hidden addresses, some interior */
+static ao_word probing_done, bad_lookups;
+
+static void *reuse_pages(void *arg)
+{
+    (void)arg;
+    assert_int_equal(gc_register_thread(), 0);
+    for (unsigned i = 0; !ao_load(&probing_done); i++) {
+        char *p = gc_alloc(100 + (i * 977) % 9000);
+        p[0] = 1;
+    }
+    assert_int_equal(gc_unregister_thread(), 0);
+    return NULL;
+}
+
+static void *probe(void *arg)
+{
+    (void)arg;
+    assert_int_equal(gc_register_thread(), 0);
+    for (unsigned i = 0; !ao_load(&probing_done); i++) {
+        uintptr_t h = ao_load_acq(&probed[(i * 31) % PROBED]);
+        if (!h)
+            continue;
+        char *p = SHOW(h);
+        char *base = gc_base(p); /* held here, so it stays alive */
+        if (base && (p < base || p >= base + gc_size(base)))
+            ao_add(&bad_lookups, 1);
+    }
+    assert_int_equal(gc_unregister_thread(), 0);
+    return NULL;
+}
+
+static void test_lookups_race_with_span_reuse(void **state)
+{
+    (void)state;
+    pthread_t reuser, prober[2];
+    assert_int_equal(pthread_create(&reuser, NULL, reuse_pages, NULL), 0);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_create(&prober[k], NULL, probe, NULL), 0);
+    for (unsigned i = 0; i < 80000; i++) {
+        char *p = gc_alloc(32 + (i % 4) * 16);
+        ao_store_rel(&probed[i % PROBED], HIDE(p + (i % 3) * 8));
+        if (i % 1024 == 1023)
+            gc_collect();
+    }
+    ao_store(&probing_done, 1);
+    assert_int_equal(pthread_join(reuser, NULL), 0);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(pthread_join(prober[k], NULL), 0);
+    assert_int_equal(ao_load(&bad_lookups), 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest lazy[] = {
@@ -240,6 +303,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_forced_collections_loop),
         cmocka_unit_test(test_collect_sweeps_every_class),
         cmocka_unit_test(test_allocation_during_background_sweep),
+        cmocka_unit_test(test_lookups_race_with_span_reuse),
     };
     return RUN_TESTS_OR_LAZY(argc, argv, tests, setup, lazy);
 }
