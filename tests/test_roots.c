@@ -32,6 +32,7 @@
 #include "os.h"
 #include "roots.h"
 #include "testutil.h"
+#include "thread.h"
 #include "track.h"
 
 /* From test_roots_lib.so, a shared library this test links. */
@@ -375,6 +376,7 @@ static struct {
     sem_t held, collected;
     uintptr_t h;
     bool faked, kept;
+    spangc_thread *self;
 } other;
 
 static void wait_for_the_collection(void)
@@ -389,6 +391,7 @@ static void hold_on_this_thread(void *arg)
     (void)arg;
     (void)!make(48);
     other.h = make(48);
+    other.self = spangc_self;
     hold_in_an_address_taken_local(other.h, wait_for_the_collection, &other.faked, &other.kept);
 }
 
@@ -409,9 +412,15 @@ static void test_address_taken_local_of_a_stopped_thread(void **state)
         ;
     collect();
     bool kept = alive(other.h);
+    /* It stopped on its own stack, which was scanned from there up (a
+     * stack pointer taken from a fake frame would make the scan take in
+     * the whole stack, as for a thread on a coroutine's). */
+    const spangc_thread *o = other.self;
+    bool stopped_on_its_stack = o->stopped_sp >= o->stack_lo && o->stopped_sp < o->stack_hi;
     sem_post(&other.collected);
     assert_int_equal(pthread_join(th, NULL), 0);
     assert_int_equal(other.faked, expect_fake_frames);
+    assert_true(stopped_on_its_stack);
     assert_true(kept);
     assert_true(other.kept);
     sem_destroy(&other.held);
