@@ -392,8 +392,9 @@ static void wait_for_the_collection(void)
 static void hold_on_this_thread(void *arg)
 {
     (void)arg;
-    (void)!make(48);
-    other.h = make(48);
+    do
+        other.h = make(48);
+    while (((uintptr_t)SHOW(other.h) & (PAGE_SIZE - 1)) == 0);
     other.self = spangc_self;
     hold_in_an_address_taken_local(other.h, wait_for_the_collection, &other.faked, &other.kept);
 }
