@@ -138,23 +138,17 @@ void *gc_weak_get(const gc_weak *cw)
     void *result = NULL;
     runtime_enter(t);
     /* Read the magic only at the base of an allocated slot (an interior
-     * pointer would read into the next one). The handle's span is swept
-     * first: a handle the program let die may be freed by a sweeper, and
-     * poisoned for memory checkers, at any moment until then; after it,
-     * inside this runtime section, no sweeper touches the span again, so
-     * a slot found free stays free and is not read. A slot allocated
-     * again since is read as whatever now lives there: a program that
-     * reads a handle it let die while another thread allocates that
+     * pointer would read into the next one). spangc_find_base sweeps the
+     * handle's span first: a handle the program let die may be freed by a
+     * sweeper, and poisoned for memory checkers, at any moment until then;
+     * after it, inside this runtime section, no sweeper touches the span
+     * again, so a slot found free stays free and is not read. A slot
+     * allocated again since is read as whatever now lives there: a program
+     * that reads a handle it let die while another thread allocates that
      * memory has a use after free (spangc.h). */
-    uintptr_t p = (uintptr_t)w;
-    mspan *hs = spangc_span_of_heap(p);
-    if (hs) {
-        spangc_ensure_swept(hs);
-        hs = spangc_span_of_heap(p); /* the sweep may have freed the span */
-    }
-    uint32_t idx = hs ? span_obj_index(hs, p) : 0;
-    if (hs && hs->elemsize >= sizeof *w && p == hs->base + (uintptr_t)idx * hs->elemsize &&
-        span_slot_allocated(hs, idx) && track_readable(w, sizeof *w) &&
+    mspan *hs;
+    uint32_t idx;
+    if (spangc_find_base((uintptr_t)w, &hs, &idx) && track_readable(w, sizeof *w) &&
         spangc_weak_is_handle(w, hs->elemsize)) {
         uintptr_t addr = ao_load_acq(&w->addr);
         mspan *s = addr ? spangc_span_of_heap(addr) : NULL;

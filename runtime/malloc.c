@@ -423,8 +423,8 @@ void *gc_realloc(void *ptr, size_t size)
      * no handle): clearing its tail would clear its magic, and the
      * object's one handle, which gc_weak_new keeps returning, would answer
      * EINVAL for the rest of the object's life. */
-    if (size <= old_size && (size >= old_size / 2 || usable_size(size) == old_size) &&
-        !spangc_weak_is_handle(ptr, old_size)) {
+    bool handle = spangc_weak_is_handle(ptr, old_size);
+    if (size <= old_size && (size >= old_size / 2 || usable_size(size) == old_size) && !handle) {
         memset((char *)ptr + size, 0, old_size - size);
         return ptr;
     }
@@ -432,7 +432,7 @@ void *gc_realloc(void *ptr, size_t size)
      * an atomic object, with no type recorded. */
     void *q = spangc_alloc_for(size, type ? 0 : noscan, type, __builtin_return_address(0));
     size_t n = size < old_size ? size : old_size;
-    if (q && spangc_weak_is_handle(ptr, old_size))
+    if (q && handle)
         spangc_weak_copy(q, ptr, n);
     else if (q)
         memcpy(q, ptr, n);
