@@ -312,6 +312,32 @@ static void test_stack_slot(void **state)
     assert_dead(h);
 }
 
+/* An object of size bytes made on a registered thread that has exited
+ * (its stack unmapped with it), and not at the first address of its span:
+ * a stale word in the test's own frames, or in those cmocka left, cannot
+ * keep it alive where the test wants to see it freed. */
+typedef struct made_away {
+    size_t size;
+    uintptr_t h;
+} made_away;
+
+static void make_not_first(void *arg)
+{
+    made_away *m = arg;
+    uintptr_t h;
+    do
+        h = make(m->size);
+    while (((uintptr_t)SHOW(h) & (PAGE_SIZE - 1)) == 0);
+    m->h = h;
+}
+
+static uintptr_t make_away(size_t size)
+{
+    made_away m = {.size = size};
+    run_on_a_registered_thread(make_not_first, &m);
+    return m.h;
+}
+
 /* ---- AddressSanitizer's fake frames ---------------------------------- */
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -364,10 +390,7 @@ static void test_address_taken_local(void **state)
 {
     (void)state;
     bool faked, kept;
-    uintptr_t h;
-    do /* not first in its span: stale words hold those */
-        h = make(48);
-    while (((uintptr_t)SHOW(h) & (PAGE_SIZE - 1)) == 0);
+    uintptr_t h = make_away(48);
     hold_in_an_address_taken_local(h, collect_here, &faked, &kept);
     assert_int_equal(faked, expect_fake_frames);
     assert_true(kept);
@@ -392,9 +415,9 @@ static void wait_for_the_collection(void)
 static void hold_on_this_thread(void *arg)
 {
     (void)arg;
-    do
-        other.h = make(48);
-    while (((uintptr_t)SHOW(other.h) & (PAGE_SIZE - 1)) == 0);
+    made_away m = {.size = 48};
+    make_not_first(&m);
+    other.h = m.h;
     other.self = spangc_self;
     hold_in_an_address_taken_local(other.h, wait_for_the_collection, &other.faked, &other.kept);
 }
@@ -849,32 +872,6 @@ static struct {
     pthread_t thread;
     bool running; /* started, not yet finished */
 } tls_case;
-
-/* An object of size bytes made on a registered thread that has exited
- * (its stack unmapped with it), and not at the first address of its span:
- * a stale word in the test's own frames, or in those cmocka left, cannot
- * keep it alive where the test wants to see it freed. */
-typedef struct made_away {
-    size_t size;
-    uintptr_t h;
-} made_away;
-
-static void make_not_first(void *arg)
-{
-    made_away *m = arg;
-    uintptr_t h;
-    do
-        h = make(m->size);
-    while (((uintptr_t)SHOW(h) & (PAGE_SIZE - 1)) == 0);
-    m->h = h;
-}
-
-static uintptr_t make_away(size_t size)
-{
-    made_away m = {.size = size};
-    run_on_a_registered_thread(make_not_first, &m);
-    return m.h;
-}
 
 /* Start fn on a thread of its own, with tls_case's semaphores new. */
 static pthread_t tls_case_start(void *(*fn)(void *))
